@@ -1,0 +1,204 @@
+"""The bias-free sigmoid network as a function, with backpropagation written out by hand.
+
+Notation follows SPEC.md: layers ``l = 0..L``, ``y^(0) = x``, ``W^(l)`` of shape
+``(size_{l+1}, size_l)``, ``v^(l+1) = W^(l) y^(l)``, ``y^(l+1) = σ(v^(l+1))``. Test points are
+rows, so in code ``v^(l+1) = y^(l) @ W^(l).T`` with shape ``(T, size_{l+1})``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = [
+    "SigmoidMLPFunction",
+    "check_inputs",
+    "sigmoid_mlp",
+    "sigmoid_mlp_autograd",
+    "sse_loss",
+]
+
+# σ'(v) = σ(v)(1 − σ(v)) formed from y = σ(v) and multiplied by the incoming signal, in one kernel.
+_sigmoid_backward = torch.ops.aten.sigmoid_backward
+
+
+class SigmoidMLPFunction(torch.autograd.Function):
+    r"""Forward pass of the network, and backpropagation with explicit local gradients.
+
+    Forward, for ``l = 0..L−1``::
+
+        y^(l+1) = σ(W^(l) y^(l))
+
+    Backward, with ``g_l = ∂loss/∂y^(l)`` the upstream gradients (``g_L`` is the usual one) and the
+    error ``e = −g_L`` (for the SSE ``E`` this is ``e = d − y^(L)``)::
+
+        δ^(L) = e ⊙ y^(L) ⊙ (1 − y^(L))
+        δ^(l) = y^(l) ⊙ (1 − y^(l)) ⊙ (W^(l)ᵀ δ^(l+1) − g_l)        l = L−1..1
+        ∂loss/∂W^(l) = −Σ_t δ^(l+1)(t) · y^(l)(t)ᵀ
+        ∂loss/∂x     = −W^(0)ᵀ δ^(1)
+
+    Inputs are ``x`` of shape ``(T, size_0)`` followed by the ``L`` weight matrices. The outputs
+    are the layer signals ``y^(1), …, y^(L)``: returning the intermediate ones (instead of keeping
+    them as hidden state) lets ``torch.func`` and double backward see every tensor backward uses.
+    ``g_l`` for ``l < L`` is zero unless a caller uses an intermediate output; it is accepted so
+    that the Function is correct whatever the caller differentiates.
+
+    Saved for backward: exactly ``y^(0..L)`` and the weights — no pre-activations ``v``, no
+    ``σ'`` tensors. Backward computes ``δ^(l)`` only down to the lowest layer whose gradient is
+    asked for (``ctx.needs_input_grad``); in particular no ``W^(0)ᵀ δ^(1)`` product when ``x``
+    needs no gradient. Backward is itself made of differentiable operations, so
+    ``gradgradcheck`` and Hessian-vector products work through it.
+
+    Use :func:`sigmoid_mlp`, which checks the inputs and accepts any leading batch shape.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: Tensor, *weights: Tensor) -> tuple[Tensor, ...]:
+        ys = []
+        y = x
+        for W in weights:
+            y = torch.mm(y, W.t()).sigmoid_()  # y^(l+1) = σ(v^(l+1)), (T, size_{l+1})
+            ys.append(y)
+        return tuple(ys)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        x, *weights = inputs
+        ctx.num_layers = len(weights)
+        ctx.set_materialize_grads(False)  # unused intermediate outputs arrive as None, not zeros
+        ctx.save_for_backward(x, *output, *weights)
+
+    @staticmethod
+    def backward(ctx, *grad_ys: Tensor | None) -> tuple[Tensor | None, ...]:
+        saved = ctx.saved_tensors
+        L = ctx.num_layers
+        ys, weights = saved[: L + 1], saved[L + 1 :]  # y^(0..L), W^(0..L−1)
+        needs = ctx.needs_input_grad  # (x, W^(0), …, W^(L−1))
+        grads: list[Tensor | None] = [None] * (L + 1)
+
+        # δ^(l) is needed down to the lowest l with ∂/∂W^(l−1) asked for; δ^(1) also serves x.
+        wanted = [l for l in range(1, L + 1) if needs[l]]
+        if needs[0]:
+            wanted.append(1)
+        if not wanted:
+            return tuple(grads)
+        lowest = min(wanted)
+
+        delta = None  # δ^(l+1); None stands for zero
+        for l in range(L, lowest - 1, -1):
+            y, g = ys[l], grad_ys[l - 1]
+            # The error signal reaching y^(l). Sign convention, stated once: PyTorch hands backward
+            # g = ∂loss/∂y, SPEC.md's error is e = −g (for E, e = d − y^(L)).
+            if delta is None:
+                e = None if g is None else g.neg()
+            else:
+                e = torch.mm(delta, weights[l])  # W^(l)ᵀ δ^(l+1), (T, size_l)
+                if g is not None:
+                    e = e - g
+            if e is None:
+                continue
+            delta = _sigmoid_backward(e, y)  # δ^(l) = e ⊙ y ⊙ (1 − y), (T, size_l)
+            if needs[l]:
+                grads[l] = torch.mm(delta.t(), ys[l - 1]).neg_()  # ∂/∂W^(l−1) = −δ^(l)ᵀ y^(l−1)
+        if needs[0] and delta is not None:
+            grads[0] = torch.mm(delta, weights[0]).neg_()  # ∂loss/∂x = −W^(0)ᵀ δ^(1), (T, size_0)
+        return tuple(grads)
+
+
+def check_inputs(x: Tensor, weights: Sequence[Tensor]) -> None:
+    """Raise a ``TypeError``/``ValueError`` naming the problem if ``x`` and ``weights`` don't fit.
+
+    ``weights[l]`` must be a floating 2-D tensor of shape ``(size_{l+1}, size_l)`` with the
+    sizes chaining, all on ``x``'s device and of ``x``'s dtype, and ``x`` of shape
+    ``(..., size_0)`` with at least one dimension.
+    """
+    if not isinstance(x, Tensor):
+        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    if len(weights) == 0:
+        raise ValueError("weights must hold at least one matrix W^(0)")
+    if not x.is_floating_point():
+        raise TypeError(f"x must have a floating dtype, got {x.dtype}")
+    if x.dim() == 0:
+        raise ValueError("x must have at least one dimension (..., in_features); got a 0-d tensor")
+    size = x.shape[-1]
+    for l, W in enumerate(weights):
+        if not isinstance(W, Tensor):
+            raise TypeError(f"weights[{l}] must be a torch.Tensor, got {type(W).__name__}")
+        if W.dim() != 2:
+            raise ValueError(f"W^({l}) must be 2-D (size_{l + 1}, size_{l}), got shape {tuple(W.shape)}")
+        if W.shape[1] != size:
+            what = "x has" if l == 0 else f"W^({l - 1}) gives"
+            raise ValueError(
+                f"W^({l}) expects {W.shape[1]} features but {what} {size} (shape {tuple(W.shape)})"
+            )
+        if W.dtype != x.dtype:
+            raise TypeError(f"W^({l}) has dtype {W.dtype} but x has dtype {x.dtype}")
+        if W.device != x.device:
+            raise ValueError(f"W^({l}) is on {W.device} but x is on {x.device}")
+        size = W.shape[0]
+
+
+def _as_rows(x: Tensor) -> Tensor:
+    """``x`` of shape ``(..., n)`` as a matrix of test points ``(T, n)``."""
+    return x if x.dim() == 2 else x.reshape(-1, x.shape[-1])
+
+
+def sigmoid_mlp(x: Tensor, weights: Sequence[Tensor]) -> Tensor:
+    r"""``F(x; w) = y^(L)``, differentiated by the hand-written :class:`SigmoidMLPFunction`.
+
+    Computes ``y^(l+1) = σ(W^(l) y^(l))`` for ``l = 0..L−1`` from ``y^(0) = x``.
+
+    Args:
+        x: test points, shape ``(..., size_0)``.
+        weights: ``W^(0), …, W^(L−1)``, ``W^(l)`` of shape ``(size_{l+1}, size_l)``, same dtype
+            and device as ``x``.
+
+    Shape:
+        - Input: ``(..., size_0)``
+        - Output: ``(..., size_L)``, every entry in ``(0, 1)``
+
+    Example::
+
+        >>> x = torch.tensor([[0.5, -1.0]])
+        >>> W0 = torch.tensor([[1.0, 2.0]], requires_grad=True)
+        >>> sigmoid_mlp(x, [W0])
+        tensor([[0.1824]], grad_fn=<SigmoidMLPFunctionBackward>)
+    """
+    check_inputs(x, weights)
+    ys = SigmoidMLPFunction.apply(_as_rows(x), *weights)
+    y = ys[-1]
+    return y if x.dim() == 2 else y.reshape(*x.shape[:-1], y.shape[-1])
+
+
+def sigmoid_mlp_autograd(x: Tensor, weights: Sequence[Tensor]) -> Tensor:
+    """The same ``F(x; w)`` as :func:`sigmoid_mlp`, as plain torch ops differentiated by autograd.
+
+    The reference the hand-written backward is checked against.
+    """
+    check_inputs(x, weights)
+    y = x
+    for W in weights:
+        y = torch.sigmoid(y @ W.T)  # (..., size_{l+1})
+    return y
+
+
+def sse_loss(y: Tensor, d: Tensor) -> Tensor:
+    r"""``E = 1/2 · Σ (y − d)²`` over every element.
+
+    Args:
+        y: network outputs ``y^(L)``.
+        d: measurements, the same shape as ``y``.
+
+    Example::
+
+        >>> sse_loss(torch.tensor([0.2, 0.7]), torch.tensor([0.0, 1.0]))
+        tensor(0.0650)
+    """
+    if y.shape != d.shape:
+        raise ValueError(f"y has shape {tuple(y.shape)} but d has shape {tuple(d.shape)}")
+    return 0.5 * F.mse_loss(y, d, reduction="sum")
