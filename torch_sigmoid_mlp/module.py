@@ -98,12 +98,20 @@ class SigmoidMLP(nn.Module):
         linear part and slows the first epochs.
 
         Args:
-            generator: makes the draw reproducible; ``None`` uses torch's global generator.
+            generator: makes the draw reproducible, on any device the weights live on (a CPU
+                generator gives CUDA weights equal to the CPU ones); ``None`` uses torch's
+                global generator.
         """
         with torch.no_grad():
             for W in self.weights:
                 a = math.sqrt(12.0 / W.shape[1])
-                W.uniform_(-a, a, generator=generator)
+                if generator is None or generator.device == W.device:
+                    W.uniform_(-a, a, generator=generator)
+                else:
+                    # A generator draws only on its own device: draw there and copy, so that a
+                    # seed gives the same weights whichever device the model lives on.
+                    draw = torch.empty(W.shape, dtype=W.dtype, device=generator.device)
+                    W.copy_(draw.uniform_(-a, a, generator=generator))
 
     def forward(self, x: Tensor) -> Tensor:
         return self._forward(x, list(self.weights))

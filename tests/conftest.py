@@ -1,0 +1,16 @@
+"""Fixtures shared by the test files."""
+
+import pytest
+import torch
+
+
+@pytest.fixture(params=["cpu", "cuda"])
+def device(request) -> torch.device:
+    """Run a test on the CPU and on CUDA; the CUDA run is skipped where there is no GPU.
+
+    A ``torch.device`` without an index: compare with ``tensor.device.type == device.type``,
+    since ``torch.device("cuda") != torch.device("cuda:0")``.
+    """
+    if request.param == "cuda" and not torch.cuda.is_available():
+        pytest.skip("CUDA is not available on this machine")
+    return torch.device(request.param)
