@@ -1,0 +1,425 @@
+"""``SigmoidMLPRegressor``: fit a function from test points and measurements, in the units of the data."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .module import SigmoidMLP
+from .scaling import MinMaxScaler
+from .training import TrainResult, train
+
+__all__ = ["LR_CONSTANT", "SigmoidMLPRegressor"]
+
+#: ``lr=None`` uses ``η = LR_CONSTANT / T`` (full batch) or ``LR_CONSTANT / batch_size``. ``E`` sums
+#: over points, so its gradient — and the step ``η·∇E`` — grows with the number of points in it;
+#: dividing by that number keeps the step per point fixed. Measured with full batches: on a 3-3-3-1
+#: teacher's outputs (T = 64, tol 0.01) c = 16 converged in 440–1420 epochs, c = 64 in 220–750,
+#: c = 256 oscillated; on smooth 1-D functions (T = 50, 3000 epochs) c = 16 ended at or below the
+#: error of c = 32, and c = 64–128 stalled or oscillated. 16 is the largest value that was never
+#: worse than a smaller one.
+LR_CONSTANT = 16.0
+
+#: Inputs are scaled into the same range as the default targets: signals of about 0.5 are what
+#: ``SigmoidMLP.reset_parameters`` sizes its initial weights for.
+INPUT_RANGE = (0.1, 0.9)
+
+_FORMAT = "torch-sigmoid-mlp/regressor/1"
+_DTYPES = {
+    str(t).removeprefix("torch."): t for t in (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+}
+
+
+class SigmoidMLPRegressor:
+    r"""Fit ``F(x; w) ≈ f`` at the test points by steepest descent, in scikit-learn's conventions.
+
+    .. code-block:: text
+
+        x' = scale_x(x),  d' = scale_y(y)                       min–max, into (0.1, 0.9) and target_range
+        w  = argmin  1/2 · Σ_t ‖d'_t − F(x'_t; w)‖²            until max_t |ŷ(t) − y_t| < tol
+        ŷ  = scale_y⁻¹(F(scale_x(x); w))
+
+    Inputs and targets are scaled column by column (:class:`~torch_sigmoid_mlp.MinMaxScaler`),
+    a :class:`~torch_sigmoid_mlp.SigmoidMLP` is built and trained by
+    :func:`~torch_sigmoid_mlp.train`, and predictions are mapped back to the units of ``y``.
+    Does not depend on scikit-learn, but follows its conventions (``fit`` returns ``self``,
+    fitted attributes end in ``_``, ``get_params``/``set_params``), so its tools accept it.
+
+    Args:
+        hidden: hidden layer widths; ``None`` is SPEC.md's ``(n, n)``.
+        lr: ``η``; ``None`` is ``LR_CONSTANT / T`` for full batch (``T`` the number of training
+            points) and ``LR_CONSTANT / batch_size`` for mini-batches.
+        max_epochs: the most epochs of :func:`~torch_sigmoid_mlp.train`.
+        tol: the uniform bound ``ε`` in the units of ``y``: training stops once every prediction
+            is within ``tol`` of its measurement. It is converted per output column through that
+            column's scale; with several outputs the tightest conversion is used.
+        batch_size, momentum: as in :func:`~torch_sigmoid_mlp.train`.
+        target_range: ``(a, b)`` with ``0 < a < b < 1``, where the targets are scaled to.
+        validation_fraction: hold out this share of the points (drawn with ``seed``) and stop
+            when their SSE has not improved for ``n_iter_no_change`` epochs, keeping the best
+            weights; ``None`` fits all points.
+        n_iter_no_change: the patience of that early stopping.
+        device: ``"auto"`` (CUDA when available, else CPU) or a device.
+        dtype: of the weights and the scaled data.
+        seed: seeds the initial weights, the hold-out split and the batch order.
+        logdir: a TensorBoard log directory for the training run.
+        progress: show a progress bar.
+
+    Attributes:
+        model_: the trained :class:`~torch_sigmoid_mlp.SigmoidMLP`.
+        x_scaler_, y_scaler_: the fitted :class:`~torch_sigmoid_mlp.MinMaxScaler`\ s.
+        result_: the :class:`~torch_sigmoid_mlp.TrainResult` of the last ``fit``/``partial_fit``.
+        n_features_in_: ``n``.
+
+    Example::
+
+        >>> import numpy as np
+        >>> X = np.linspace(0.0, 2.0, 40).reshape(-1, 1)
+        >>> y = 3.0 + 2.0 * np.tanh(X[:, 0])
+        >>> reg = SigmoidMLPRegressor(hidden=(4,), tol=0.1, device="cpu").fit(X, y)
+        >>> reg.result_.stop_reason, bool(np.abs(reg.predict(X) - y).max() < 0.1), round(reg.score(X, y), 3)
+        ('tol', True, 0.998)
+    """
+
+    def __init__(
+        self,
+        hidden=None,
+        *,
+        lr: float | None = None,
+        max_epochs: int = 10_000,
+        tol: float | None = None,
+        batch_size: int | None = None,
+        momentum: float = 0.0,
+        target_range: tuple[float, float] = (0.1, 0.9),
+        validation_fraction: float | None = None,
+        n_iter_no_change: int = 50,
+        device="auto",
+        dtype: torch.dtype = torch.float32,
+        seed: int = 0,
+        logdir: str | None = None,
+        progress: bool = False,
+    ) -> None:
+        self.hidden = hidden
+        self.lr = lr
+        self.max_epochs = max_epochs
+        self.tol = tol
+        self.batch_size = batch_size
+        self.momentum = momentum
+        self.target_range = target_range
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.device = device
+        self.dtype = dtype
+        self.seed = seed
+        self.logdir = logdir
+        self.progress = progress
+
+    # -- scikit-learn's protocol -------------------------------------------------------------------
+
+    _PARAMS = (
+        "hidden", "lr", "max_epochs", "tol", "batch_size", "momentum", "target_range",
+        "validation_fraction", "n_iter_no_change", "device", "dtype", "seed", "logdir", "progress",
+    )  # fmt: skip
+
+    def get_params(self, deep: bool = True) -> dict:
+        return {name: getattr(self, name) for name in self._PARAMS}
+
+    def set_params(self, **params) -> SigmoidMLPRegressor:
+        for name, value in params.items():
+            if name not in self._PARAMS:
+                raise ValueError(f"unknown parameter {name!r}; valid ones are {list(self._PARAMS)}")
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        defaults = type(self)().get_params()
+        changed = [f"{k}={v!r}" for k, v in self.get_params().items() if v != defaults[k]]
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+    # -- fitting -----------------------------------------------------------------------------------
+
+    def fit(self, X, y) -> SigmoidMLPRegressor:
+        """Scale ``X`` (``(T, n)``) and ``y`` (``(T,)`` or ``(T, m)``), build a network, train it."""
+        X, Y = self._check_xy(X, y)
+        self._check_settings()
+        device = self._resolve_device()
+        lo, hi = self.target_range
+        self.x_scaler_ = MinMaxScaler(INPUT_RANGE).fit(X)
+        self.y_scaler_ = MinMaxScaler((lo, hi)).fit(Y)
+        self._y_1d = np.ndim(y) == 1 if not isinstance(y, Tensor) else y.dim() == 1
+        self.n_features_in_ = X.shape[1]
+        generator = torch.Generator().manual_seed(self.seed)
+        self.model_ = SigmoidMLP(
+            X.shape[1], self.hidden, Y.shape[1], device=device, dtype=self.dtype, generator=generator
+        )
+        self.result_ = self._train(X, Y, generator)
+        return self
+
+    def partial_fit(self, X, y) -> SigmoidMLPRegressor:
+        """Train the fitted network further on ``(X, y)`` (up to ``max_epochs`` more epochs).
+
+        New test points are welcome: ``E`` is a sum over points, so the network keeps its shape.
+        The scalers from the first fit are kept, so targets must lie within the range that fit
+        saw (outside it they would map outside ``(0, 1)``). Without a previous fit this is ``fit``.
+        Momentum restarts from zero.
+        """
+        if not hasattr(self, "model_"):
+            return self.fit(X, y)
+        X, Y = self._check_xy(X, y)
+        self._check_settings()
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features, the model was fitted with {self.n_features_in_}")
+        if Y.shape[1] != self.model_.out_features:
+            raise ValueError(
+                f"y has {Y.shape[1]} outputs, the model was fitted with {self.model_.out_features}"
+            )
+        ymin, ymax = self.y_scaler_.data_min_, self.y_scaler_.data_max_
+        if bool((ymin > Y).any() or (ymax < Y).any()):
+            raise ValueError(
+                "y has values outside the range the first fit scaled to "
+                f"[{ymin.tolist()}, {ymax.tolist()}]; they would map outside (0, 1): fit again instead"
+            )
+        self.result_ = self._train(X, Y, torch.Generator().manual_seed(self.seed))
+        return self
+
+    def _train(self, X: Tensor, Y: Tensor, generator: torch.Generator) -> TrainResult:
+        W0 = self.model_.weights[0]
+        x = self.x_scaler_.transform(X).to(device=W0.device, dtype=W0.dtype)  # (T, n)
+        d = self.y_scaler_.transform(Y).to(device=W0.device, dtype=W0.dtype)  # (T, m)
+        validation = None
+        if self.validation_fraction:
+            T = x.shape[0]
+            n_val = round(T * self.validation_fraction)
+            if not 1 <= n_val < T:
+                raise ValueError(
+                    f"validation_fraction={self.validation_fraction} of {T} points leaves "
+                    f"{n_val} for validation and {T - n_val} for training; both need at least one"
+                )
+            order = torch.randperm(T, generator=generator).to(x.device)
+            val, fit = order[:n_val], order[n_val:]
+            validation = (x[val], d[val])
+            x, d = x[fit], d[fit]
+        T = x.shape[0]
+        lr = self.lr if self.lr is not None else LR_CONSTANT / min(self.batch_size or T, T)
+        return train(
+            self.model_,
+            x,
+            d,
+            lr=lr,
+            max_epochs=self.max_epochs,
+            tol=self._scaled_tol(),
+            batch_size=self.batch_size,
+            momentum=self.momentum,
+            generator=generator,
+            validation=validation,
+            patience=self.n_iter_no_change if validation is not None else None,
+            logdir=self.logdir,
+            progress=self.progress,
+        )
+
+    def _scaled_tol(self) -> float | None:
+        """``tol`` in the units of the scaled targets: ``|Δd'| = s·|Δy|`` with ``s`` the column's scale."""
+        if self.tol is None:
+            return None
+        lo, hi = self.target_range
+        span = (self.y_scaler_.data_max_ - self.y_scaler_.data_min_).double().reshape(-1)
+        span = span[span > 0]
+        # A constant column is reproduced exactly by inverse_transform, whatever the network says.
+        s = (hi - lo) / span.max().item() if span.numel() else 1.0
+        return self.tol * s
+
+    # -- prediction --------------------------------------------------------------------------------
+
+    def predict(self, X):
+        """Predictions in the units of ``y``, of ``X``'s kind: numpy in, numpy out; tensor in, tensor out.
+
+        A list gives a numpy array. The dtype is ``X``'s if floating, else float64; ``(T,)`` when
+        ``fit`` got a 1-D ``y``, else ``(T, m)``.
+        """
+        self._check_fitted()
+        X_t = self._as_tensor(X, "X")
+        if X_t.dim() != 2 or X_t.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X must have shape (T, {self.n_features_in_}) like the data the model was fitted on, "
+                f"got {tuple(X_t.shape)}"
+            )
+        if not bool(torch.isfinite(X_t).all()):
+            raise ValueError("X contains NaN or infinite values")
+        W0 = self.model_.weights[0]
+        with torch.no_grad():
+            x = self.x_scaler_.transform(X_t).to(device=W0.device, dtype=W0.dtype)  # (T, n)
+            y = self.y_scaler_.inverse_transform(self.model_(x).to(torch.float64).cpu())  # (T, m)
+        if self._y_1d:
+            y = y[:, 0]
+        if isinstance(X, Tensor):
+            return y.to(device=X.device, dtype=X.dtype if X.is_floating_point() else torch.float64)
+        dtype = X.dtype if isinstance(X, np.ndarray) and X.dtype.kind == "f" else np.float64
+        return y.numpy().astype(dtype, copy=False)
+
+    def score(self, X, y) -> float:
+        """``R² = 1 − Σ(y − ŷ)² / Σ(y − ȳ)²``, averaged over the output columns (scikit-learn's default).
+
+        A constant column scores 1 if predicted exactly, else 0.
+        """
+        Y = self._as_tensor(y, "y").reshape(len(y), -1)
+        P = self._as_tensor(self.predict(X), "prediction").reshape(len(y), -1)
+        if Y.shape != P.shape:
+            raise ValueError(f"y has shape {tuple(Y.shape)} but the predictions have {tuple(P.shape)}")
+        residual = ((Y - P) ** 2).sum(dim=0)  # (m,)
+        total = ((Y - Y.mean(dim=0)) ** 2).sum(dim=0)  # (m,)
+        exact = (residual == 0).double()
+        r2 = torch.where(total > 0, 1 - residual / total.clamp_min(1e-300), exact)
+        return r2.mean().item()
+
+    # -- saving ------------------------------------------------------------------------------------
+
+    def save(self, path) -> None:
+        """Write weights, scalers, settings and the last result to one file, atomically.
+
+        The file is written next to ``path`` under a temporary name and renamed over it, so a
+        crash never leaves a half-written model at ``path``. It holds only tensors and plain
+        Python values, which :meth:`load` reads with ``torch.load(weights_only=True)``.
+        """
+        self._check_fitted()
+        params = self.get_params()
+        params["dtype"] = str(self.dtype).removeprefix("torch.")
+        params["device"] = str(self.device)
+        params["hidden"] = None if self.hidden is None else [int(h) for h in self.hidden]
+        params["target_range"] = [float(v) for v in self.target_range]
+        state = {
+            "format": _FORMAT,
+            "params": params,
+            "sizes": list(self.model_.sizes),
+            "weights": [W.detach().cpu() for W in self.model_.weights],
+            "x_scaler": _cpu_state(self.x_scaler_),
+            "y_scaler": _cpu_state(self.y_scaler_),
+            "y_1d": self._y_1d,
+            "result": dataclasses.asdict(self.result_),
+        }
+        path = Path(path)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save(state, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def load(cls, path, *, device=None) -> SigmoidMLPRegressor:
+        """Read a model written by :meth:`save`. Never runs code from the file.
+
+        Args:
+            path: the file.
+            device: where to put the model; ``None`` uses the saved setting (``"auto"`` by default).
+
+        Raises:
+            ValueError: the file is missing, unreadable, truncated, or not a saved regressor.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise ValueError(f"no model file at {path}")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise ValueError(f"{path} is not a readable model file ({type(exc).__name__}: {exc})") from exc
+        try:
+            if state.get("format") != _FORMAT:
+                raise ValueError(f"format {state.get('format')!r}, expected {_FORMAT!r}")
+            params = dict(state["params"])
+            params["dtype"] = _DTYPES[params["dtype"]]
+            params["target_range"] = tuple(params["target_range"])
+            if params["hidden"] is not None:
+                params["hidden"] = tuple(params["hidden"])
+            if device is not None:
+                params["device"] = device
+            reg = cls(**params)
+            sizes, weights = tuple(state["sizes"]), state["weights"]
+            reg.model_ = SigmoidMLP(
+                sizes[0], sizes[1:-1], sizes[-1], device=reg._resolve_device(), dtype=params["dtype"]
+            )
+            if len(weights) != len(reg.model_.weights):
+                raise ValueError(f"{len(weights)} weight matrices for sizes {sizes}")
+            with torch.no_grad():
+                for mine, saved in zip(reg.model_.weights, weights):
+                    if not isinstance(saved, Tensor) or saved.shape != mine.shape:
+                        raise ValueError(f"a weight matrix does not have the shape {tuple(mine.shape)}")
+                    mine.copy_(saved)
+            reg.x_scaler_ = MinMaxScaler().load_state_dict(state["x_scaler"])
+            reg.y_scaler_ = MinMaxScaler().load_state_dict(state["y_scaler"])
+            if reg.x_scaler_.data_min_ is None or reg.x_scaler_.data_min_.shape != (sizes[0],):
+                raise ValueError("the input scaler does not match the network's inputs")
+            reg.n_features_in_ = sizes[0]
+            reg._y_1d = bool(state["y_1d"])
+            reg.result_ = TrainResult(**state["result"])
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"{path} is not a compatible SigmoidMLPRegressor file: {exc}") from exc
+        return reg
+
+    # -- checks ------------------------------------------------------------------------------------
+
+    def _resolve_device(self) -> torch.device:
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "model_"):
+            raise ValueError(f"this {type(self).__name__} is not fitted yet: call fit first")
+
+    def _check_settings(self) -> None:
+        lo, hi = self.target_range
+        if not 0 < lo < hi < 1:
+            raise ValueError(
+                f"target_range must satisfy 0 < a < b < 1 (inside the sigmoid's range), got {(lo, hi)}"
+            )
+        for name in ("lr", "tol"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, (int, float)) and 0 < value < float("inf")):
+                raise ValueError(f"{name} must be a positive finite number or None, got {value!r}")
+        if self.dtype not in _DTYPES.values():
+            raise TypeError(f"dtype must be a floating torch dtype, got {self.dtype!r}")
+
+    @staticmethod
+    def _as_tensor(value, name: str) -> Tensor:
+        """``value`` as a float64 CPU tensor (the scalers' precision: data may be large numbers)."""
+        if isinstance(value, Tensor):
+            return value.detach().to(device="cpu", dtype=torch.float64)
+        try:
+            return torch.as_tensor(np.asarray(value, dtype=np.float64))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name} must be numeric array-like: {exc}") from exc
+
+    def _check_xy(self, X, y) -> tuple[Tensor, Tensor]:
+        X, Y = self._as_tensor(X, "X"), self._as_tensor(y, "y")
+        if X.dim() != 2:
+            hint = " (reshape(-1, 1) for a single feature)" if X.dim() == 1 else ""
+            raise ValueError(f"X must have shape (T, n), got {tuple(X.shape)}{hint}")
+        if Y.dim() == 1:
+            Y = Y.unsqueeze(1)
+        if Y.dim() != 2:
+            raise ValueError(f"y must have shape (T,) or (T, m), got {tuple(Y.shape)}")
+        if X.shape[0] == 0:
+            raise ValueError("X holds no test points (T = 0)")
+        if X.shape[0] != Y.shape[0]:
+            raise ValueError(f"X has {X.shape[0]} test points but y has {Y.shape[0]}")
+        if not bool(torch.isfinite(X).all()):
+            raise ValueError("X contains NaN or infinite values")
+        if not bool(torch.isfinite(Y).all()):
+            raise ValueError("y contains NaN or infinite values")
+        return X, Y
+
+
+def _cpu_state(scaler: MinMaxScaler) -> dict:
+    state = scaler.state_dict()
+    state["feature_range"] = list(state["feature_range"])
+    return {k: v.cpu() if isinstance(v, Tensor) else v for k, v in state.items()}

@@ -1,0 +1,100 @@
+"""TensorBoard records of a training run: scalars per epoch, weight histograms, hyper-parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+__all__ = ["TrainingLog"]
+
+#: Weight histograms are written at the first and last epoch and every this many logged epochs:
+#: they are large next to a scalar and change slowly.
+HISTOGRAM_EVERY = 100
+
+
+class TrainingLog:
+    """What :func:`~torch_sigmoid_mlp.train` writes to TensorBoard, through ``SummaryWriter``.
+
+    Tags, with ``step`` the epoch ``k`` and every value taken at the weights ``w_k``:
+
+    - ``train/sse`` (``E``), ``train/max_abs_error`` (``max_t |y^(L)(t) − d_t|``), ``train/lr`` (``η``),
+      ``train/grad_norm/W{l}`` (``‖∂E/∂W^(l)‖``, the gradient the epoch stepped along) — every
+      ``log_every`` epochs and at the last one;
+    - ``val/sse`` when validating;
+    - ``check/max_rel_diff``: manual against autograd gradients, from
+      :func:`~torch_sigmoid_mlp.compare_gradients`;
+    - ``weights/W{l}`` histograms at the first and last epoch and every ``HISTOGRAM_EVERY`` logs;
+    - at the end, the hyper-parameters with ``hparam/final_loss``, ``hparam/max_abs_error`` and
+      ``hparam/epochs``, in the same log directory.
+
+    Args:
+        writer: the caller's ``SummaryWriter``, left open; or ``None`` with ``logdir``.
+        logdir: a directory for a writer this log opens and :meth:`close` closes.
+        log_every: epochs between scalar records.
+    """
+
+    def __init__(self, writer=None, logdir: str | None = None, *, log_every: int = 1) -> None:
+        if writer is not None and logdir is not None:
+            raise ValueError("pass either writer= or logdir=, not both")
+        self._owns_writer = writer is None
+        if writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(log_dir=str(logdir))
+        self.writer = writer
+        self.log_every = log_every
+        self._logged = 0
+
+    def wants(self, epoch: int) -> bool:
+        """Whether epoch ``epoch`` gets its scalars written (the last epoch always does)."""
+        return epoch % self.log_every == 0
+
+    def epoch(
+        self,
+        epoch: int,
+        sse: float,
+        max_abs_error: float,
+        lr: float,
+        weights: Sequence[Tensor],
+        grads: Sequence[Tensor] | None,
+        val_sse: float | None = None,
+        last: bool = False,
+    ) -> None:
+        """Record epoch ``epoch``; ``grads`` is ``None`` at the last epoch, which takes no step."""
+        w = self.writer
+        w.add_scalar("train/sse", sse, epoch)
+        w.add_scalar("train/max_abs_error", max_abs_error, epoch)
+        w.add_scalar("train/lr", lr, epoch)
+        if val_sse is not None:
+            w.add_scalar("val/sse", val_sse, epoch)
+        if grads is not None:
+            norms = torch.stack([torch.linalg.vector_norm(g) for g in grads]).tolist()
+            for l, norm in enumerate(norms):
+                w.add_scalar(f"train/grad_norm/W{l}", norm, epoch)
+        if last or self._logged % HISTOGRAM_EVERY == 0:
+            for l, W in enumerate(weights):
+                w.add_histogram(f"weights/W{l}", W.detach().float().cpu(), epoch)
+        self._logged += 1
+
+    def check(self, epoch: int, max_rel_diff: float) -> None:
+        self.writer.add_scalar("check/max_rel_diff", max_rel_diff, epoch)
+
+    def close(self, hparams: dict, metrics: dict) -> None:
+        """Write the hyper-parameters with the final metrics; close the writer if this log opened it.
+
+        ``hparams`` values must be ``int``, ``float``, ``str`` or ``bool`` (TensorBoard's types).
+        """
+        metrics = {f"hparam/{name}": value for name, value in metrics.items()}
+        # run_name="." keeps the hparams record in the run's own directory instead of a timestamped
+        # sub-run, so TensorBoard shows one run with its curves and its hyper-parameters together.
+        self.writer.add_hparams(hparams, metrics, run_name=".")
+        self.writer.flush()
+        if self._owns_writer:
+            self.writer.close()
+
+    def abandon(self) -> None:
+        """Close an owned writer without the hyper-parameter record (the run was interrupted)."""
+        if self._owns_writer:
+            self.writer.close()
