@@ -41,19 +41,35 @@ def local_gradients(model, x: Tensor, d: Tensor) -> list[Tensor]:
         >>> [tuple(delta.shape) for delta in local_gradients(model, torch.rand(4, 2), torch.rand(4, 1))]
         [(4, 2), (4, 2), (4, 1)]
     """
+    weights, ys = _signals(model, x)
+    d = _as_rows(d)
+    if d.shape != ys[-1].shape:
+        raise ValueError(f"d has shape {tuple(d.shape)}, expected {tuple(ys[-1].shape)}")
+    return _deltas(weights, ys, d - ys[-1])  # e = d − y^(L)
+
+
+def _signals(model, x: Tensor) -> tuple[list[Tensor], list[Tensor]]:
+    """The detached weights ``W^(0..L−1)`` and the signals ``y^(0..L)`` at ``x`` (as rows), no graph."""
     weights = [W.detach() for W in model.weights]
-    x, d = _as_rows(x), _as_rows(d)
+    x = _as_rows(x)
     check_inputs(x, weights)
+    ys = [x.detach()]
     with torch.no_grad():
-        ys = [x]
         for W in weights:
             ys.append(torch.sigmoid(ys[-1] @ W.T))  # y^(l+1), (T, size_{l+1})
-        if d.shape != ys[-1].shape:
-            raise ValueError(f"d has shape {tuple(d.shape)}, expected {tuple(ys[-1].shape)}")
-        e = d - ys[-1]  # e = d − y^(L)
+    return weights, ys
+
+
+def _deltas(weights: list[Tensor], ys: list[Tensor], e: Tensor) -> list[Tensor]:
+    """``[δ^(1), …, δ^(L)]`` for the output error ``e``, which may carry extra leading dimensions.
+
+    ``e`` of shape ``(..., T, size_L)`` gives ``δ^(l)`` of shape ``(..., T, size_l)``: one
+    backward pass per leading index, all in one batched matmul per layer.
+    """
+    with torch.no_grad():
         deltas = [_sigmoid_backward(e, ys[-1])]  # δ^(L) = e ⊙ y^(L) ⊙ (1 − y^(L))
         for l in range(len(weights) - 1, 0, -1):
-            deltas.append(_sigmoid_backward(deltas[-1] @ weights[l], ys[l]))  # δ^(l), (T, size_l)
+            deltas.append(_sigmoid_backward(deltas[-1] @ weights[l], ys[l]))  # δ^(l), (..., T, size_l)
     return deltas[::-1]
 
 

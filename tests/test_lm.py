@@ -1,0 +1,151 @@
+"""Levenberg–Marquardt: one step against the formula, convergence on small problems, stops, refusals."""
+
+import math
+
+import pytest
+import torch
+
+from torch_sigmoid_mlp import LM_MAX_PARAMS, SigmoidMLP, levenberg_marquardt, sigmoid_mlp_autograd, sse_loss
+
+
+def teacher_problem(dtype=torch.float64, T=64, seed=1):
+    """Targets of a bias-free 3-3-3-1 teacher with twice the default weights, x in [-1, 1)."""
+    g = torch.Generator().manual_seed(seed)
+    teacher = SigmoidMLP(3, generator=g, dtype=torch.float64)
+    with torch.no_grad():
+        for W in teacher.weights:
+            W.mul_(2.0)
+        x = torch.rand(T, 3, generator=g, dtype=torch.float64) * 2 - 1  # (T, 3)
+        d = teacher(x)  # (T, 1)
+    return teacher, x.to(dtype), d.to(dtype)
+
+
+def student(sizes=(3, 3, 3, 1), seed=0, dtype=torch.float64):
+    # Drawn in float64 and then cast, so that a float32 student starts where the float64 one does.
+    g = torch.Generator().manual_seed(seed)
+    return SigmoidMLP(sizes[0], sizes[1:-1], sizes[-1], generator=g, dtype=torch.float64).to(dtype)
+
+
+def assert_result_describes_the_model(result, model, x, d):
+    with torch.no_grad():
+        y = model(x)
+    assert result.epochs == len(result.loss_history) - 1
+    assert result.max_abs_error == pytest.approx((y - d).abs().max().item(), rel=1e-6)
+    assert result.final_loss == pytest.approx(sse_loss(y, d).item(), rel=1e-6)
+    assert result.loss_history[-1] == result.final_loss
+    # A step is taken only when it lowers E.
+    assert all(b < a for a, b in zip(result.loss_history, result.loss_history[1:]))
+
+
+def test_one_step_solves_the_damped_normal_equations():
+    _, x, d = teacher_problem()
+    model = student()
+    w0 = torch.cat([W.detach().reshape(-1) for W in model.weights])
+    shapes = [W.shape for W in model.weights]
+
+    def F(w):  # y^(L) as a function of the flat weights, (T·m,)
+        ws = [c.reshape(s) for c, s in zip(w.split([s.numel() for s in shapes]), shapes)]
+        return sigmoid_mlp_autograd(x, ws).reshape(-1)
+
+    J = torch.func.jacrev(F)(w0)  # independently of jacobian(), (T·m, P)
+    e = d.reshape(-1) - F(w0)
+    mu = 1e-3
+    expected = torch.linalg.solve(J.T @ J + mu * torch.eye(w0.numel(), dtype=w0.dtype), J.T @ e)
+    assert 0.5 * (d.reshape(-1) - F(w0 + expected)).square().sum() < 0.5 * e.square().sum(), "step is taken"
+
+    storages = [W.data_ptr() for W in model.weights]
+    result = levenberg_marquardt(model, x, d, max_epochs=1, mu=mu)
+    assert [W.data_ptr() for W in model.weights] == storages, "updated in place"
+    w1 = torch.cat([W.detach().reshape(-1) for W in model.weights])
+    torch.testing.assert_close(w1 - w0, expected, rtol=1e-8, atol=1e-12, msg="Δw = (JᵀJ + μI)⁻¹ Jᵀe")
+    assert result.epochs == 1 and result.stop_reason == "max_epochs"
+    assert result.mu == pytest.approx(mu * 0.1), "an accepted step divides μ by 10"
+    assert_result_describes_the_model(result, model, x, d)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_teacher_targets_are_fitted_to_the_uniform_bound(seed, dtype):
+    _, x, d = teacher_problem(dtype)
+    model = student(seed=seed, dtype=dtype)
+    result = levenberg_marquardt(model, x, d, tol=0.01, max_epochs=200)
+    assert result.stop_reason == "tol", result
+    assert result.max_abs_error < 0.01
+    assert result.epochs <= 50, "3 to 16 epochs from these starts; steepest descent needs thousands"
+    assert all(W.dtype == dtype for W in model.weights)
+    assert_result_describes_the_model(result, model, x, d)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_one_dimensional_sine_is_fitted_to_the_uniform_bound(seed):
+    # One period of a sine, scaled into (0.1, 0.9) like the estimator scales targets.
+    x = torch.linspace(0.1, 0.9, 50, dtype=torch.float64)[:, None]  # (T, 1)
+    d = 0.5 + 0.4 * torch.sin(2 * math.pi * x)  # (T, 1)
+    model = student((1, 8, 8, 1), seed=seed)
+    result = levenberg_marquardt(model, x, d, tol=0.01, max_epochs=200)
+    assert result.stop_reason == "tol", result
+    assert_result_describes_the_model(result, model, x, d)
+
+
+def test_stops_before_updating_when_the_bound_already_holds():
+    teacher, x, d = teacher_problem()
+    before = [W.detach().clone() for W in teacher.weights]
+    result = levenberg_marquardt(teacher, x, d, tol=1e-12)
+    assert (result.stop_reason, result.epochs, result.max_abs_error) == ("tol", 0, 0.0)
+    assert all(torch.equal(W, W0) for W, W0 in zip(teacher.weights, before))
+
+
+def test_gives_up_at_mu_max_on_the_weights_it_had():
+    # At E = 0 no step lowers E: μ grows ×10 from 1e-3 past 1e10 and the weights stay put.
+    teacher, x, d = teacher_problem()
+    before = [W.detach().clone() for W in teacher.weights]
+    result = levenberg_marquardt(teacher, x, d)
+    assert (result.stop_reason, result.epochs, result.final_loss) == ("mu_max", 0, 0.0)
+    assert result.mu > 1e10
+    assert all(torch.equal(W, W0) for W, W0 in zip(teacher.weights, before))
+
+
+def test_max_epochs_zero_only_measures():
+    _, x, d = teacher_problem()
+    model = student()
+    result = levenberg_marquardt(model, x, d, max_epochs=0)
+    assert (result.stop_reason, result.epochs, len(result.loss_history)) == ("max_epochs", 0, 1)
+    assert_result_describes_the_model(result, model, x, d)
+
+
+def test_refuses_networks_too_large_for_a_dense_system():
+    x = torch.rand(3, 64)
+    at_limit = SigmoidMLP(20, (100,), 20)  # P = 2000 + 2000
+    assert sum(W.numel() for W in at_limit.weights) == LM_MAX_PARAMS == 4000
+    levenberg_marquardt(at_limit, x[:, :20], torch.rand(3, 20), max_epochs=0)
+
+    too_large = SigmoidMLP(64, (64,), 1)  # P = 4096 + 64
+    with pytest.raises(ValueError, match=r"P = 4160 weights, more than LM_MAX_PARAMS = 4000.*method='sgd'"):
+        levenberg_marquardt(too_large, x, torch.rand(3, 1))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"max_epochs": -1}, "max_epochs must be a non-negative integer"),
+        ({"max_epochs": 2.5}, "max_epochs must be a non-negative integer"),
+        ({"tol": 0.0}, "tol must be positive"),
+        ({"mu": 0.0}, "mu must be positive"),
+        ({"mu": math.inf}, "mu must be positive and finite"),
+        ({"mu_increase": 1.0}, "mu_increase must be > 1"),
+        ({"mu_decrease": 1.0}, r"mu_decrease must lie in \(0, 1\)"),
+        ({"mu_max": 1e-4}, "mu_max must exceed mu"),
+    ],
+)
+def test_bad_arguments_are_named(kwargs, match):
+    _, x, d = teacher_problem(T=4)
+    with pytest.raises(ValueError, match=match):
+        levenberg_marquardt(student(), x, d, **kwargs)
+
+
+def test_bad_data_is_named():
+    _, x, d = teacher_problem(T=4)
+    with pytest.raises(ValueError, match="d has shape"):
+        levenberg_marquardt(student(), x, d[:3])
+    with pytest.raises(ValueError, match="expects 3 features"):
+        levenberg_marquardt(student(), x[:, :2], d)

@@ -1,0 +1,143 @@
+"""More than the summed gradient: per-point gradients, the Jacobian and Hessian-vector products.
+
+The explicit deltas ``δ^(l+1)(t)`` and signals ``y^(l)(t)`` of SPEC.md are kept per test point
+``t``; the gradient of ``E`` sums their outer products over ``t``. Not summing gives the gradient
+of each point's term ``E_t = 1/2 · ‖d_t − y^(L)(t)‖²``; replacing the output error by a unit
+vector gives the derivative of one output, i.e. a row of the Jacobian. Both cost one forward and
+one backward pass, where autograd needs ``torch.func.vmap`` or one backward per output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from .functional import _as_rows, sigmoid_mlp, sse_loss
+from .gradients import _deltas, _signals
+
+__all__ = ["hvp", "jacobian", "per_sample_gradients"]
+
+
+def per_sample_gradients(model, x: Tensor, d: Tensor) -> list[Tensor]:
+    r"""``∂E_t/∂W^(l) = −δ^(l+1)(t) · y^(l)(t)ᵀ`` for every test point ``t`` and layer ``l``.
+
+    ``E_t = 1/2 · ‖d_t − y^(L)(t)‖²`` is point ``t``'s term of ``E``, so the results summed over
+    ``t`` are ``∂E/∂W^(l)``. One forward pass, one backward pass for the deltas, and one outer
+    product per layer; nothing is differentiated by autograd.
+
+    Args:
+        model: a :class:`~torch_sigmoid_mlp.SigmoidMLP`.
+        x: test points, ``(..., size_0)``; the leading dimensions are flattened into ``T``.
+        d: measurements, ``(..., size_L)`` with the same leading dimensions.
+
+    Returns:
+        One tensor per ``W^(l)``, of shape ``(T, size_{l+1}, size_l)``, without a graph.
+
+    Example::
+
+        >>> model = SigmoidMLP(2, generator=torch.Generator().manual_seed(0))
+        >>> x, d = torch.rand(5, 2), torch.rand(5, 1)
+        >>> grads = per_sample_gradients(model, x, d)
+        >>> [tuple(g.shape) for g in grads]
+        [(5, 2, 2), (5, 2, 2), (5, 1, 2)]
+        >>> model.zero_grad(); sse_loss(model(x), d).backward()
+        >>> all(torch.allclose(g.sum(0), W.grad) for g, W in zip(grads, model.weights))
+        True
+    """
+    weights, ys = _signals(model, x)
+    d = _as_rows(d)
+    if d.shape != ys[-1].shape:
+        raise ValueError(f"d has shape {tuple(d.shape)}, expected {tuple(ys[-1].shape)}")
+    deltas = _deltas(weights, ys, d - ys[-1])  # e = d − y^(L)
+    # deltas[l] is δ^(l+1), ys[l] is y^(l): the gradient of W^(l), per point, not summed over t.
+    return [torch.einsum("ti,tj->tij", delta, y).neg_() for delta, y in zip(deltas, ys)]
+
+
+def jacobian(model, x: Tensor) -> Tensor:
+    r"""``J = ∂y^(L)/∂w``: ``∂y^(L)_k(t)/∂W^(l) = δ_k^(l+1)(t) · y^(l)(t)ᵀ`` with ``e = u_k``.
+
+    The deltas of SPEC.md with the output error ``e(t)`` replaced by the unit vector ``u_k`` are
+    the derivatives of output ``k`` (for ``E``, ``e = d − y^(L)`` carries the minus sign of
+    ``∂E/∂W = −δ yᵀ``; here there is none). All ``m = size_L`` outputs run as one batched
+    backward pass.
+
+    Args:
+        model: a :class:`~torch_sigmoid_mlp.SigmoidMLP`.
+        x: test points, ``(..., size_0)``; the leading dimensions are flattened into ``T``.
+
+    Returns:
+        ``J`` of shape ``(T·m, P)`` with ``P`` the number of weights: row ``t·m + k`` is
+        ``y^(L)_k(t)`` (the order of ``model(x).reshape(-1)``), the columns follow
+        ``torch.cat([W.reshape(-1) for W in model.weights])``. No graph.
+
+    Example::
+
+        >>> model = SigmoidMLP(2, generator=torch.Generator().manual_seed(0))
+        >>> J = jacobian(model, torch.tensor([[0.2, 0.7], [0.9, 0.4]]))
+        >>> J.shape
+        torch.Size([2, 10])
+        >>> J
+        tensor([[ 0.0004,  0.0014,  0.0018,  0.0063, -0.0088, -0.0020,  0.0278,  0.0062,
+                  0.0885,  0.1391],
+                [ 0.0021,  0.0009,  0.0042,  0.0019, -0.0078, -0.0009,  0.0248,  0.0029,
+                  0.0904,  0.1298]])
+    """
+    weights, ys = _signals(model, x)
+    T, m = ys[-1].shape
+    units = torch.eye(m, dtype=ys[-1].dtype, device=ys[-1].device)  # u_k, (m, m)
+    e = units[:, None, :].expand(m, T, m)  # e(t) = u_k for every t, (m, T, m)
+    deltas = _deltas(weights, ys, e)  # δ^(l+1), (m, T, size_{l+1})
+    P = sum(W.numel() for W in weights)
+    J = ys[-1].new_empty(T, m, P)
+    offset = 0
+    for delta, y in zip(deltas, ys):
+        size = delta.shape[-1] * y.shape[-1]
+        # W^(l)'s columns of J, seen as (T, m, size_{l+1}, size_l), receive the outer products
+        # δ_k^(l+1)(t) y^(l)(t)ᵀ directly: several times faster than building blocks and concatenating.
+        block = J[:, :, offset : offset + size].unflatten(-1, (delta.shape[-1], y.shape[-1]))
+        torch.mul(delta.transpose(0, 1)[..., :, None], y[:, None, None, :], out=block)
+        offset += size
+    return J.reshape(T * m, P)  # row t·m + k
+
+
+def hvp(model, x: Tensor, d: Tensor, v: Sequence[Tensor]) -> list[Tensor]:
+    r"""The Hessian-vector product ``H v = ∂/∂w ⟨∂E/∂w, v⟩`` of ``E = 1/2 · Σ_t ‖d_t − y^(L)(t)‖²``.
+
+    Computed by double backward through the hand-written
+    :class:`~torch_sigmoid_mlp.SigmoidMLPFunction` (whatever ``model.backend`` is): the first
+    backward builds the explicit deltas with a graph, the second differentiates them.
+
+    Args:
+        model: a :class:`~torch_sigmoid_mlp.SigmoidMLP`.
+        x: test points, ``(..., size_0)``.
+        d: measurements, the shape of ``model(x)``.
+        v: the direction, one tensor ``V^(l)`` per weight matrix, shaped like ``W^(l)``: the form
+            ``model.weights``, gradients and :func:`per_sample_gradients` use, so that a direction
+            can be built from any of them.
+
+    Returns:
+        ``H v`` in the same form as ``v``: a list of tensors shaped like the weights, no graph.
+
+    Example::
+
+        >>> model = SigmoidMLP(2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+        >>> x, d = torch.rand(5, 2, dtype=torch.float64), torch.rand(5, 1, dtype=torch.float64)
+        >>> Hv = hvp(model, x, d, [torch.ones_like(W) for W in model.weights])
+        >>> [tuple(h.shape) for h in Hv]
+        [(2, 2), (2, 2), (1, 2)]
+    """
+    weights = [W.detach().requires_grad_(True) for W in model.weights]
+    if len(v) != len(weights):
+        raise ValueError(f"v must hold one tensor per weight matrix ({len(weights)}), got {len(v)}")
+    for l, (V, W) in enumerate(zip(v, weights)):
+        if not isinstance(V, Tensor):
+            raise TypeError(f"v[{l}] must be a torch.Tensor, got {type(V).__name__}")
+        if V.shape != W.shape:
+            raise ValueError(f"v[{l}] has shape {tuple(V.shape)}, expected W^({l})'s {tuple(W.shape)}")
+    with torch.enable_grad():
+        E = sse_loss(sigmoid_mlp(x.detach(), weights), d.detach())
+        grads = torch.autograd.grad(E, weights, create_graph=True)  # ∂E/∂W^(l), with a graph
+        gv = sum((g * V).sum() for g, V in zip(grads, v))  # ⟨∂E/∂w, v⟩
+        return list(torch.autograd.grad(gv, weights))
