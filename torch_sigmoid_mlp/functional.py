@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch._functorch.utils import unwrap_dead_wrappers as _unwrap_dead_wrappers
 
 __all__ = [
     "SigmoidMLPFunction",
@@ -57,6 +58,15 @@ class SigmoidMLPFunction(torch.autograd.Function):
 
     generate_vmap_rule = True
 
+    @classmethod
+    def apply(cls, *args: Tensor) -> tuple[Tensor, ...]:
+        # Function.apply binds forward's default arguments through inspect.signature on every
+        # call, which costs more than a small network's whole forward pass; forward has no
+        # defaults, so outside functorch transforms go straight to the C++ apply.
+        if torch._C._are_functorch_transforms_active():
+            return super().apply(*args)
+        return super(torch.autograd.Function, cls).apply(*_unwrap_dead_wrappers(args))
+
     @staticmethod
     def forward(x: Tensor, *weights: Tensor) -> tuple[Tensor, ...]:
         ys = []
@@ -82,31 +92,29 @@ class SigmoidMLPFunction(torch.autograd.Function):
         grads: list[Tensor | None] = [None] * (L + 1)
 
         # δ^(l) is needed down to the lowest l with ∂/∂W^(l−1) asked for; δ^(1) also serves x.
-        wanted = [l for l in range(1, L + 1) if needs[l]]
-        if needs[0]:
-            wanted.append(1)
-        if not wanted:
+        lowest = 1 if needs[0] else next((l for l in range(1, L + 1) if needs[l]), None)
+        if lowest is None:
             return tuple(grads)
-        lowest = min(wanted)
 
-        delta = None  # δ^(l+1); None stands for zero
+        # Sign convention, stated once: PyTorch hands backward g = ∂loss/∂y, SPEC.md's error is
+        # e = −g (for E, e = d − y^(L)). Backward carries −δ^(l) = ∂loss/∂v^(l), so that each
+        # gradient is one plain product, with no negation spent on it.
+        minus_delta = None  # −δ^(l+1); None stands for zero
         for l in range(L, lowest - 1, -1):
             y, g = ys[l], grad_ys[l - 1]
-            # The error signal reaching y^(l). Sign convention, stated once: PyTorch hands backward
-            # g = ∂loss/∂y, SPEC.md's error is e = −g (for E, e = d − y^(L)).
-            if delta is None:
-                e = None if g is None else g.neg()
+            if minus_delta is None:
+                grad_y = g  # ∂loss/∂y^(L) = −e
             else:
-                e = torch.mm(delta, weights[l])  # W^(l)ᵀ δ^(l+1), (T, size_l)
+                grad_y = torch.mm(minus_delta, weights[l])  # −W^(l)ᵀ δ^(l+1), (T, size_l)
                 if g is not None:
-                    e = e - g
-            if e is None:
+                    grad_y = grad_y + g
+            if grad_y is None:
                 continue
-            delta = _sigmoid_backward(e, y)  # δ^(l) = e ⊙ y ⊙ (1 − y), (T, size_l)
+            minus_delta = _sigmoid_backward(grad_y, y)  # −δ^(l) = y ⊙ (1 − y) ⊙ ∂loss/∂y^(l), (T, size_l)
             if needs[l]:
-                grads[l] = torch.mm(delta.t(), ys[l - 1]).neg_()  # ∂/∂W^(l−1) = −δ^(l)ᵀ y^(l−1)
-        if needs[0] and delta is not None:
-            grads[0] = torch.mm(delta, weights[0]).neg_()  # ∂loss/∂x = −W^(0)ᵀ δ^(1), (T, size_0)
+                grads[l] = torch.mm(minus_delta.t(), ys[l - 1])  # ∂/∂W^(l−1) = −δ^(l)ᵀ y^(l−1)
+        if needs[0] and minus_delta is not None:
+            grads[0] = torch.mm(minus_delta, weights[0])  # ∂loss/∂x = −W^(0)ᵀ δ^(1), (T, size_0)
         return tuple(grads)
 
 
@@ -170,9 +178,37 @@ def sigmoid_mlp(x: Tensor, weights: Sequence[Tensor]) -> Tensor:
         tensor([[0.1824]], grad_fn=<SigmoidMLPFunctionBackward>)
     """
     check_inputs(x, weights)
-    ys = SigmoidMLPFunction.apply(_as_rows(x), *weights)
+    rows = _as_rows(x)
+    # With grad mode off there is nothing to differentiate, and the Function's forward runs as
+    # plain ops: torch.compile needs this, because Dynamo inlines a Function's forward when grad
+    # is off and passes ctx as forward(x, *weights)'s x once there are two or more weights.
+    apply = SigmoidMLPFunction.apply if torch.is_grad_enabled() else SigmoidMLPFunction.forward
+    amp_dtype = _autocast_dtype(x.device.type)
+    if amp_dtype is None or x.dtype == torch.float64:  # autocast leaves float64 alone, so do we
+        ys = apply(rows, *weights)
+    else:
+        # AMP: compute in the autocast dtype. The casts sit outside the Function, so autograd
+        # casts the gradients back to the weights' dtype; autocast itself is switched off
+        # inside so that backward sees the dtypes forward saved.
+        with torch.autocast(x.device.type, enabled=False):
+            ys = apply(rows.to(amp_dtype), *(W.to(amp_dtype) for W in weights))
     y = ys[-1]
     return y if x.dim() == 2 else y.reshape(*x.shape[:-1], y.shape[-1])
+
+
+def _autocast_dtype(device_type: str) -> torch.dtype | None:
+    """The dtype ``torch.autocast`` computes in on ``device_type``, or ``None`` when it is off.
+
+    This stands in for ``torch.amp.custom_fwd``, which fixes one ``device_type`` when the class
+    is defined and expects forward to take ``ctx`` (the Function uses ``setup_context``).
+    """
+    if hasattr(torch, "get_autocast_dtype"):  # torch >= 2.4: one API for every device type
+        return torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else None
+    if device_type == "cpu":
+        return torch.get_autocast_cpu_dtype() if torch.is_autocast_cpu_enabled() else None
+    if device_type == "cuda":
+        return torch.get_autocast_gpu_dtype() if torch.is_autocast_enabled() else None
+    return None
 
 
 def sigmoid_mlp_autograd(x: Tensor, weights: Sequence[Tensor]) -> Tensor:

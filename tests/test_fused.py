@@ -1,0 +1,180 @@
+"""The tape-free ``FusedSGDStep`` against steepest descent through autograd.
+
+The reference step is what a PyTorch user writes: ``E = sse_loss(model(x), d)`` with the
+``"autograd"`` backend, ``E.backward()``, ``W -= η · W.grad``. Both start from the same weights
+and must stay together, step after step, to float rounding.
+"""
+
+import pytest
+import torch
+
+from torch_sigmoid_mlp import SigmoidMLP, sse_loss
+from torch_sigmoid_mlp.fused import FusedSGDStep
+
+# max |fused − autograd| / max |autograd| allowed, by dtype.
+RTOL = {torch.float64: 1e-12, torch.float32: 1e-5}
+
+ARCHITECTURES = [
+    (3, None, 1),  # SPEC.md's n → n → n → 1
+    (2, (), 1),  # no hidden layer: W^(0) alone
+    (4, (7,), 3),
+    (5, (6, 3, 4), 2),
+    (1, (1, 1), 1),
+]
+
+
+def make_pair(in_features, hidden, out_features, *, dtype, device, seed=0):
+    """Two copies of one random model: one to train through autograd, one through the fused step."""
+    reference = SigmoidMLP(
+        in_features,
+        hidden,
+        out_features,
+        backend="autograd",
+        dtype=dtype,
+        device=device,
+        generator=torch.Generator().manual_seed(seed),
+    )
+    fused = SigmoidMLP(in_features, hidden, out_features, dtype=dtype, device=device)
+    fused.load_state_dict(reference.state_dict())
+    return reference, fused
+
+
+def make_data(T, in_features, out_features, *, dtype, device, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(T, in_features, generator=g, dtype=torch.float64)
+    d = 0.1 + 0.8 * torch.rand(T, out_features, generator=g, dtype=torch.float64)
+    return x.to(device=device, dtype=dtype), d.to(device=device, dtype=dtype)
+
+
+def autograd_step(model, x, d, lr):
+    """One epoch through autograd; returns ``E`` and ``max_t |e(t)|`` before the update."""
+    for W in model.weights:
+        W.grad = None
+    y = model(x)
+    E = sse_loss(y, d)
+    E.backward()
+    with torch.no_grad():
+        for W in model.weights:
+            W -= lr * W.grad
+    return E.detach(), (d - y).abs().max().detach()
+
+
+def assert_close_rel(actual, expected, dtype, what):
+    scale = expected.abs().max().clamp_min(1e-30)
+    err = ((actual - expected).abs().max() / scale).item()
+    assert err <= RTOL[dtype], f"{what}: relative difference {err:.3g} > {RTOL[dtype]:g}"
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("arch", ARCHITECTURES, ids=str)
+def test_same_weights_loss_and_max_error_as_autograd(device, dtype, arch):
+    reference, fused = make_pair(*arch, dtype=dtype, device=device)
+    x, d = make_data(40, arch[0], arch[2], dtype=dtype, device=device)
+    step = FusedSGDStep(fused.weights, rows=40)
+    for k in range(8):
+        E_ref, max_ref = autograd_step(reference, x, d, lr=0.3)
+        E, max_error = step.forward(x, d)
+        step.update(lr=0.3)
+        assert E.shape == () and max_error.shape == ()
+        assert_close_rel(E, E_ref, dtype, f"E at epoch {k}")
+        assert_close_rel(max_error, max_ref, dtype, f"max |e| at epoch {k}")
+        for l, (W, W_ref) in enumerate(zip(fused.weights, reference.weights)):
+            assert_close_rel(W.detach(), W_ref.detach(), dtype, f"W^({l}) after epoch {k + 1}")
+
+
+def test_update_actually_moves_weights_downhill():
+    _, fused = make_pair(3, None, 1, dtype=torch.float64, device="cpu")
+    x, d = make_data(30, 3, 1, dtype=torch.float64, device="cpu")
+    before = [W.detach().clone() for W in fused.weights]
+    step = FusedSGDStep(fused.weights, rows=30)
+    E0, _ = step.forward(x, d)
+    step.update(lr=0.5)
+    E1, _ = step.forward(x, d)
+    assert all(not torch.equal(W, W0) for W, W0 in zip(fused.weights, before)), "weights did not change"
+    assert E1 < E0, f"E went from {E0.item()} to {E1.item()}"
+
+
+def test_mini_batches_use_part_of_the_buffers(device):
+    """A forward with fewer rows than allocated, then the full size again, matches autograd."""
+    reference, fused = make_pair(3, (4,), 2, dtype=torch.float64, device=device)
+    x, d = make_data(20, 3, 2, dtype=torch.float64, device=device)
+    step = FusedSGDStep(fused.weights, rows=20)
+    for batch in [slice(0, 7), slice(7, 20), slice(0, 20), slice(3, 4)]:
+        autograd_step(reference, x[batch], d[batch], lr=0.2)
+        step.forward(x[batch], d[batch])
+        step.update(lr=0.2)
+    for l, (W, W_ref) in enumerate(zip(fused.weights, reference.weights)):
+        torch.testing.assert_close(W.detach(), W_ref.detach(), rtol=1e-12, atol=1e-14, msg=f"W^({l})")
+
+
+def test_inputs_that_require_grad_and_grad_left_alone():
+    reference, fused = make_pair(2, None, 1, dtype=torch.float64, device="cpu")
+    x, d = make_data(10, 2, 1, dtype=torch.float64, device="cpu")
+    step = FusedSGDStep(fused.weights, rows=10)
+    step.forward(x.requires_grad_(), d.requires_grad_())
+    step.update(lr=0.1)
+    assert all(W.grad is None for W in fused.weights), "the fused step must not create .grad"
+    autograd_step(reference, x.detach(), d.detach(), lr=0.1)
+    for l, (W, W_ref) in enumerate(zip(fused.weights, reference.weights)):
+        torch.testing.assert_close(W.detach(), W_ref.detach(), rtol=1e-12, atol=1e-14, msg=f"W^({l})")
+
+
+def test_run_stops_before_the_update_that_would_follow_the_bound():
+    reference, fused = make_pair(2, None, 1, dtype=torch.float64, device="cpu")
+    x, _ = make_data(16, 2, 1, dtype=torch.float64, device="cpu")
+    teacher = SigmoidMLP(2, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    d = teacher(x).detach()  # reachable targets, so the bound is met
+    step = FusedSGDStep(fused.weights, rows=16)
+    tol = 0.5 * step.forward(x, d)[1].item()  # met after some epochs, not at the first
+    epochs, converged, E, max_error = step.run(x, d, lr=0.5, epochs=2000, tol=tol)
+    assert converged and max_error.item() < tol and epochs > 1, (epochs, converged, max_error)
+    # The reference, stepped by hand with the same rule, stops at the same epoch with the same weights.
+    epoch_ref = 1
+    E_ref, max_ref = autograd_step(reference, x, d, lr=0.0)
+    while max_ref.item() >= tol:
+        autograd_step(reference, x, d, lr=0.5)
+        E_ref, max_ref = autograd_step(reference, x, d, lr=0.0)
+        epoch_ref += 1
+    assert epoch_ref == epochs, f"fused stopped at epoch {epochs}, autograd at {epoch_ref}"
+    torch.testing.assert_close(E, E_ref, rtol=1e-12, atol=0, msg="E at the stopping epoch")
+    for l, (W, W_ref) in enumerate(zip(fused.weights, reference.weights)):
+        torch.testing.assert_close(W.detach(), W_ref.detach(), rtol=1e-12, atol=1e-14, msg=f"W^({l})")
+
+
+def test_run_without_tol_takes_every_epoch():
+    _, fused = make_pair(2, None, 1, dtype=torch.float64, device="cpu")
+    x, d = make_data(8, 2, 1, dtype=torch.float64, device="cpu")
+    epochs, converged, _, _ = FusedSGDStep(fused.weights, rows=8).run(x, d, lr=0.1, epochs=5)
+    assert (epochs, converged) == (5, False)
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "match"),
+    [
+        (lambda w: FusedSGDStep(w, rows=0), ValueError, "rows"),
+        (lambda w: FusedSGDStep([], rows=3), ValueError, "at least one"),
+        (lambda w: FusedSGDStep([w[0], w[2].T], rows=3), ValueError, "W\\^\\(1\\)"),
+        (lambda w: FusedSGDStep(w, rows=3).forward(torch.rand(4, 2), torch.rand(4, 1)), ValueError, "T ≤ 3"),
+        (lambda w: FusedSGDStep(w, rows=3).forward(torch.rand(3, 5), torch.rand(3, 1)), ValueError, "x must"),
+        (lambda w: FusedSGDStep(w, rows=3).forward(torch.rand(3, 2), torch.rand(3, 2)), ValueError, "d must"),
+        (
+            lambda w: FusedSGDStep(w, rows=3).forward(torch.rand(3, 2).double(), torch.rand(3, 1)),
+            TypeError,
+            "x must",
+        ),
+        (
+            lambda w: FusedSGDStep(w, rows=3).forward(torch.rand(3, 2), torch.rand(3, 1).double()),
+            TypeError,
+            "d must",
+        ),
+        (
+            lambda w: FusedSGDStep(w, rows=3).run(torch.rand(3, 2), torch.rand(3, 1), lr=1, epochs=0),
+            ValueError,
+            "epochs",
+        ),
+    ],
+)
+def test_bad_input_is_named(make, error, match):
+    weights = [torch.rand(2, 2), torch.rand(2, 2), torch.rand(1, 2)]
+    with pytest.raises(error, match=match):
+        make(weights)
