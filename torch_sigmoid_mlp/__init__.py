@@ -3,20 +3,49 @@
 See SPEC.md for the notation: ``W^(l)``, ``y^(l)``, ``e = d − y^(L)``, ``δ^(l)``, ``E``.
 """
 
+from .chunking import accumulate_gradients, chunked_error
+from .data import DataError, read_csv
+from .demo import sine_demo
+from .derivatives import hvp, jacobian, per_sample_gradients
+from .distributed import init_from_env, is_main_process, shard
+from .estimator import SigmoidMLPRegressor
 from .functional import SigmoidMLPFunction, sigmoid_mlp, sigmoid_mlp_autograd, sse_loss
+from .fused import FusedSGDStep
 from .gradients import GradientComparison, GradientReport, compare_gradients, local_gradients
+from .lm import LM_MAX_PARAMS, LMResult, levenberg_marquardt
 from .module import SigmoidMLP
+from .scaling import MinMaxScaler
+from .training import TrainResult, train
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "LM_MAX_PARAMS",
+    "DataError",
+    "FusedSGDStep",
     "GradientComparison",
     "GradientReport",
+    "LMResult",
+    "MinMaxScaler",
     "SigmoidMLP",
     "SigmoidMLPFunction",
+    "SigmoidMLPRegressor",
+    "TrainResult",
+    "accumulate_gradients",
+    "chunked_error",
     "compare_gradients",
+    "hvp",
+    "init_from_env",
+    "is_main_process",
+    "jacobian",
+    "levenberg_marquardt",
     "local_gradients",
+    "per_sample_gradients",
+    "read_csv",
+    "shard",
     "sigmoid_mlp",
     "sigmoid_mlp_autograd",
+    "sine_demo",
     "sse_loss",
+    "train",
 ]

@@ -15,6 +15,11 @@ run's :class:`~torch_sigmoid_mlp.TrainResult` (epochs counted from the start, re
 so ``--resume`` knows where it stands: ``--epochs`` counts from the start of the run, and a resumed run,
 mini-batch order included, takes the same steps as one that was never interrupted.
 
+``torchrun --nproc-per-node N -m torch_sigmoid_mlp fit …`` trains data-parallel: every rank reads the
+whole data file and trains on its own shard of the points (``gloo`` on CPUs, ``nccl`` with one GPU per
+rank, which ``--device auto`` picks), with the same steps as one process; rank 0 alone prints and
+writes files.
+
 ``predict`` reads the inputs by position: the model file keeps the scalers and the number of inputs,
 not the names of the columns. A file with one column more than the model's inputs has the target in
 it (the last column, or ``--target COL``), which is ignored; the prediction column is then named
@@ -24,6 +29,7 @@ it (the last column, or ``--target COL``), which is ignored; the prediction colu
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import dataclasses
 import os
@@ -36,6 +42,7 @@ import torch
 
 from .data import DataError, atomic_path, read_csv, write_csv
 from .demo import sine_demo
+from .distributed import default_device, init_from_env, is_distributed, is_main_process, shard
 from .estimator import LR_CONSTANT, SigmoidMLPRegressor
 from .gradients import compare_gradients
 from .module import SigmoidMLP
@@ -92,7 +99,7 @@ def _positive_float(text: str) -> float:
 def _device(name: str) -> torch.device:
     """``auto`` is CUDA where there is a GPU, else the CPU; ``cuda`` without one is bad input."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return default_device()  # under torchrun, this rank's GPU
     if name == "cuda" and not torch.cuda.is_available():
         raise UsageError(
             "--device cuda: CUDA is not available on this machine (torch.cuda.is_available() is False)"
@@ -257,6 +264,8 @@ def _fit(args: argparse.Namespace) -> int:
     x = est.x_scaler_.transform(X).to(device=W0.device, dtype=W0.dtype)  # (T, n)
     d = est.y_scaler_.transform(Y).to(device=W0.device, dtype=W0.dtype)  # (T, 1)
     lr = est.lr if est.lr is not None else LR_CONSTANT / min(est.batch_size or T, T)
+    if is_distributed():
+        x, d = shard(x), shard(d)  # this rank's share of the points; lr above counts all T of them
     generator = torch.Generator().manual_seed(est.seed)
     # Replay the draws made so far, so that a resumed mini-batch run shuffles as the uninterrupted one
     # would have: the initial weights (as fit drew them), then one permutation per epoch done.
@@ -587,7 +596,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line on ``argv`` (default: ``sys.argv[1:]``) and return the exit status."""
     try:
         args = build_parser().parse_args(argv)
-        return args.run(args)
+        # Under torchrun, fit joins the process group its environment names (gloo on CPUs, nccl on GPUs).
+        started = args.command == "fit" and not is_distributed() and init_from_env()
+        if not started:
+            return args.run(args)
+        try:
+            if is_main_process():
+                status = args.run(args)
+                sys.stdout.flush()
+            else:
+                # rank 0 alone prints and writes files; the other ranks train their shards in silence
+                args.save = args.logdir = args.plot = args.checkpoint_every = None
+                args.quiet = True
+                with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+                    status = args.run(args)
+            # torchrun stops every rank once one exits with a status other than 0 (1: not converged):
+            # the others wait here until rank 0 has written everything
+            torch.distributed.barrier()
+            return status
+        finally:
+            torch.distributed.destroy_process_group()
     except (UsageError, DataError, MissingDependencyError) as exc:
         message = " ".join(str(exc).split())
         print(f"{PROG}: error: {message}", file=sys.stderr)
