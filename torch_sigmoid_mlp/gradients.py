@@ -103,6 +103,7 @@ class GradientReport:
 
     @property
     def agree(self) -> bool:
+        """Whether every row's ``max_rel`` is within ``tolerance``."""
         return all(row.max_rel <= self.tolerance for row in self.rows)
 
     @property

@@ -114,6 +114,7 @@ class SigmoidMLP(nn.Module):
                     W.copy_(draw.uniform_(-a, a, generator=generator))
 
     def forward(self, x: Tensor) -> Tensor:
+        """``F(x; w) = y^(L)`` for test points ``x`` of shape ``(..., in_features)``."""
         return self._forward(x, list(self.weights))
 
     @property
@@ -130,10 +131,12 @@ class SigmoidMLP(nn.Module):
 
     @property
     def in_features(self) -> int:
+        """``n = size_0``, the number of inputs."""
         return self.sizes[0]
 
     @property
     def out_features(self) -> int:
+        """``size_L``, the number of outputs."""
         return self.sizes[-1]
 
     @property
@@ -142,6 +145,7 @@ class SigmoidMLP(nn.Module):
         return len(self.sizes) - 1
 
     def extra_repr(self) -> str:
+        """The layer sizes and the backend, e.g. ``sizes=(3, 3, 3, 1), backend='manual'``."""
         return f"sizes={self.sizes}, backend={self.backend!r}"
 
     def __repr__(self) -> str:

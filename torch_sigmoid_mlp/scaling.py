@@ -85,6 +85,7 @@ class MinMaxScaler:
         return data_min + (X - lo) * (span / (hi - lo))
 
     def fit_transform(self, X: Tensor) -> Tensor:
+        """``fit(X)`` then ``transform(X)``."""
         return self.fit(X).transform(X)
 
     def state_dict(self) -> dict:
@@ -92,6 +93,7 @@ class MinMaxScaler:
         return {"feature_range": self.feature_range, "data_min": self.data_min_, "data_max": self.data_max_}
 
     def load_state_dict(self, state: dict) -> MinMaxScaler:
+        """Restore what :meth:`state_dict` returned (onto its tensors' device); returns ``self``."""
         try:
             lo, hi = state["feature_range"]
             data_min, data_max = state["data_min"], state["data_max"]
