@@ -2,10 +2,22 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
-from torch_sigmoid_mlp import LM_MAX_PARAMS, SigmoidMLP, levenberg_marquardt, sigmoid_mlp_autograd, sse_loss
+from torch_sigmoid_mlp import (
+    LM_MAX_PARAMS,
+    SigmoidMLP,
+    SigmoidMLPRegressor,
+    TrainResult,
+    levenberg_marquardt,
+    sigmoid_mlp_autograd,
+    sine_demo,
+    sse_loss,
+    train,
+)
+from torch_sigmoid_mlp.training import STOP_REASONS
 
 
 def teacher_problem(dtype=torch.float64, T=64, seed=1):
@@ -149,3 +161,136 @@ def test_bad_data_is_named():
         levenberg_marquardt(student(), x, d[:3])
     with pytest.raises(ValueError, match="expects 3 features"):
         levenberg_marquardt(student(), x[:, :2], d)
+
+
+# -- through train(method="lm") and SigmoidMLPRegressor(solver="lm") -------------------------------------
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_train_method_lm_fits_the_training_tests_teacher_in_few_epochs(seed):
+    from test_training import student as training_student
+    from test_training import teacher_problem as training_teacher
+
+    x, d, _ = training_teacher()  # float32, the problem steepest descent needs thousands of epochs on
+    model = training_student(seed=seed)
+    result = train(model, x, d, method="lm", tol=0.01, max_epochs=200)
+    assert isinstance(result, TrainResult)
+    assert (result.stop_reason, result.converged) == ("tol", True), result
+    assert result.epochs <= 30, "8 to 17 epochs from these starts; steepest descent takes 6120 to 13607"
+    assert result.seconds > 0 and result.val_history == [] and result.restarts == []
+    assert_result_describes_the_model(result, model, x, d)
+
+
+def test_train_method_lm_ignores_lr_and_equals_levenberg_marquardt():
+    _, x, d = teacher_problem()
+    a, b, c = student(), student(), student()
+    ra = train(a, x, d, method="lm", tol=0.01)
+    rb = train(b, x, d, method="lm", lr=123.0, tol=0.01)
+    rc = levenberg_marquardt(c, x, d, tol=0.01, max_epochs=10_000)
+    assert ra.loss_history == rb.loss_history == rc.loss_history
+    assert (ra.epochs, ra.stop_reason, ra.max_abs_error) == (rc.epochs, rc.stop_reason, rc.max_abs_error)
+    for Wa, Wc in zip(a.weights, c.weights):
+        torch.testing.assert_close(
+            Wa, Wc, rtol=0, atol=0, msg="train(method='lm') is not levenberg_marquardt"
+        )
+
+
+def test_train_reports_mu_max_as_its_own_stop():
+    teacher, x, d = teacher_problem()
+    result = train(teacher, x, d, method="lm")
+    assert (result.stop_reason, result.converged, result.epochs) == ("mu_max", False, 0)
+    assert "mu_max" in STOP_REASONS
+
+
+def test_train_method_lm_logs_E_per_epoch(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    _, x, d = teacher_problem()
+    result = train(student(), x, d, method="lm", tol=0.01, logdir=tmp_path)
+    events = EventAccumulator(str(tmp_path), size_guidance={"scalars": 0}).Reload()
+    sse = events.Scalars("train/sse")
+    assert [e.step for e in sse] == list(range(result.epochs + 1))
+    torch.testing.assert_close(
+        [e.value for e in sse], result.loss_history, rtol=1e-6, atol=0, msg="train/sse != loss_history"
+    )
+    (last,) = events.Scalars("train/max_abs_error")
+    assert (last.step, last.value) == (result.epochs, pytest.approx(result.max_abs_error, rel=1e-6))
+    assert events.Scalars("hparam/epochs")[0].value == result.epochs
+
+
+def test_train_needs_lr_for_sgd_and_a_known_method():
+    _, x, d = teacher_problem(T=4)
+    with pytest.raises(ValueError, match="lr is required with method='sgd'"):
+        train(student(), x, d)
+    with pytest.raises(ValueError, match=r"method must be one of \('sgd', 'lm'\), got 'adam'"):
+        train(student(), x, d, lr=0.1, method="adam")
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        {"batch_size": 2},
+        {"momentum": 0.9},
+        {"callback": lambda k, r: None},
+        {"progress": True},
+        {"distributed": True},
+        {"chunk_size": 2},
+    ],
+    ids=lambda option: next(iter(option)),
+)
+def test_train_method_lm_refuses_the_options_of_steepest_descent(option):
+    _, x, d = teacher_problem(T=4)
+    name = next(iter(option))
+    with pytest.raises(ValueError, match=rf"{name}= is not supported with method='lm'.*method='sgd'"):
+        train(student(), x, d, method="lm", **option)
+
+
+def test_train_method_lm_refuses_validation():
+    _, x, d = teacher_problem(T=4)
+    with pytest.raises(ValueError, match="validation= is not supported with method='lm'"):
+        train(student(), x, d, method="lm", validation=(x, d))
+
+
+def test_train_method_lm_refuses_networks_too_large():
+    x = torch.rand(3, 64)
+    with pytest.raises(ValueError, match=r"more than LM_MAX_PARAMS = 4000.*method='sgd'"):
+        train(SigmoidMLP(64, (64,), 1), x, torch.full((3, 1), 0.5), method="lm")
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_estimator_solver_lm_fits_a_sine_to_its_tol(seed):
+    demo = sine_demo()
+    X, y = demo.x.numpy(), demo.d.numpy()
+    reg = SigmoidMLPRegressor((8, 8), solver="lm", tol=0.01, max_epochs=300, seed=seed, device="cpu").fit(
+        X, y
+    )
+    assert reg.result_.stop_reason == "tol", reg.result_
+    assert np.abs(reg.predict(X) - y).max() < 0.01, "not within tol in the units of y"
+    assert reg.result_.epochs <= 300
+
+
+def test_estimator_partial_fit_with_lm_goes_on_from_the_fitted_weights():
+    demo = sine_demo()
+    X, y = demo.x.numpy(), demo.d.numpy()
+    reg = SigmoidMLPRegressor((8, 8), solver="lm", max_epochs=5, device="cpu").fit(X, y)
+    first = reg.result_
+    reg.partial_fit(X, y)
+    assert reg.result_.loss_history[0] == pytest.approx(first.final_loss, rel=1e-6)
+    assert reg.result_.final_loss < first.final_loss
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"solver": "adam"}, r"solver must be one of \('sgd', 'lm'\)"),
+        ({"solver": "lm", "lr": 0.1}, "lr is for solver='sgd'"),
+        ({"solver": "lm", "batch_size": 8}, "batch_size is for solver='sgd'"),
+        ({"solver": "lm", "validation_fraction": 0.2}, "validation_fraction is for solver='sgd'"),
+        ({"solver": "lm", "momentum": 0.5}, "momentum is for solver='sgd'"),
+        ({"restarts": 0}, "restarts must be a positive integer"),
+    ],
+)
+def test_estimator_bad_solver_settings_are_named(params, match):
+    demo = sine_demo()
+    with pytest.raises(ValueError, match=match):
+        SigmoidMLPRegressor(device="cpu", **params).fit(demo.x.numpy(), demo.d.numpy())

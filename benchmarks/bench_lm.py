@@ -1,0 +1,245 @@
+"""Levenberg–Marquardt against steepest descent, to ``max|err| < 0.01`` on the teacher problem.
+
+The problem of ``tests/test_training.py``: a bias-free 3-3-3-1 teacher (seed 8, weights twice the
+default initialisation) gives the targets of T = 64 points x ∈ [−1, 1)³; the student starts from
+``SigmoidMLP(3, generator=torch.Generator().manual_seed(seed))``, float32, on the CPU.
+
+- ``train(method="sgd", lr=2.0)`` (η = 128/T, the training test's), full batch, and
+  ``train(method="lm")``, both with ``tol=0.01``, from student seed 0: epochs, wall seconds (median
+  over rounds, the two interleaved) and the final largest error; the loss curves ``E`` against
+  epochs and against seconds (steepest descent's epochs timed through its callback, LM's by runs
+  of 0, 1, 2, … epochs from the same start, median of 5 each) are drawn to ``docs/lm-vs-sgd.png``.
+- From student seeds 0–9 each method once, to see how often each start converges and how fast;
+  then ``restarts=3`` for both from seed 0 (each start with the method's own epoch budget).
+
+    python benchmarks/bench_lm.py
+    python benchmarks/bench_lm.py --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from torch_sigmoid_mlp import SigmoidMLP, train
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+PICTURE = ROOT / "docs" / "lm-vs-sgd.png"
+TOL, LR = 0.01, 128 / 64
+BUDGET = {"sgd": 200_000, "lm": 1_000}  # epochs: far more than either needs from a start that converges
+
+
+def teacher_problem(T: int = 64):
+    """The targets of tests/test_training.py's teacher (seed 8, weights ×2), x in [−1, 1)³, float32."""
+    g = torch.Generator().manual_seed(8)
+    teacher = SigmoidMLP(3, generator=g)
+    with torch.no_grad():
+        for W in teacher.weights:
+            W.mul_(2.0)
+        x = torch.rand(T, 3, generator=g) * 2 - 1  # (T, 3)
+        d = teacher(x)  # (T, 1)
+    return x, d
+
+
+def student(seed: int) -> SigmoidMLP:
+    return SigmoidMLP(3, generator=torch.Generator().manual_seed(seed))
+
+
+def fit(method: str, seed: int, x, d, **kwargs):
+    model = student(seed)
+    settings = {"lr": LR} if method == "sgd" else {}
+    settings |= {"tol": TOL, "max_epochs": BUDGET[method]} | kwargs
+    return train(model, x, d, method=method, **settings)
+
+
+def summary(result) -> dict:
+    return {
+        "stop_reason": result.stop_reason,
+        "epochs": result.epochs,
+        "seconds": result.seconds,
+        "max_abs_error": result.max_abs_error,
+        "final_loss": result.final_loss,
+    }
+
+
+def curves(x, d, seed: int) -> dict:
+    """``E`` per epoch with the wall time at the start of each epoch, for both methods."""
+    stamps = []
+    began = time.perf_counter()
+    sgd = fit("sgd", seed, x, d, callback=lambda k, r: stamps.append(time.perf_counter() - began))
+    stamps.append(sgd.seconds)  # the last epoch, which stops instead of calling back
+    lm = fit("lm", seed, x, d)
+    # An LM run of k epochs ends at the start of epoch k: its wall time (median of 5) is that epoch's
+    # time stamp; the running maximum keeps the stamps in order where timing noise would not.
+    lm_stamps, latest = [], 0.0
+    for k in range(lm.epochs + 1):
+        latest = max(latest, statistics.median(fit("lm", seed, x, d, max_epochs=k).seconds for _ in range(5)))
+        lm_stamps.append(latest)
+    return {
+        "sgd": {"loss": sgd.loss_history, "seconds": stamps},
+        "lm": {"loss": lm.loss_history, "seconds": lm_stamps},
+    }
+
+
+def draw(curve: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (by_epoch, by_time) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
+    labels = {"sgd": "steepest descent (η = 2)", "lm": "Levenberg–Marquardt"}
+    for method, style in (("sgd", "-"), ("lm", "o-")):
+        loss, seconds = curve[method]["loss"], curve[method]["seconds"]
+        by_epoch.plot(range(len(loss)), loss, style, ms=3, label=labels[method])
+        by_time.plot(seconds, loss, style, ms=3, label=labels[method])
+    by_epoch.set_xscale("symlog", linthresh=10)
+    by_epoch.set_xlabel("epoch (linear to 10, then log)")
+    by_time.set_xscale("log")
+    by_time.set_xlabel("wall seconds (log)")
+    for ax in (by_epoch, by_time):
+        ax.set_yscale("log")
+        ax.set_ylabel("E = ½ Σ (y − d)²")
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend()
+    fig.suptitle("3-3-3-1 teacher problem (T = 64), student seed 0, float32, to max|y − d| < 0.01")
+    PICTURE.parent.mkdir(exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    text = f"{cpu}, {os.cpu_count()} CPUs ({torch.get_num_threads()} torch threads)"
+    return text + f"; torch {torch.__version__}, Python {platform.python_version()}"
+
+
+def median_of(per_seed: list[dict], method: str, key: str) -> float:
+    return statistics.median(r[method][key] for r in per_seed if r[method]["stop_reason"] == "tol")
+
+
+def fmt_s(s: float) -> str:
+    return f"{s * 1e3:.3g} ms" if s < 1 else f"{s:.3g} s"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one round and seeds 0–2, for a check")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    rounds, seeds = (1, range(3)) if args.quick else (5, range(10))
+    x, d = teacher_problem()
+
+    # -- from seed 0: the headline, interleaved rounds ------------------------------------------------
+    fit("lm", 0, x, d, max_epochs=2), fit("sgd", 0, x, d, max_epochs=10)  # warm up
+    runs = {"sgd": [], "lm": []}
+    for _ in range(rounds):
+        for method in runs:
+            runs[method].append(fit(method, 0, x, d))
+    head = {}
+    for method, results in runs.items():
+        head[method] = summary(results[0]) | {"seconds": statistics.median(r.seconds for r in results)}
+        assert all(r.epochs == results[0].epochs for r in results), "a run is not reproducible"
+    ratio = {
+        "epochs": head["sgd"]["epochs"] / max(head["lm"]["epochs"], 1),
+        "seconds": head["sgd"]["seconds"] / head["lm"]["seconds"],
+    }
+    print(json.dumps({"seed 0": head, "sgd / lm": ratio}), flush=True)
+    curve = curves(x, d, 0)
+    draw(curve, PICTURE)
+
+    # -- every start of seeds 0–9, and three restarts -----------------------------------------------------
+    per_seed = []
+    for seed in seeds:
+        row = {"seed": seed, "sgd": summary(fit("sgd", seed, x, d)), "lm": summary(fit("lm", seed, x, d))}
+        per_seed.append(row)
+        print(json.dumps(row), flush=True)
+    restarts = {}
+    for method in ("sgd", "lm"):
+        r = fit(method, 0, x, d, restarts=3, generator=torch.Generator().manual_seed(0))
+        restarts[method] = summary(r) | {"start": r.start, "starts": [summary(s) for s in r.restarts]}
+    print(json.dumps({"restarts=3": restarts}), flush=True)
+
+    # -- write --------------------------------------------------------------------------------------
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    suffix = "_quick" if args.quick else ""
+    RESULTS.mkdir(exist_ok=True)
+    record = {
+        "machine": machine(), "date": now, "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "tol": TOL, "lr": LR, "budget": BUDGET, "rounds": rounds, "seed 0": head, "sgd / lm": ratio,
+        "per_seed": per_seed, "restarts=3": restarts, "curves": curve,
+    }  # fmt: skip
+    (RESULTS / f"lm{suffix}.json").write_text(json.dumps(record, indent=1) + "\n")
+
+    def line(name, s):
+        ok = "yes" if s["stop_reason"] == "tol" else f"no ({s['stop_reason']})"
+        return f"| {name} | {ok} | {s['epochs']} | {fmt_s(s['seconds'])} | {s['max_abs_error']:.4f} |"
+
+    md = [
+        f"## bench_lm ({now})",
+        "",
+        f"Machine: {machine()}. `python benchmarks/{record['command']}`. The 3-3-3-1 teacher problem of",
+        "tests/test_training.py (T = 64, float32), `tol = 0.01` (max |y − d|); steepest descent with",
+        f"η = {LR:g}, full batch; budgets {BUDGET['sgd']} (SD) and {BUDGET['lm']} (LM) epochs per start.",
+        "",
+        f"### From student seed 0 (seconds: median of {rounds} interleaved runs)",
+        "",
+        "| method | reached tol | epochs | wall time | final max abs error |",
+        "|---|---|---:|---:|---:|",
+        line("steepest descent", head["sgd"]),
+        line("Levenberg–Marquardt", head["lm"]),
+        "",
+        f"LM takes {ratio['epochs']:.0f}× fewer epochs and {ratio['seconds']:.0f}× less wall time. "
+        f"Loss curves: `docs/{PICTURE.name}`.",
+        "",
+        "### Every student seed, one run each",
+        "",
+        *[
+            f"{name}: reached tol from {sum(r[m]['stop_reason'] == 'tol' for r in per_seed)} of "
+            f"{len(per_seed)} starts; median over those {median_of(per_seed, m, 'epochs'):.0f} epochs, "
+            f"{fmt_s(median_of(per_seed, m, 'seconds'))}.  "
+            for m, name in (("sgd", "Steepest descent"), ("lm", "Levenberg–Marquardt"))
+        ],
+        "",
+        "| seed | SD reached tol | SD epochs | SD time | SD max err | LM reached tol | LM epochs | LM time "
+        "| LM max err |",
+        "|---:|---|---:|---:|---:|---|---:|---:|---:|",
+    ]
+    for row in per_seed:
+        cells = []
+        for method in ("sgd", "lm"):
+            cells.append(line("", row[method])[4:-2])
+        md.append(f"| {row['seed']} | " + " | ".join(cells) + " |")
+    md += [
+        "",
+        "### `restarts=3` from seed 0 (starts 1, 2 drawn with seeds 1, 2 of `torch.Generator`)",
+        "",
+        "| method | best start | reached tol | epochs (best) | wall time (all starts) | max abs error |",
+        "|---|---:|---|---:|---:|---:|",
+    ]
+    for method, name in (("sgd", "steepest descent"), ("lm", "Levenberg–Marquardt")):
+        r = restarts[method]
+        md.append(line(f"{name} | {r['start']}", r))
+    (RESULTS / f"lm{suffix}.md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()
