@@ -43,7 +43,7 @@ import torch
 from .data import DataError, atomic_path, read_csv, write_csv
 from .demo import sine_demo
 from .distributed import default_device, init_from_env, is_distributed, is_main_process, shard
-from .estimator import LR_CONSTANT, SigmoidMLPRegressor
+from .estimator import LOG_RECORDS, LR_CONSTANT, SigmoidMLPRegressor
 from .gradients import compare_gradients
 from .module import SigmoidMLP
 from .plotting import MissingDependencyError, fit_figure, require_matplotlib
@@ -324,6 +324,7 @@ def _fit(args: argparse.Namespace) -> int:
                 momentum=est.momentum,
                 generator=generator,
                 writer=None if writer is None else _ContinuedSteps(writer, done),
+                log_every=max(1, est.max_epochs // LOG_RECORDS),
                 callback=callback,
             )
         est.result_ = result = merged(result)

@@ -27,6 +27,9 @@ __all__ = ["LR_CONSTANT", "SigmoidMLPRegressor"]
 #: worse than a smaller one.
 LR_CONSTANT = 16.0
 
+#: About how many TensorBoard records a run with ``logdir`` writes (see ``SigmoidMLPRegressor``).
+LOG_RECORDS = 1000
+
 #: Inputs are scaled into the same range as the default targets: signals of about 0.5 are what
 #: ``SigmoidMLP.reset_parameters`` sizes its initial weights for.
 INPUT_RANGE = (0.1, 0.9)
@@ -69,7 +72,9 @@ class SigmoidMLPRegressor:
         device: ``"auto"`` (CUDA when available, else CPU) or a device.
         dtype: of the weights and the scaled data.
         seed: seeds the initial weights, the hold-out split and the batch order.
-        logdir: a TensorBoard log directory for the training run.
+        logdir: a TensorBoard log directory for the training run. It gets a record every
+            ``max(1, max_epochs // LOG_RECORDS)`` epochs: writing every epoch would cost more than
+            the epoch itself on a small network.
         progress: show a progress bar.
         solver: ``"sgd"`` (steepest descent) or ``"lm"`` (Levenberg–Marquardt), ``train``'s
             ``method``. ``"lm"`` takes no ``lr``, ``batch_size``, ``momentum``,
@@ -255,6 +260,7 @@ class SigmoidMLPRegressor:
             validation=validation,
             patience=self.n_iter_no_change if validation is not None else None,
             logdir=self.logdir,
+            log_every=max(1, self.max_epochs // LOG_RECORDS),
             progress=self.progress,
             method=self.solver,
             restarts=restarts,
