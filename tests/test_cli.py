@@ -97,7 +97,7 @@ def test_fit_then_predict_gives_the_estimators_predictions(tmp_path, points_csv)
 
 
 def test_fit_takes_the_same_steps_as_the_estimator(tmp_path, points_csv):
-    # the command line runs train() itself (for its callback): it must stay SigmoidMLPRegressor.fit
+    # the command line fits in two calls (0 epochs, then warm_start) with its callback: still one fit
     run = cli("fit", points_csv, "--hidden", "3", "--batch-size", "7", "--epochs", "30", "--tol", "0.01",
               "--device", "cpu", "--save", "m.pt", "--quiet", cwd=tmp_path)  # fmt: skip
     assert run.returncode == 1, f"--tol not reached: exit 1 expected\n{run.stdout}{run.stderr}"

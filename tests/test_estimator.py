@@ -1,5 +1,7 @@
 """SigmoidMLPRegressor: fitting in the units of y, predict's kinds, R², partial_fit, save/load, bad input."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -170,3 +172,112 @@ def test_predict_checks_features_and_fitting(fitted):
         reg.predict(np.zeros((3, 2)))
     with pytest.raises(ValueError, match="not fitted"):
         SigmoidMLPRegressor().predict(X)
+
+
+# -- continuing a run: callback, checkpoints, warm_start ----------------------------------------------
+
+
+def mini_batch_regressor(**params) -> SigmoidMLPRegressor:
+    return SigmoidMLPRegressor(hidden=(4,), batch_size=8, device="cpu", **params)
+
+
+def assert_same_run(reg, ref, what):
+    for l, (W, W_ref) in enumerate(zip(reg.model_.weights, ref.model_.weights)):
+        torch.testing.assert_close(W, W_ref, rtol=0, atol=0, msg=f"W^({l}) {what}")
+    assert reg.result_.epochs == ref.result_.epochs, what
+    assert reg.result_.loss_history == ref.result_.loss_history, f"E per epoch differs {what}"
+
+
+def test_a_checkpoint_from_the_callback_resumes_to_the_uninterrupted_weights(tmp_path):
+    X, y = smooth_1d()
+    ref = mini_batch_regressor(max_epochs=40).fit(X, y)
+    seen = []
+
+    def checkpoint_at_15(k, result):
+        seen.append(k)
+        if k == 15:
+            reg.save(tmp_path / "run.pt")
+            return False
+        return None
+
+    reg = mini_batch_regressor(max_epochs=40)
+    reg.fit(X, y, callback=checkpoint_at_15)
+    assert seen == list(range(16)), seen
+    assert (reg.result_.stop_reason, reg.result_.epochs) == ("callback", 15), reg.result_
+    saved = SigmoidMLPRegressor.load(tmp_path / "run.pt")
+    # all but the seconds, which the run counts on after the callback
+    checkpoint, stopped = (dataclasses.replace(r.result_, seconds=0.0) for r in (saved, reg))
+    assert checkpoint == stopped, "the checkpoint is not the record of a run stopped there"
+
+    resumed = []
+    saved.set_params(warm_start=True).fit(X, y, callback=lambda k, result: resumed.append(k))
+    assert resumed == list(range(15, 40)), "the callback's epochs do not count from the start of the run"
+    assert saved.result_.stop_reason == "max_epochs"
+    assert_same_run(saved, ref, "after resuming from the checkpoint")
+
+
+def test_warm_start_goes_on_to_max_epochs_in_all():
+    X, y = smooth_1d()
+    ref = mini_batch_regressor(max_epochs=30).fit(X, y)
+    reg = mini_batch_regressor(max_epochs=10, warm_start=True).fit(X, y)
+    reg.set_params(max_epochs=20).fit(X, y)
+    reg.set_params(max_epochs=30).fit(X, y)
+    assert_same_run(reg, ref, "after two continuations")
+    reg.fit(X, y)  # the run has its 30 epochs already: nothing more to do
+    assert_same_run(reg, ref, "after a continuation past max_epochs")
+
+
+def test_warm_start_logs_steps_after_the_epochs_taken(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    X, y = smooth_1d()
+    reg = SigmoidMLPRegressor(hidden=(4,), max_epochs=5, logdir=str(tmp_path), device="cpu").fit(X, y)
+    reg.set_params(max_epochs=12, warm_start=True).fit(X, y)
+    events = EventAccumulator(str(tmp_path), size_guidance={"scalars": 0})
+    events.Reload()
+    steps = [event.step for event in events.Scalars("train/sse")]
+    assert sorted(steps) == list(range(6)) + list(range(5, 13)), steps
+
+
+def test_warm_start_refuses_what_it_cannot_continue(tmp_path):
+    X, y = smooth_1d()
+    reg = mini_batch_regressor(max_epochs=3, validation_fraction=0.25).fit(X, y)
+    with pytest.raises(ValueError, match="validation_fraction=None"):
+        reg.set_params(warm_start=True, max_epochs=6).fit(X, y)
+    reg = mini_batch_regressor(max_epochs=3, warm_start=True).fit(X, y)
+    with pytest.raises(ValueError, match="outside the range"):
+        reg.fit(X, y + 10)
+    with pytest.raises(ValueError, match="logdir"):
+        reg.set_params(logdir=str(tmp_path)).fit(X, y, writer=object())
+
+
+def test_a_format_1_file_loads_and_continues_a_full_batch_run(tmp_path):
+    X, y = smooth_1d()
+    ref = SigmoidMLPRegressor(hidden=(4,), max_epochs=20, device="cpu").fit(X, y)
+    for batch_size in (None, 8):
+        reg = SigmoidMLPRegressor(hidden=(4,), max_epochs=10, batch_size=batch_size, device="cpu").fit(X, y)
+        reg.save(tmp_path / "new.pt")
+        state = torch.load(tmp_path / "new.pt", weights_only=True)
+        assert state["format"] == "torch-sigmoid-mlp/regressor/2"
+        assert state["generator"].dtype == torch.uint8
+        # what version 1 wrote: no warm_start, no generator state
+        del state["params"]["warm_start"], state["generator"]
+        state["format"] = "torch-sigmoid-mlp/regressor/1"
+        torch.save(state, tmp_path / "old.pt")
+        old = SigmoidMLPRegressor.load(tmp_path / "old.pt").set_params(max_epochs=20, warm_start=True)
+        np.testing.assert_array_equal(old.predict(X), reg.predict(X))
+        if batch_size is None:
+            assert_same_run(old.fit(X, y), ref, "continuing a format-1 file")
+        else:
+            with pytest.raises(ValueError, match="mini-batch order"):
+                old.fit(X, y)
+
+
+def test_load_refuses_a_broken_generator_state(fitted, tmp_path):
+    reg, _X, _y = fitted
+    reg.save(tmp_path / "model.pt")
+    state = torch.load(tmp_path / "model.pt", weights_only=True)
+    state["generator"] = state["generator"][:10]
+    torch.save(state, tmp_path / "broken.pt")
+    with pytest.raises(ValueError, match="not a compatible"):
+        SigmoidMLPRegressor.load(tmp_path / "broken.pt")

@@ -7,13 +7,14 @@ Exit status, so that scripts can rely on it:
 - ``2``: bad input (a file, a column, an option, a device); one line on stderr names the problem;
 - ``130``: interrupted with Ctrl-C (after saving what there was, when ``--save`` was given).
 
-``fit`` trains through :func:`~torch_sigmoid_mlp.train` on what
-:class:`~torch_sigmoid_mlp.SigmoidMLPRegressor` prepared (scalers, initial weights), with a callback of
-its own: it drives the progress bar, writes a checkpoint to ``--save`` every ``--checkpoint-every`` K
-epochs, and stops the run after the current epoch on Ctrl-C or SIGTERM. A saved model holds the whole
-run's :class:`~torch_sigmoid_mlp.TrainResult` (epochs counted from the start, resumed parts included),
-so ``--resume`` knows where it stands: ``--epochs`` counts from the start of the run, and a resumed run,
-mini-batch order included, takes the same steps as one that was never interrupted.
+``fit`` runs :meth:`SigmoidMLPRegressor.fit <torch_sigmoid_mlp.SigmoidMLPRegressor.fit>` with
+``warm_start``, on an estimator fitted for 0 epochs (scalers and initial weights) or loaded by
+``--resume``, and a callback of its own: it drives the progress bar, writes a checkpoint to ``--save``
+every ``--checkpoint-every`` K epochs, and stops the run after the current epoch on Ctrl-C or SIGTERM.
+A saved model holds the whole run's :class:`~torch_sigmoid_mlp.TrainResult` (epochs counted from the
+start, resumed parts included) and its mini-batch order, so ``--resume`` knows where it stands:
+``--epochs`` counts from the start of the run, and a resumed run takes the same steps as one that was
+never interrupted.
 
 ``torchrun --nproc-per-node N -m torch_sigmoid_mlp fit …`` trains data-parallel: every rank reads the
 whole data file and trains on its own shard of the points (``gloo`` on CPUs, ``nccl`` with one GPU per
@@ -31,7 +32,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
-import dataclasses
 import os
 import signal
 import sys
@@ -42,12 +42,12 @@ import torch
 
 from .data import DataError, atomic_path, read_csv, write_csv
 from .demo import sine_demo
-from .distributed import default_device, init_from_env, is_distributed, is_main_process, shard
-from .estimator import LOG_RECORDS, LR_CONSTANT, SigmoidMLPRegressor
+from .distributed import default_device, init_from_env, is_distributed, is_main_process
+from .estimator import SigmoidMLPRegressor
 from .gradients import compare_gradients
 from .module import SigmoidMLP
 from .plotting import MissingDependencyError, fit_figure, require_matplotlib
-from .training import TrainResult, train
+from .training import TrainResult
 
 __all__ = ["main"]
 
@@ -117,22 +117,6 @@ def _writable(path: Path, option: str) -> Path:
 
 
 # -- fit ---------------------------------------------------------------------------------------------------
-
-
-class _ContinuedSteps:
-    """A ``SummaryWriter`` whose steps go on from where a resumed run stopped, not from 0 again."""
-
-    def __init__(self, writer, offset: int) -> None:
-        self._writer, self._offset = writer, offset
-
-    def add_scalar(self, tag, value, step):
-        self._writer.add_scalar(tag, value, step + self._offset)
-
-    def add_histogram(self, tag, values, step):
-        self._writer.add_histogram(tag, values, step + self._offset)
-
-    def __getattr__(self, name):
-        return getattr(self._writer, name)
 
 
 class _StopRequest:
@@ -207,7 +191,8 @@ def _check_outputs(args: argparse.Namespace) -> None:
 
 
 def _estimator(args: argparse.Namespace, X, y, what: str, demo, device: torch.device) -> SigmoidMLPRegressor:
-    """A fresh estimator with scalers and initial weights (no epoch yet), or the one ``--resume`` saved."""
+    """An estimator whose ``fit`` runs the epochs that are left: a fresh one with scalers and initial
+    weights (no epoch yet), or the one ``--resume`` saved."""
     if args.resume is None:
         hidden = args.hidden if args.hidden is not None else demo.hidden if demo is not None else None
         tol = args.tol if args.tol is not None else demo.tol if demo is not None else None
@@ -221,8 +206,7 @@ def _estimator(args: argparse.Namespace, X, y, what: str, demo, device: torch.de
             seed=0 if args.seed is None else args.seed,
         )
         est.fit(X, y)
-        est.max_epochs = 10_000 if args.epochs is None else args.epochs
-        return est
+        return est.set_params(max_epochs=10_000 if args.epochs is None else args.epochs, warm_start=True)
     est = _load_model(args.resume, str(device))
     n, sizes = X.shape[1], est.model_.sizes
     if est.n_features_in_ != n:
@@ -244,40 +228,22 @@ def _estimator(args: argparse.Namespace, X, y, what: str, demo, device: torch.de
             setattr(est, option, getattr(args, option))
     if args.epochs is not None:
         est.max_epochs = args.epochs
-    return est
+    return est.set_params(warm_start=True)
 
 
 def _fit(args: argparse.Namespace) -> int:
     device = _device(args.device)
     _check_outputs(args)
     X, y, input_names, target_name, what, demo = _fit_data(args)
-    T, n = X.shape
-    Y = y.reshape(T, 1)  # (T, 1)
-
+    T = X.shape[0]
     est = _estimator(args, X, y, what, demo, device)
-    before = est.result_
-    done = before.epochs
+    done = est.result_.epochs
     sizes = est.model_.sizes
-
-    # -- what the estimator's fit would hand to train(), with a callback of our own ------------------
-    W0 = est.model_.weights[0]
-    x = est.x_scaler_.transform(X).to(device=W0.device, dtype=W0.dtype)  # (T, n)
-    d = est.y_scaler_.transform(Y).to(device=W0.device, dtype=W0.dtype)  # (T, 1)
-    lr = est.lr if est.lr is not None else LR_CONSTANT / min(est.batch_size or T, T)
-    if is_distributed():
-        x, d = shard(x), shard(d)  # this rank's share of the points; lr above counts all T of them
-    generator = torch.Generator().manual_seed(est.seed)
-    # Replay the draws made so far, so that a resumed mini-batch run shuffles as the uninterrupted one
-    # would have: the initial weights (as fit drew them), then one permutation per epoch done.
-    SigmoidMLP(n, sizes[1:-1], sizes[-1], dtype=est.dtype, generator=generator)
-    if est.batch_size is not None:
-        for _ in range(done):
-            torch.randperm(T, generator=generator)
     unit = _target_unit(est)
 
     if not args.quiet:
         formula = f" ({demo.formula})" if demo is not None else ""
-        settings = f"{_architecture(sizes)}, lr {lr:.4g}, tol {_fmt_tol(est.tol)}"
+        settings = f"{_architecture(sizes)}, lr {est.effective_lr(T):.4g}, tol {_fmt_tol(est.tol)}"
         print(f"fitting {what}{formula}: {T} points, {settings}")
     bar = None if args.quiet else _progress_bar(total=est.max_epochs, initial=done)
     writer = None
@@ -286,48 +252,28 @@ def _fit(args: argparse.Namespace) -> int:
 
         writer = SummaryWriter(log_dir=str(args.logdir))
 
-    def merged(result) -> TrainResult:
-        # the whole run, resumed parts included: loss_history[k] is E at the start of epoch k
-        return TrainResult(
-            epochs=done + result.epochs,
-            converged=result.converged,
-            stop_reason=result.stop_reason,
-            final_loss=result.final_loss,
-            max_abs_error=result.max_abs_error,
-            loss_history=before.loss_history[:done] + list(result.loss_history),
-            seconds=before.seconds + result.seconds,
-        )
-
-    def callback(epoch: int, result) -> bool:
-        total = done + epoch
+    def callback(epoch: int, result: TrainResult) -> bool:
+        # epoch counts from the start of the run, and result is the run so far
         if bar is not None:
             bar.set_postfix(
                 E=f"{result.final_loss:.3e}", max_err=f"{result.max_abs_error * unit:.3g}", refresh=False
             )
-            bar.update(total - bar.n)
-        if args.checkpoint_every is not None and epoch > 0 and total % args.checkpoint_every == 0:
-            # a checkpoint is where a killed run stopped: the same record as a Ctrl-C there
-            est.result_ = dataclasses.replace(merged(result), stop_reason="callback")
+            bar.update(epoch - bar.n)
+        if args.checkpoint_every is not None and epoch > done and epoch % args.checkpoint_every == 0:
+            # est.result_ is now the record of a run stopped here: the same file as a Ctrl-C there
             est.save(args.save)
         return not stop.asked
 
     try:
         with _StopRequest() as stop:
-            result = train(
-                est.model_,
-                x,
-                d,
-                lr=lr,
-                max_epochs=max(est.max_epochs - done, 0),
-                tol=est._scaled_tol(),
-                batch_size=est.batch_size,
-                momentum=est.momentum,
-                generator=generator,
-                writer=None if writer is None else _ContinuedSteps(writer, done),
-                log_every=max(1, est.max_epochs // LOG_RECORDS),
-                callback=callback,
-            )
-        est.result_ = result = merged(result)
+            try:
+                est.fit(X, y, callback=callback, writer=writer)
+            except ValueError as exc:
+                if args.resume is None:
+                    raise
+                # the estimator names what does not fit the saved run (targets outside its scale, say)
+                raise UsageError(f"--resume {args.resume}: {exc}") from None
+        result = est.result_
 
         # -- outputs ---------------------------------------------------------------------------------
         if args.save is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,13 @@ LOG_RECORDS = 1000
 #: ``SigmoidMLP.reset_parameters`` sizes its initial weights for.
 INPUT_RANGE = (0.1, 0.9)
 
-_FORMAT = "torch-sigmoid-mlp/regressor/1"
+#: ``callback(k, result)`` of :meth:`SigmoidMLPRegressor.fit`; ``False`` stops the run.
+Callback = Callable[[int, TrainResult], bool | None]
+
+#: Written by :meth:`SigmoidMLPRegressor.save`; ``/2`` added ``warm_start`` and the batch-order
+#: generator's state. ``/1`` files still load (and resume, on full batches: they draw no order).
+_FORMAT = "torch-sigmoid-mlp/regressor/2"
+_READABLE = ("torch-sigmoid-mlp/regressor/1", _FORMAT)
 _DTYPES = {
     str(t).removeprefix("torch."): t for t in (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 }
@@ -92,11 +99,28 @@ class SigmoidMLPRegressor:
             lowest largest error); start ``i ≥ 1`` draws its initial weights with seed
             ``seed + i``, as ``seed=seed + i`` would. ``result_.restarts`` holds every start's
             result.
+        warm_start: ``fit`` on a fitted estimator goes on with its run (see "Continuing a run")
+            instead of starting afresh.
+
+    Continuing a run:
+        With ``warm_start=True``, ``fit`` on a fitted (or :meth:`load`\ ed) estimator keeps its
+        scalers and network and trains on until the run has taken ``max_epochs`` epochs *in all*,
+        counting those of the earlier ``fit`` calls (as ``n_estimators`` counts trees in
+        scikit-learn's ensembles). The mini-batch order is drawn on from where the run left it
+        (:meth:`save` keeps the generator's state), so a run stopped at epoch ``k`` — by
+        ``max_epochs``, a ``callback`` or a crash after a checkpoint — and continued takes the
+        same steps, to the bit, as one that was never stopped, and ``result_`` describes the
+        whole run. Exact for steepest descent without momentum from one start: momentum's
+        velocity and LM's damping ``μ`` start again from zero. ``validation_fraction`` is
+        refused, since early stopping's record of the best epoch is not kept. ``hidden``,
+        ``dtype`` and ``seed`` are those the run began with; the data must have the same
+        columns, and targets within the range the scalers were fitted to.
 
     Attributes:
         model_: the trained :class:`~torch_sigmoid_mlp.SigmoidMLP`.
         x_scaler_, y_scaler_: the fitted :class:`~torch_sigmoid_mlp.MinMaxScaler`\ s.
-        result_: the :class:`~torch_sigmoid_mlp.TrainResult` of the last ``fit``/``partial_fit``.
+        result_: the :class:`~torch_sigmoid_mlp.TrainResult` of the run: of the last ``fit`` or
+            ``partial_fit``, with the earlier parts of a continued run (``warm_start``) included.
         n_features_in_: ``n``.
 
     Example::
@@ -107,6 +131,14 @@ class SigmoidMLPRegressor:
         >>> reg = SigmoidMLPRegressor(hidden=(4,), tol=0.1, device="cpu").fit(X, y)
         >>> reg.result_.stop_reason, bool(np.abs(reg.predict(X) - y).max() < 0.1), round(reg.score(X, y), 3)
         ('tol', True, 0.998)
+
+    A run of 30 mini-batch epochs, stopped after 10 and continued, ends where one of 30 does::
+
+        >>> whole = SigmoidMLPRegressor(hidden=(4,), batch_size=8, max_epochs=30, device="cpu").fit(X, y)
+        >>> part = SigmoidMLPRegressor(hidden=(4,), batch_size=8, max_epochs=10, device="cpu").fit(X, y)
+        >>> _ = part.set_params(max_epochs=30, warm_start=True).fit(X, y)
+        >>> part.result_.epochs, part.result_.loss_history == whole.result_.loss_history
+        (30, True)
     """
 
     def __init__(
@@ -128,6 +160,7 @@ class SigmoidMLPRegressor:
         progress: bool = False,
         solver: str = "sgd",
         restarts: int = 1,
+        warm_start: bool = False,
     ) -> None:
         self.hidden = hidden
         self.lr = lr
@@ -145,13 +178,14 @@ class SigmoidMLPRegressor:
         self.progress = progress
         self.solver = solver
         self.restarts = restarts
+        self.warm_start = warm_start
 
     # -- scikit-learn's protocol -------------------------------------------------------------------
 
     _PARAMS = (
         "hidden", "lr", "max_epochs", "tol", "batch_size", "momentum", "target_range",
         "validation_fraction", "n_iter_no_change", "device", "dtype", "seed", "logdir", "progress",
-        "solver", "restarts",
+        "solver", "restarts", "warm_start",
     )  # fmt: skip
 
     def get_params(self, deep: bool = True) -> dict:
@@ -171,13 +205,28 @@ class SigmoidMLPRegressor:
 
     # -- fitting -----------------------------------------------------------------------------------
 
-    def fit(self, X, y) -> SigmoidMLPRegressor:
+    def fit(self, X, y, *, callback: Callback | None = None, writer=None) -> SigmoidMLPRegressor:
         """Scale ``X`` (``(T, n)``) and ``y`` (``(T,)`` or ``(T, m)``), build a network, train it.
+
+        With ``warm_start`` and a fitted estimator, train on instead (see "Continuing a run").
 
         In a ``torch.distributed`` process group (under ``torchrun``, say) call ``fit`` on every rank
         with all the data: each rank trains on its own shard of the points, full batch, and every
         rank ends with the same model (:func:`~torch_sigmoid_mlp.train`'s "Data parallel").
+
+        Args:
+            X, y: the test points and their measurements.
+            callback: called as ``callback(k, result)`` before each epoch ``k`` that the run
+                takes (:func:`~torch_sigmoid_mlp.train`'s callback), with ``k`` counted from the
+                start of the run and ``result`` the run so far; returning ``False`` stops the run
+                there (``stop_reason == "callback"``). During the call ``result_`` is ``result``,
+                the record of a run stopped at ``k``, so :meth:`save` there writes a checkpoint
+                that ``warm_start`` continues exactly.
+            writer: a ``SummaryWriter`` to log the run to, left open (instead of ``logdir``);
+                a continued run's steps go on from the epochs it had taken.
         """
+        if self.warm_start and hasattr(self, "model_"):
+            return self._continue(X, y, callback, writer)
         X, Y = self._check_xy(X, y)
         self._check_settings()
         device = self._resolve_device()
@@ -186,43 +235,57 @@ class SigmoidMLPRegressor:
         self.y_scaler_ = MinMaxScaler((lo, hi)).fit(Y)
         self._y_1d = np.ndim(y) == 1 if not isinstance(y, Tensor) else y.dim() == 1
         self.n_features_in_ = X.shape[1]
-        generator = torch.Generator().manual_seed(self.seed)
+        # one generator draws, in this order: the initial weights, the validation split, the batch
+        # orders; it is the run's state that save() keeps for warm_start
+        self._generator = torch.Generator().manual_seed(self.seed)
         self.model_ = SigmoidMLP(
-            X.shape[1], self.hidden, Y.shape[1], device=device, dtype=self.dtype, generator=generator
+            X.shape[1], self.hidden, Y.shape[1], device=device, dtype=self.dtype, generator=self._generator
         )
-        self.result_ = self._train(X, Y, generator, restarts=self.restarts)
+        self.result_ = self._train(X, Y, restarts=self.restarts, callback=callback, writer=writer)
         return self
 
-    def partial_fit(self, X, y) -> SigmoidMLPRegressor:
+    def partial_fit(self, X, y, *, callback: Callback | None = None, writer=None) -> SigmoidMLPRegressor:
         """Train the fitted network further on ``(X, y)`` (up to ``max_epochs`` more epochs).
 
         New test points are welcome: ``E`` is a sum over points, so the network keeps its shape.
         The scalers from the first fit are kept, so targets must lie within the range that fit
         saw (outside it they would map outside ``(0, 1)``). Without a previous fit this is ``fit``.
         Momentum restarts from zero, and so does LM's damping ``μ``; ``restarts`` is not used here
-        (one start: the fitted weights).
+        (one start: the fitted weights). ``result_`` is this call's run, and its batch orders
+        are drawn afresh from ``seed``; ``warm_start`` continues it. ``callback`` and ``writer``
+        are as in :meth:`fit`.
         """
         if not hasattr(self, "model_"):
-            return self.fit(X, y)
-        X, Y = self._check_xy(X, y)
-        self._check_settings()
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[1]} features, the model was fitted with {self.n_features_in_}")
-        if Y.shape[1] != self.model_.out_features:
-            raise ValueError(
-                f"y has {Y.shape[1]} outputs, the model was fitted with {self.model_.out_features}"
-            )
-        ymin, ymax = self.y_scaler_.data_min_, self.y_scaler_.data_max_
-        if bool((ymin > Y).any() or (ymax < Y).any()):
-            raise ValueError(
-                "y has values outside the range the first fit scaled to "
-                f"[{ymin.tolist()}, {ymax.tolist()}]; they would map outside (0, 1): fit again instead"
-            )
+            return self.fit(X, y, callback=callback, writer=writer)
+        X, Y = self._check_more_data(X, y)
+        self._generator = torch.Generator().manual_seed(self.seed)
         # one start: the fitted weights go on, where a restart would throw them away
-        self.result_ = self._train(X, Y, torch.Generator().manual_seed(self.seed), restarts=1)
+        self.result_ = self._train(X, Y, restarts=1, callback=callback, writer=writer)
         return self
 
-    def _train(self, X: Tensor, Y: Tensor, generator: torch.Generator, restarts: int) -> TrainResult:
+    def _continue(self, X, y, callback, writer) -> SigmoidMLPRegressor:
+        """``fit`` with ``warm_start``: the run goes on to ``max_epochs`` epochs in all."""
+        X, Y = self._check_more_data(X, y)
+        if self.validation_fraction:
+            raise ValueError(
+                "warm_start continues a run exactly, and early stopping's record of the best epoch "
+                "is not kept: set validation_fraction=None, or fit again"
+            )
+        if getattr(self, "_generator", None) is None:
+            if self.batch_size is not None:
+                raise ValueError(
+                    "this model was saved without its mini-batch order (an older file format), so "
+                    "warm_start cannot continue its run as it would have gone on: fit again"
+                )
+            self._generator = torch.Generator().manual_seed(self.seed)  # full batch draws nothing
+        self.result_ = self._train(X, Y, restarts=1, callback=callback, writer=writer, before=self.result_)
+        return self
+
+    def _train(
+        self, X: Tensor, Y: Tensor, *, restarts: int, callback, writer, before: TrainResult | None = None
+    ) -> TrainResult:
+        """Train ``model_`` on the scaled data; ``before`` is the run this goes on with (``warm_start``)."""
+        generator = self._generator
         W0 = self.model_.weights[0]
         x = self.x_scaler_.transform(X).to(device=W0.device, dtype=W0.dtype)  # (T, n)
         d = self.y_scaler_.transform(Y).to(device=W0.device, dtype=W0.dtype)  # (T, m)
@@ -239,32 +302,90 @@ class SigmoidMLPRegressor:
             val, fit = order[:n_val], order[n_val:]
             validation = (x[val], d[val])
             x, d = x[fit], d[fit]
-        T = x.shape[0]
-        lr = self.lr if self.lr is not None else LR_CONSTANT / min(self.batch_size or T, T)
+        lr = self.effective_lr(x.shape[0])
         if is_distributed():
             # Every rank was given all the points (and drew the same split): each trains on its own
             # contiguous shard, and train sums the gradients over ranks.
             x, d = shard(x), shard(d)
             if validation is not None:
                 validation = (shard(validation[0]), shard(validation[1]))
-        return train(
-            self.model_,
-            x,
-            d,
-            lr=lr if self.solver == "sgd" else None,
-            max_epochs=self.max_epochs,
-            tol=self._scaled_tol(),
-            batch_size=self.batch_size,
-            momentum=self.momentum,
-            generator=generator,
-            validation=validation,
-            patience=self.n_iter_no_change if validation is not None else None,
-            logdir=self.logdir,
-            log_every=max(1, self.max_epochs // LOG_RECORDS),
-            progress=self.progress,
-            method=self.solver,
-            restarts=restarts,
-        )
+        if writer is not None and self.logdir is not None:
+            raise ValueError(f"writer= is given and so is logdir={self.logdir!r}: log to one of them")
+        done = 0 if before is None else before.epochs
+
+        def whole(result: TrainResult) -> TrainResult:
+            # the run, earlier parts included: loss_history[k] is E at the start of epoch k
+            if before is None:
+                return dataclasses.replace(
+                    result, loss_history=list(result.loss_history), val_history=list(result.val_history)
+                )
+            return dataclasses.replace(
+                result,
+                epochs=done + result.epochs,
+                loss_history=before.loss_history[:done] + list(result.loss_history),
+                val_history=before.val_history[:done] + list(result.val_history),
+                seconds=before.seconds + result.seconds,
+            )
+
+        on_epoch = None
+        if callback is not None:
+
+            def on_epoch(epoch: int, result: TrainResult):
+                # the record of a run stopped here, which save() can write as a checkpoint
+                self.result_ = dataclasses.replace(whole(result), stop_reason="callback", converged=False)
+                return callback(done + epoch, self.result_)
+
+        logdir, opened = self.logdir, None
+        if done and logdir is not None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = opened = SummaryWriter(log_dir=str(logdir))
+            logdir = None
+        if done and writer is not None:
+            writer = _ContinuedSteps(writer, done)
+        try:
+            result = train(
+                self.model_,
+                x,
+                d,
+                lr=lr,
+                max_epochs=max(self.max_epochs - done, 0),
+                tol=self._scaled_tol(),
+                batch_size=self.batch_size,
+                momentum=self.momentum,
+                generator=generator,
+                validation=validation,
+                patience=self.n_iter_no_change if validation is not None else None,
+                writer=writer,
+                logdir=logdir,
+                log_every=max(1, self.max_epochs // LOG_RECORDS),
+                callback=on_epoch,
+                progress=self.progress,
+                method=self.solver,
+                restarts=restarts,
+            )
+        finally:
+            if opened is not None:
+                opened.close()
+        return result if before is None else whole(result)
+
+    def effective_lr(self, n_points: int) -> float | None:
+        """The ``η`` that ``fit`` steps with on ``n_points`` training points; ``None`` with ``solver="lm"``.
+
+        ``lr`` if set, else ``LR_CONSTANT / min(batch_size or T, T)`` with ``T = n_points``
+        (the points left after ``validation_fraction`` holds some out; under ``torchrun``, those
+        of all ranks together).
+
+        Example::
+
+            >>> SigmoidMLPRegressor().effective_lr(50), SigmoidMLPRegressor(batch_size=8).effective_lr(50)
+            (0.32, 2.0)
+        """
+        if self.solver == "lm":
+            return None
+        if self.lr is not None:
+            return self.lr
+        return LR_CONSTANT / min(self.batch_size or n_points, n_points)
 
     def _scaled_tol(self) -> float | None:
         """``tol`` in the units of the scaled targets: ``|Δd'| = s·|Δy|`` with ``s`` the column's scale."""
@@ -323,11 +444,13 @@ class SigmoidMLPRegressor:
     # -- saving ------------------------------------------------------------------------------------
 
     def save(self, path) -> None:
-        """Write weights, scalers, settings and the last result to one file, atomically.
+        """Write weights, scalers, settings, the run's result and its batch order to one file, atomically.
 
-        The file is written next to ``path`` under a temporary name and renamed over it, so a
-        crash never leaves a half-written model at ``path``. It holds only tensors and plain
-        Python values, which :meth:`load` reads with ``torch.load(weights_only=True)``.
+        With ``warm_start``, the loaded estimator's ``fit`` continues the run where it was saved
+        (the state of the generator that draws the mini-batch orders is kept). The file is
+        written next to ``path`` under a temporary name and renamed over it, so a crash never
+        leaves a half-written model at ``path``. It holds only tensors and plain Python values,
+        which :meth:`load` reads with ``torch.load(weights_only=True)``.
         """
         self._check_fitted()
         params = self.get_params()
@@ -335,6 +458,8 @@ class SigmoidMLPRegressor:
         params["device"] = str(self.device)
         params["hidden"] = None if self.hidden is None else [int(h) for h in self.hidden]
         params["target_range"] = [float(v) for v in self.target_range]
+        params["warm_start"] = bool(self.warm_start)
+        generator = getattr(self, "_generator", None)
         state = {
             "format": _FORMAT,
             "params": params,
@@ -344,6 +469,8 @@ class SigmoidMLPRegressor:
             "y_scaler": _cpu_state(self.y_scaler_),
             "y_1d": self._y_1d,
             "result": dataclasses.asdict(self.result_),
+            # a uint8 tensor, which torch.load(weights_only=True) reads; None after loading a /1 file
+            "generator": None if generator is None else generator.get_state(),
         }
         path = Path(path)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -376,7 +503,7 @@ class SigmoidMLPRegressor:
         except Exception as exc:
             raise ValueError(f"{path} is not a readable model file ({type(exc).__name__}: {exc})") from exc
         try:
-            if state.get("format") != _FORMAT:
+            if state.get("format") not in _READABLE:
                 raise ValueError(f"format {state.get('format')!r}, expected {_FORMAT!r}")
             params = dict(state["params"])
             params["dtype"] = _DTYPES[params["dtype"]]
@@ -407,7 +534,14 @@ class SigmoidMLPRegressor:
             # asdict wrote each start's result as a dict as well
             result["restarts"] = [TrainResult(**r) for r in result.get("restarts", [])]
             reg.result_ = TrainResult(**result)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            reg._generator = None
+            saved = state["generator"] if state["format"] == _FORMAT else None
+            if saved is not None:
+                if not isinstance(saved, Tensor) or saved.dtype != torch.uint8:
+                    raise ValueError("the generator state is not a uint8 tensor")
+                reg._generator = torch.Generator()
+                reg._generator.set_state(saved)
+        except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
             raise ValueError(f"{path} is not a compatible SigmoidMLPRegressor file: {exc}") from exc
         return reg
 
@@ -457,6 +591,24 @@ class SigmoidMLPRegressor:
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{name} must be numeric array-like: {exc}") from exc
 
+    def _check_more_data(self, X, y) -> tuple[Tensor, Tensor]:
+        """``X``, ``Y`` for training the fitted network on: its columns, inside its scalers' range."""
+        X, Y = self._check_xy(X, y)
+        self._check_settings()
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features, the model was fitted with {self.n_features_in_}")
+        if Y.shape[1] != self.model_.out_features:
+            raise ValueError(
+                f"y has {Y.shape[1]} outputs, the model was fitted with {self.model_.out_features}"
+            )
+        ymin, ymax = self.y_scaler_.data_min_, self.y_scaler_.data_max_
+        if bool((ymin > Y).any() or (ymax < Y).any()):
+            raise ValueError(
+                "y has values outside the range the first fit scaled to "
+                f"[{ymin.tolist()}, {ymax.tolist()}]; they would map outside (0, 1): fit again instead"
+            )
+        return X, Y
+
     def _check_xy(self, X, y) -> tuple[Tensor, Tensor]:
         X, Y = self._as_tensor(X, "X"), self._as_tensor(y, "y")
         if X.dim() != 2:
@@ -475,6 +627,22 @@ class SigmoidMLPRegressor:
         if not bool(torch.isfinite(Y).all()):
             raise ValueError("y contains NaN or infinite values")
         return X, Y
+
+
+class _ContinuedSteps:
+    """A ``SummaryWriter`` whose steps go on from the epochs a continued run had taken, not from 0."""
+
+    def __init__(self, writer, offset: int) -> None:
+        self._writer, self._offset = writer, offset
+
+    def add_scalar(self, tag, value, step):
+        self._writer.add_scalar(tag, value, step + self._offset)
+
+    def add_histogram(self, tag, values, step):
+        self._writer.add_histogram(tag, values, step + self._offset)
+
+    def __getattr__(self, name):
+        return getattr(self._writer, name)
 
 
 def _cpu_state(scaler: MinMaxScaler) -> dict:
