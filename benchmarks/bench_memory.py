@@ -1,8 +1,9 @@
 """Measure the memory one full-batch training step of an n → n → n → 1 network needs, as T grows:
 the bytes autograd saves for backward, and the peak memory of the step.
 
-Contenders are (a), (b0), (b) and (c) of ``bench_step.py``: nn.Sequential + autograd + SGD, the
-same maths through this library's autograd backend, this library's Function, and the fused step.
+Contenders are (a), (b0), (b) and (cf) of ``bench_step.py``: nn.Sequential + autograd + SGD, the
+same maths through this library's autograd backend, this library's Function, and the fused step
+``FusedSGDStep`` that ``train`` runs (c: the same buffers, plus two flat copies of the weights).
 
 - **saved**: every tensor packed by ``torch.autograd.graph.saved_tensors_hooks`` during the
   forward pass, each storage counted once at its full size. **saved, activations** leaves out
@@ -38,7 +39,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_step
 
-CONTENDERS = ["a", "b0", "b", "c"]
+CONTENDERS = ["a", "b0", "b", "cf"]
 T_VALUES = [1000, 10_000, 100_000, 1_000_000]
 
 
@@ -145,7 +146,8 @@ def markdown(report):
     lines = [
         "# Memory of one full-batch training step",
         "",
-        f"Machine: {info['cpu']}, {info['cores']} cores; torch {info['torch']}. {report['date']}.",
+        f"Machine: {info['cpu']}, {info['cores']} cores; torch {info['torch']}. {report['date']}; load "
+        f"average at the start {' / '.join(map(str, info['load_average']))} (1 / 5 / 15 min).",
         "",
         f"Command: `{report['command']}`",
         "",

@@ -6,7 +6,9 @@ Contenders (each skipped with a note where it can't run):
     a    nn.Sequential(Linear(bias=False), Sigmoid, …) + 1/2·Σ(y−d)² + loss.backward() + optim.SGD
     b0   SigmoidMLP(backend="autograd"): the same maths as plain torch ops, differentiated by autograd
     b    SigmoidMLP(backend="manual"): this library's Function via loss.backward(), + optim.SGD
-    c    FusedSGDStep: forward, the stopping test's max_t|e(t)|.item(), explicit deltas, addmm_ update
+    c    train(model, x, d, lr=η, max_epochs=k, tol=unreachable): the tape-free fused step as a user runs
+         it, stopping test, divergence check and argument checks included; the time of a call / k
+    cf   FusedSGDStep alone: forward, the stopping test's max_t|e(t)|.item(), deltas, addmm_ update
     d    GEMM floor: only the L forward and 2L−1 backward matrix products, into preallocated outputs
     e    torch.compile of (a)'s forward and loss; backward and optim.SGD as in (a)
     f    a hand-written numpy step (explicit deltas, W += η δᵀy)
@@ -41,19 +43,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from torch_sigmoid_mlp import SigmoidMLP, sse_loss
+from torch_sigmoid_mlp import SigmoidMLP, sse_loss, train
 from torch_sigmoid_mlp.fused import FusedSGDStep
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 SIZES = [(2, 100), (8, 1000), (32, 2000), (128, 10_000), (512, 20_000), (8, 1_000_000)]
 SCALING_SIZES = [(8, 1000), (8, 10_000), (8, 100_000), (8, 1_000_000)]
-CONTENDERS = ["a", "b0", "b", "c", "d", "e", "f", "g", "h"]
+CONTENDERS = ["a", "b0", "b", "c", "cf", "d", "e", "f", "g", "h"]
 LABELS = {
     "a": "(a) nn.Sequential + autograd + SGD",
     "b0": "(b0) same maths, autograd backend",
     "b": "(b) SigmoidMLP manual Function",
-    "c": "(c) fused step (FusedSGDStep)",
+    "c": "(c) fused step through train()",
+    "cf": "(cf) FusedSGDStep alone",
     "d": "(d) GEMM floor",
     "e": "(e) torch.compile of (a)",
     "f": "(f) numpy by hand",
@@ -127,7 +130,42 @@ def _library_step(backend):
     return build
 
 
+# How long one timed call of train should take: k epochs amortise its per-call work (argument
+# checks over x and d, the step's buffers) the way a real run of many epochs does.
+TRAIN_CALL_S = 0.5
+
+
 def build_c(x, d, weights, lr):
+    """``train`` itself for ``k`` epochs per call; a sample's time is divided by ``k``."""
+    model = SigmoidMLP(x.shape[1], device=x.device, dtype=x.dtype)  # backend="manual"
+    with torch.no_grad():
+        for mine, W in zip(model.weights, weights):
+            mine.copy_(W)
+    tol = 1e-30  # never met: every epoch runs its stopping test, then its update
+
+    def run(k):
+        result = train(model, x, d, lr=lr, max_epochs=k, tol=tol)
+        if result.stop_reason != "max_epochs":  # a diverged or converged run would time less work
+            raise RuntimeError(f"train stopped early: {result.stop_reason} after {result.epochs} epochs")
+
+    # k from the time of an epoch: where it is quick, the difference of warm calls of 21 and 1
+    # epochs (a call's own work cancels), else a call of one (an upper bound). At least 10 epochs a
+    # call: a call's own work (argument checks, buffers, and the last forward pass, for its stopping
+    # test, which in one long run would be the next epoch's) is amortised over k.
+    run(1)  # the first call pays for lazy initialisation
+    one = _time_calls(lambda: run(1), 1, x.device)
+    if one < 0.05:
+        one = (_time_calls(lambda: run(21), 1, x.device) - one) / 20
+    k = max(10, min(5000, int(TRAIN_CALL_S / max(one, 1e-9))))
+
+    def step():
+        run(k)
+
+    step.epochs = k
+    return step
+
+
+def build_cf(x, d, weights, lr):
     weights = [W.clone() for W in weights]
     fused = FusedSGDStep(weights, rows=x.shape[0])
     forward, update = fused.forward, fused.update
@@ -320,6 +358,7 @@ BUILDERS = {
     "b0": _library_step("autograd"),
     "b": _library_step("manual"),
     "c": build_c,
+    "cf": build_cf,
     "d": build_d,
     "e": build_e,
     "f": build_f,
@@ -338,6 +377,7 @@ def _sync(device):
 
 
 def _time_calls(step, calls, device):
+    """Seconds per call of ``step`` over ``calls`` calls."""
     _sync(device)
     start = time.perf_counter()
     for _ in range(calls):
@@ -364,7 +404,9 @@ def measure(steps, device, *, rounds, sample_s, budget_s, warmup_s):
         shift = r % len(names)
         for name in names[shift:] + names[:shift]:
             if len(samples[name]) < rounds_of[name]:
-                samples[name].append(_time_calls(steps[name], calls[name], device))
+                # a step that runs several epochs per call (c: train for k epochs) counts per epoch
+                epochs = getattr(steps[name], "epochs", 1)
+                samples[name].append(_time_calls(steps[name], calls[name], device) / epochs)
     return samples, calls
 
 
@@ -399,6 +441,8 @@ def run_config(n, T, dtype, device, contenders, args):
     result = {}
     for name, times in samples.items():
         result[name] = {**summarise(times), "rounds": len(times), "calls_per_sample": calls[name]}
+        if hasattr(steps[name], "epochs"):
+            result[name]["epochs_per_call"] = steps[name].epochs
         if name in compile_s:
             result[name]["compile_s"] = compile_s[name]
     return {
@@ -431,6 +475,8 @@ def machine():
         "torch_threads": torch.get_num_threads(),
         "numpy": np.__version__,
         "python": platform.python_version(),
+        # other work on the machine skews every number: the load average (1, 5, 15 min) at the start
+        "load_average": [round(v, 2) for v in os.getloadavg()],
     }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name()
@@ -453,12 +499,16 @@ def markdown(report):
         f"Machine: {info['cpu']}, {info['cores']} cores"
         + (f", {info['gpu']}" if "gpu" in info else "")
         + f"; torch {info['torch']} ({info['torch_threads']} threads), numpy {info['numpy']}, "
-        f"Python {info['python']}. {report['date']}.",
+        f"Python {info['python']}. {report['date']}; load average at the start "
+        f"{' / '.join(map(str, info['load_average']))} (1 / 5 / 15 min).",
         "",
         f"Command: `{report['command']}`",
         "",
         "Network n → n → n → 1, no biases, sigmoid everywhere; T test points, full batch. "
-        "(g) and (h) differ a little in the maths: scikit-learn's output is linear and FANN has biases.",
+        "(g) and (h) differ a little in the maths: scikit-learn's output is linear and FANN has biases. "
+        "(c) is `train(model, x, d, lr=η, max_epochs=k, tol=1e-30)` timed per call and divided by its k "
+        "epochs (stopping test, divergence check and argument checks included; k in the JSON as "
+        "`epochs_per_call`); (cf) is the same step without `train` around it.",
         "",
     ]
     groups = {}

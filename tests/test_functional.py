@@ -394,3 +394,27 @@ def test_sse_loss_value():
     y = torch.tensor([[0.2], [0.7]], dtype=torch.float64)
     d = torch.tensor([[0.0], [1.0]], dtype=torch.float64)
     torch.testing.assert_close(sse_loss(y, d), torch.tensor(0.5 * (0.2**2 + 0.3**2), dtype=torch.float64))
+
+
+def test_without_the_private_functorch_helpers_apply_falls_back():
+    """On a torch without ``torch._functorch.utils``, the Function runs through the plain Function.apply."""
+    import subprocess
+    import sys
+
+    script = """
+import sys, torch
+sys.modules["torch._functorch.utils"] = None  # any import from it now raises ImportError
+from torch_sigmoid_mlp import functional
+assert not functional._DIRECT_APPLY, "the shortcut should be off"
+g = torch.Generator().manual_seed(0)
+x = torch.rand(5, 3, generator=g, dtype=torch.float64)
+ws = [torch.rand(4, 3, generator=g, dtype=torch.float64, requires_grad=True),
+      torch.rand(1, 4, generator=g, dtype=torch.float64, requires_grad=True)]
+manual = torch.autograd.grad(functional.sigmoid_mlp(x, ws).sum(), ws)
+reference = torch.autograd.grad(functional.sigmoid_mlp_autograd(x, ws).sum(), ws)
+for a, b in zip(manual, reference):
+    torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr

@@ -8,7 +8,7 @@ and must stay together, step after step, to float rounding.
 import pytest
 import torch
 
-from torch_sigmoid_mlp import SigmoidMLP, sse_loss
+from torch_sigmoid_mlp import SigmoidMLP, sse_loss, train
 from torch_sigmoid_mlp.fused import FusedSGDStep
 
 # max |fused − autograd| / max |autograd| allowed, by dtype.
@@ -178,3 +178,159 @@ def test_bad_input_is_named(make, error, match):
     weights = [torch.rand(2, 2), torch.rand(2, 2), torch.rand(1, 2)]
     with pytest.raises(error, match=match):
         make(weights)
+
+
+# -- train's tape-free path ----------------------------------------------------------------------
+
+# rtol, atol for train's weights and E after some epochs: rounding differences grow a little per epoch.
+TRAIN_TOL = {torch.float64: (1e-10, 1e-12), torch.float32: (2e-4, 1e-5)}
+
+
+class FakeWriter:
+    """Records what a ``SummaryWriter`` is asked to write, without TensorBoard."""
+
+    def __init__(self):
+        self.scalars = {}
+
+    def add_scalar(self, tag, value, step):
+        self.scalars[(tag, step)] = value
+
+    def add_histogram(self, *args, **kwargs):
+        pass
+
+    def add_hparams(self, *args, **kwargs):
+        pass
+
+    def flush(self):
+        pass
+
+
+def spy_on_the_step(monkeypatch):
+    """Count FusedSGDStep.update calls and torch.autograd.grad calls during a run."""
+    calls = {"update": 0, "grad": 0}
+    update, grad = FusedSGDStep.update, torch.autograd.grad
+
+    def counted_update(self, lr):
+        calls["update"] += 1
+        update(self, lr)
+
+    def counted_grad(*args, **kwargs):
+        calls["grad"] += 1
+        return grad(*args, **kwargs)
+
+    monkeypatch.setattr(FusedSGDStep, "update", counted_update)
+    monkeypatch.setattr(torch.autograd, "grad", counted_grad)
+    return calls
+
+
+def assert_same_run(fused, reference, r_fused, r_ref, dtype, what):
+    rtol, atol = TRAIN_TOL[dtype]
+    assert (r_fused.epochs, r_fused.stop_reason) == (r_ref.epochs, r_ref.stop_reason), what
+    torch.testing.assert_close(
+        torch.tensor(r_fused.loss_history),
+        torch.tensor(r_ref.loss_history),
+        rtol=rtol,
+        atol=atol,
+        msg=f"{what}: loss_history",
+    )
+    for l, (W, W_ref) in enumerate(zip(fused.weights, reference.weights)):
+        torch.testing.assert_close(W.detach(), W_ref.detach(), rtol=rtol, atol=atol, msg=f"{what}: W^({l})")
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("arch", ARCHITECTURES, ids=str)
+def test_train_tape_free_equals_the_autograd_backend(device, dtype, arch, monkeypatch):
+    reference, fused = make_pair(*arch, dtype=dtype, device=device)
+    x, d = make_data(50, arch[0], arch[2], dtype=dtype, device=device)
+    x_val, d_val = make_data(20, arch[0], arch[2], dtype=dtype, device=device, seed=2)
+    settings = {"lr": 0.05, "max_epochs": 25, "validation": (x_val, d_val)}
+    r_ref = train(reference, x, d, **settings)
+    calls = spy_on_the_step(monkeypatch)
+    seen = []
+    r_fused = train(fused, x, d, callback=lambda k, r: seen.append(k), **settings)
+    assert calls == {"update": 25, "grad": 0}, f"the tape-free step was not the one taken: {calls}"
+    assert seen == list(range(25)), "the callback is called at every epoch that steps"
+    assert all(W.grad is None for W in fused.weights), "the tape-free path must not create .grad"
+    assert_same_run(fused, reference, r_fused, r_ref, dtype, f"{arch}, {dtype}")
+    rtol, atol = TRAIN_TOL[dtype]
+    torch.testing.assert_close(
+        torch.tensor(r_fused.val_history),
+        torch.tensor(r_ref.val_history),
+        rtol=rtol,
+        atol=atol,
+        msg="val_history",
+    )
+
+
+def test_train_tape_free_stops_at_the_same_epoch_on_tol(monkeypatch):
+    reference, fused = make_pair(2, None, 1, dtype=torch.float64, device="cpu")
+    x, _ = make_data(16, 2, 1, dtype=torch.float64, device="cpu")
+    teacher = SigmoidMLP(2, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    d = teacher(x).detach()  # reachable targets, so the bound is met
+    tol = 0.5 * (reference(x) - d).abs().max().item()
+    r_ref = train(reference, x, d, lr=0.5, tol=tol, max_epochs=2000)
+    calls = spy_on_the_step(monkeypatch)
+    r_fused = train(fused, x, d, lr=0.5, tol=tol, max_epochs=2000)
+    assert r_fused.stop_reason == "tol" and r_fused.epochs > 1, r_fused
+    assert calls == {"update": r_fused.epochs, "grad": 0}, calls
+    assert_same_run(fused, reference, r_fused, r_ref, torch.float64, "tol stop")
+    assert r_fused.max_abs_error == pytest.approx(r_ref.max_abs_error, rel=1e-10)
+
+
+def test_train_tape_free_diverges_like_autograd(monkeypatch):
+    """An update that overflows: both paths stop at the same epoch and restore the same finite weights."""
+    reference, fused = make_pair(3, None, 1, dtype=torch.float32, device="cpu")
+    x, d = make_data(512, 3, 1, dtype=torch.float32, device="cpu")
+    r_ref = train(reference, x, d, lr=3e38, max_epochs=50)
+    calls = spy_on_the_step(monkeypatch)
+    r_fused = train(fused, x, d, lr=3e38, max_epochs=50)
+    assert r_fused.stop_reason == "diverged" and calls["grad"] == 0, (r_fused, calls)
+    assert all(torch.isfinite(W).all() for W in fused.weights)
+    assert r_fused.epochs == r_ref.epochs
+    for l, (W, W_ref) in enumerate(zip(fused.weights, reference.weights)):
+        torch.testing.assert_close(W.detach(), W_ref.detach(), rtol=2e-4, atol=0, msg=f"restored W^({l})")
+
+
+def test_train_inf_weight_with_finite_E_is_caught():
+    """+inf in W^(0) saturates its unit (E stays finite); the weight check still stops the run."""
+    _, fused = make_pair(2, None, 1, dtype=torch.float64, device="cpu")
+    x, d = make_data(10, 2, 1, dtype=torch.float64, device="cpu")
+    with torch.no_grad():
+        fused.weights[0][0, 0] = float("inf")
+    assert torch.isfinite(sse_loss(fused(x + 0.1), d)), "the premise: E is finite"
+    result = train(fused, x + 0.1, d, lr=0.1, max_epochs=5)
+    assert result.stop_reason == "diverged" and result.epochs == 0, result
+
+
+def test_logged_epochs_take_the_autograd_step_and_log_its_gradient(monkeypatch):
+    reference, fused = make_pair(3, (4,), 2, dtype=torch.float64, device="cpu")
+    x, d = make_data(30, 3, 2, dtype=torch.float64, device="cpu")
+    w_ref, w_fused = FakeWriter(), FakeWriter()
+    r_ref = train(reference, x, d, lr=0.1, max_epochs=10, writer=w_ref, log_every=4)
+    calls = spy_on_the_step(monkeypatch)
+    r_fused = train(fused, x, d, lr=0.1, max_epochs=10, writer=w_fused, log_every=4)
+    # epochs 0, 4 and 8 log ‖∂E/∂W^(l)‖ and step through autograd; the other seven are tape-free
+    assert calls == {"update": 7, "grad": 3}, calls
+    assert_same_run(fused, reference, r_fused, r_ref, torch.float64, "with a writer")
+    norms = sorted(key for key in w_fused.scalars if key[0].startswith("train/grad_norm"))
+    assert norms == sorted(key for key in w_ref.scalars if key[0].startswith("train/grad_norm"))
+    assert sorted(k for _, k in norms) == [0, 0, 4, 4, 8, 8], norms  # two layers, three records
+    for key in norms:
+        assert w_fused.scalars[key] == pytest.approx(w_ref.scalars[key], rel=1e-10), key
+
+
+@pytest.mark.parametrize("settings", [{"momentum": 0.5}, {"batch_size": 8}], ids=["momentum", "mini-batch"])
+def test_train_keeps_autograd_where_the_step_needs_it(settings, monkeypatch):
+    _, fused = make_pair(3, None, 1, dtype=torch.float64, device="cpu")
+    x, d = make_data(16, 3, 1, dtype=torch.float64, device="cpu")
+    calls = spy_on_the_step(monkeypatch)
+    train(fused, x, d, lr=0.1, max_epochs=3, **settings)
+    assert calls["update"] == 0 and calls["grad"] > 0, calls
+
+
+def test_train_autograd_backend_is_not_tape_free(monkeypatch):
+    reference, _ = make_pair(3, None, 1, dtype=torch.float64, device="cpu")
+    x, d = make_data(16, 3, 1, dtype=torch.float64, device="cpu")
+    calls = spy_on_the_step(monkeypatch)
+    train(reference, x, d, lr=0.1, max_epochs=3)
+    assert calls == {"update": 0, "grad": 3}, calls

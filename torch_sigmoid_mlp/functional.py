@@ -12,7 +12,17 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch._functorch.utils import unwrap_dead_wrappers as _unwrap_dead_wrappers
+
+try:  # what torch's own Function.apply runs on its arguments; private, so it may move
+    from torch._functorch.utils import unwrap_dead_wrappers as _unwrap_dead_wrappers
+except ImportError:
+    _unwrap_dead_wrappers = None
+# SigmoidMLPFunction.apply's shortcut to the C++ apply needs both private helpers; without
+# them it is the plain Function.apply (slower per call, the same results).
+_transforms_active = getattr(torch._C, "_are_functorch_transforms_active", None)
+_DIRECT_APPLY = _unwrap_dead_wrappers is not None and _transforms_active is not None
+# One call that says whether autocast is on for any device type; without it, ask per device.
+_any_autocast = getattr(torch._C, "_is_any_autocast_enabled", lambda: True)
 
 __all__ = [
     "SigmoidMLPFunction",
@@ -23,7 +33,8 @@ __all__ = [
 ]
 
 # σ'(v) = σ(v)(1 − σ(v)) formed from y = σ(v) and multiplied by the incoming signal, in one kernel.
-_sigmoid_backward = torch.ops.aten.sigmoid_backward
+# The overload itself: calling the packet resolves it anew on every call.
+_sigmoid_backward = torch.ops.aten.sigmoid_backward.default
 
 
 class SigmoidMLPFunction(torch.autograd.Function):
@@ -63,21 +74,24 @@ class SigmoidMLPFunction(torch.autograd.Function):
         # Function.apply binds forward's default arguments through inspect.signature on every
         # call, which costs more than a small network's whole forward pass; forward has no
         # defaults, so outside functorch transforms go straight to the C++ apply.
-        if torch._C._are_functorch_transforms_active():
+        if not _DIRECT_APPLY or _transforms_active():
             return super().apply(*args)
         return super(torch.autograd.Function, cls).apply(*_unwrap_dead_wrappers(args))
 
     @staticmethod
     def forward(x: Tensor, *weights: Tensor) -> tuple[Tensor, ...]:
+        """``(y^(1), …, y^(L))`` with ``y^(l+1) = σ(W^(l) y^(l))``, ``y^(0) = x`` of shape ``(T, size_0)``."""
         ys = []
         y = x
         for W in weights:
-            y = torch.mm(y, W.t()).sigmoid_()  # y^(l+1) = σ(v^(l+1)), (T, size_{l+1})
+            # F.linear transposes W inside its kernel call: one op fewer per layer than mm(y, W.t())
+            y = F.linear(y, W).sigmoid_()  # y^(l+1) = σ(v^(l+1)), (T, size_{l+1})
             ys.append(y)
         return tuple(ys)
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
+        """Save ``y^(0..L)`` and ``W^(0..L−1)``: everything backward reads, nothing more."""
         x, *weights = inputs
         ctx.num_layers = len(weights)
         ctx.set_materialize_grads(False)  # unused intermediate outputs arrive as None, not zeros
@@ -85,6 +99,7 @@ class SigmoidMLPFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, *grad_ys: Tensor | None) -> tuple[Tensor | None, ...]:
+        """``(∂loss/∂x, ∂loss/∂W^(0), …)`` from the explicit deltas; ``None`` where not needed."""
         saved = ctx.saved_tensors
         L = ctx.num_layers
         ys, weights = saved[: L + 1], saved[L + 1 :]  # y^(0..L), W^(0..L−1)
@@ -92,7 +107,7 @@ class SigmoidMLPFunction(torch.autograd.Function):
         grads: list[Tensor | None] = [None] * (L + 1)
 
         # δ^(l) is needed down to the lowest l with ∂/∂W^(l−1) asked for; δ^(1) also serves x.
-        lowest = 1 if needs[0] else next((l for l in range(1, L + 1) if needs[l]), None)
+        lowest = 1 if needs[0] or needs[1] else next((l for l in range(2, L + 1) if needs[l]), None)
         if lowest is None:
             return tuple(grads)
 
@@ -177,16 +192,25 @@ def sigmoid_mlp(x: Tensor, weights: Sequence[Tensor]) -> Tensor:
         >>> sigmoid_mlp(x, [W0])
         tensor([[0.1824]], grad_fn=<SigmoidMLPFunctionBackward>)
     """
-    check_inputs(x, weights)
+    # Checking every W^(l) up front costs more than a small network's forward pass. The cheap
+    # tests run first; the weights are checked in full only when the products refuse them (a
+    # wrong shape, dtype or device), so that the error names the W^(l) at fault.
+    if not _looks_right(x, weights):
+        check_inputs(x, weights)
     rows = _as_rows(x)
     # With grad mode off there is nothing to differentiate, and the Function's forward runs as
     # plain ops: torch.compile needs this, because Dynamo inlines a Function's forward when grad
     # is off and passes ctx as forward(x, *weights)'s x once there are two or more weights.
     apply = SigmoidMLPFunction.apply if torch.is_grad_enabled() else SigmoidMLPFunction.forward
-    amp_dtype = _autocast_dtype(x.device.type)
+    amp_dtype = _autocast_dtype(x.device.type) if _any_autocast() else None
     if amp_dtype is None or x.dtype == torch.float64:  # autocast leaves float64 alone, so do we
-        ys = apply(rows, *weights)
+        try:
+            ys = apply(rows, *weights)
+        except (RuntimeError, TypeError):
+            check_inputs(x, weights)
+            raise
     else:
+        check_inputs(x, weights)  # the casts below would hide weights of another dtype
         # AMP: compute in the autocast dtype. The casts sit outside the Function, so autograd
         # casts the gradients back to the weights' dtype; autocast itself is switched off
         # inside so that backward sees the dtypes forward saved.
@@ -194,6 +218,22 @@ def sigmoid_mlp(x: Tensor, weights: Sequence[Tensor]) -> Tensor:
             ys = apply(rows.to(amp_dtype), *(W.to(amp_dtype) for W in weights))
     y = ys[-1]
     return y if x.dim() == 2 else y.reshape(*x.shape[:-1], y.shape[-1])
+
+
+def _looks_right(x, weights) -> bool:
+    """The part of :func:`check_inputs` that the matrix products would not catch themselves."""
+    try:
+        # F.linear would take a 1-D W^(l) as a vector, and meta tensors mix with any device
+        device = x.device
+        return (
+            isinstance(x, Tensor)
+            and x.is_floating_point()
+            and x.dim() > 0
+            and len(weights) > 0
+            and all(W.dim() == 2 and W.device == device for W in weights)
+        )
+    except (AttributeError, TypeError):  # weights not a sequence of tensors
+        return False
 
 
 def _autocast_dtype(device_type: str) -> torch.dtype | None:

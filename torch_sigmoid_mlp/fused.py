@@ -118,6 +118,13 @@ class FusedSGDStep:
 
         Both are 0-d tensors on the weights' device; reading them is the caller's choice.
         """
+        sum_of_squares, max_error = self.forward_sums(x, d)
+        return sum_of_squares.mul_(self._half), max_error  # E = 1/2 Σ_t ‖e(t)‖²
+
+    def forward_sums(self, x: Tensor, d: Tensor) -> tuple[Tensor, Tensor]:
+        """:meth:`forward` with ``2E = Σ_t ‖e(t)‖²`` in place of ``E``: one kernel fewer, for a
+        caller that reads the value on the host anyway (:func:`~torch_sigmoid_mlp.train` halves it there).
+        """
         dtype = self._dtype
         if x.shape != self._x_shape or d.shape != self._err.shape or x.dtype != dtype or d.dtype != dtype:
             self._prepare(x, d)
@@ -131,9 +138,8 @@ class FusedSGDStep:
             y = torch.mm(y, Wt, out=out).sigmoid_()  # y^(l+1) = σ(W^(l) y^(l)), (T, size_{l+1})
         self._x = x
         e = torch.sub(d, y, out=self._err)  # e = d − y^(L), (T, size_L)
-        # A 0-d tensor factor: a Python float here would cost a scalar-to-tensor conversion.
-        E = torch.dot(self._flat_err, self._flat_err).mul_(self._half)  # E = 1/2 Σ_t ‖e(t)‖²
-        return E, torch.linalg.vector_norm(e, _INF)  # max_t |e(t)|
+        # Σ_t ‖e(t)‖² and max_t |e(t)|
+        return torch.dot(self._flat_err, self._flat_err), torch.linalg.vector_norm(e, _INF)
 
     def _prepare(self, x: Tensor, d: Tensor) -> None:
         """Check a batch whose shape or dtype differs from the last one, and fit the views to it."""

@@ -220,7 +220,7 @@ def train(
     The gradient is the model's own (``model.backend``: ``"manual"`` runs the hand-written
     backpropagation). Plain steepest descent on the full batch with the ``"manual"`` backend
     (``momentum=0``, no ``batch_size``, ``chunk_size`` or process group) runs tape-free through
-    :class:`~torch_sigmoid_mlp.fused.FusedSGDStep`: no autograd graph and no ``.grad``, the
+    :class:`~torch_sigmoid_mlp.FusedSGDStep`: no autograd graph and no ``.grad``, the
     deltas in buffers allocated once, and each ``W^(l) += η δ^(l+1)ᵀ y^(l)`` one in-place
     product. Epochs that write a TensorBoard record (every ``log_every``-th with a writer) log
     ``‖∂E/∂W^(l)‖``, so they take the autograd step instead; both give the same weights to float
@@ -414,8 +414,8 @@ def train(
             # step, whose gradient tensors exist (to float rounding the same step).
             tape_free_epoch = fused is not None and (log is None or not log.wants(epoch))
             if tape_free_epoch:
-                # forward at w_k into the step's buffers; E and max_t |y^(L)(t) − d_t| as 0-d tensors
-                E, max_err = fused.forward(x, d)
+                # forward at w_k into the step's buffers: 2E (halved once read) and max_t |y^(L)(t) − d_t|
+                E, max_err = fused.forward_sums(x, d)
             elif flat is not None:
                 # forward and backward at w_k, a chunk at a time; E, ∇E and the largest error over
                 # the points of every rank (one all_reduce(SUM) and one all_reduce(MAX))
@@ -437,6 +437,8 @@ def train(
                     readings.append(sse_loss(model(x_val), d_val))
             # the one host sync of the epoch
             E_k, max_k, *rest = [r.item() for r in readings] if on_cpu else torch.stack(readings).tolist()
+            if tape_free_epoch:
+                E_k *= 0.5  # exact: the step returned Σ_t ‖e(t)‖²
             w_max, *val = rest
             result.loss_history.append(E_k)
             result.val_history += val
