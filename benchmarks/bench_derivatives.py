@@ -25,7 +25,6 @@ import datetime
 import json
 import multiprocessing
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -35,6 +34,7 @@ from pathlib import Path
 # Before torch is imported: compile times are for an empty cache, as on a first run.
 os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="bench_derivatives_inductor_"))
 
+import machine
 import torch
 
 from torch_sigmoid_mlp import (
@@ -227,20 +227,6 @@ def bench_compile(sizes, T, device, rounds) -> dict:
     }
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    text = f"{cpu}, {os.cpu_count()} CPUs ({torch.get_num_threads()} torch threads)"
-    if torch.cuda.is_available():
-        text += f"; {torch.cuda.get_device_name()}"
-    return text + f"; torch {torch.__version__}, Python {platform.python_version()}"
-
-
 def fmt_s(s: float) -> str:
     return f"{s * 1e3:.3g} ms" if s < 1 else f"{s:.3g} s"
 
@@ -321,14 +307,16 @@ def main(argv=None) -> None:
     command = sys.argv[1:] if argv is None else argv
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     header = (
-        f"## bench_derivatives ({now})\n\nMachine: {machine()}. float32; times are medians over {rounds} "
+        f"## bench_derivatives ({now})\n\nMachine: {machine.summary()}. "
+        f"float32; times are medians over {rounds} "
         f"interleaved rounds; compile time is the first compiled step with an empty inductor cache. "
         f"Command: `{' '.join(['python', f'benchmarks/{Path(__file__).name}', *command])}` "
         f"({time.perf_counter() - t_start:.0f} s)."
     )
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{args.out}.json").write_text(
-        json.dumps({"machine": machine(), "date": now, "rounds": rounds, "rows": rows}, indent=1) + "\n"
+        json.dumps({"machine": machine.summary(), "date": now, "rounds": rounds, "rows": rows}, indent=1)
+        + "\n"
     )
     text = markdown(rows, header)
     (RESULTS / f"{args.out}.md").write_text(text)

@@ -21,13 +21,12 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
+import machine
 import torch
 
 from torch_sigmoid_mlp import SigmoidMLP, train
@@ -118,18 +117,6 @@ def draw(curve: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    text = f"{cpu}, {os.cpu_count()} CPUs ({torch.get_num_threads()} torch threads)"
-    return text + f"; torch {torch.__version__}, Python {platform.python_version()}"
-
-
 def median_of(per_seed: list[dict], method: str, key: str) -> float:
     return statistics.median(r[method][key] for r in per_seed if r[method]["stop_reason"] == "tol")
 
@@ -163,7 +150,8 @@ def main() -> None:
     }
     print(json.dumps({"seed 0": head, "sgd / lm": ratio}), flush=True)
     curve = curves(x, d, 0)
-    draw(curve, PICTURE)
+    if not args.quick:  # a check leaves the README's picture alone
+        draw(curve, PICTURE)
 
     # -- every start of seeds 0–9, and three restarts -----------------------------------------------------
     per_seed = []
@@ -182,7 +170,9 @@ def main() -> None:
     suffix = "_quick" if args.quick else ""
     RESULTS.mkdir(exist_ok=True)
     record = {
-        "machine": machine(), "date": now, "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "machine": machine.summary(),
+        "date": now,
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "tol": TOL, "lr": LR, "budget": BUDGET, "rounds": rounds, "seed 0": head, "sgd / lm": ratio,
         "per_seed": per_seed, "restarts=3": restarts, "curves": curve,
     }  # fmt: skip
@@ -195,7 +185,8 @@ def main() -> None:
     md = [
         f"## bench_lm ({now})",
         "",
-        f"Machine: {machine()}. `python benchmarks/{record['command']}`. The 3-3-3-1 teacher problem of",
+        f"Machine: {machine.summary()}. `python benchmarks/{record['command']}`.",
+        "The 3-3-3-1 teacher problem of",
         "tests/test_training.py (T = 64, float32), `tol = 0.01` (max |y − d|); steepest descent with",
         f"η = {LR:g}, full batch; budgets {BUDGET['sgd']} (SD) and {BUDGET['lm']} (LM) epochs per start.",
         "",

@@ -38,6 +38,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_step
+import machine
 
 CONTENDERS = ["a", "b0", "b", "cf"]
 T_VALUES = [1000, 10_000, 100_000, 1_000_000]
@@ -207,7 +208,7 @@ def main(argv=None):
             ["python", "benchmarks/bench_memory.py", *(sys.argv[1:] if argv is None else argv)]
         ),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": bench_step.machine(),
+        "machine": machine.describe(),
         "rows": [],
     }
     for device in map(torch.device, devices):

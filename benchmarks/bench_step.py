@@ -31,14 +31,13 @@ import ctypes
 import ctypes.util
 import datetime
 import json
-import os
-import platform
 import shlex
 import statistics
 import sys
 import time
 from pathlib import Path
 
+import machine
 import numpy as np
 import torch
 from torch import nn
@@ -459,30 +458,6 @@ def run_config(n, T, dtype, device, contenders, args):
 # Reporting
 
 
-def machine():
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info = {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-        # other work on the machine skews every number: the load average (1, 5, 15 min) at the start
-        "load_average": [round(v, 2) for v in os.getloadavg()],
-    }
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name()
-    return info
-
-
 def fmt_us(us):
     if us >= 1e6:
         return f"{us / 1e6:.2f} s"
@@ -615,7 +590,7 @@ def main(argv=None):
             ["python", "benchmarks/bench_step.py", *(sys.argv[1:] if argv is None else argv)]
         ),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": machine(),
+        "machine": {**machine.describe(), "numpy": np.__version__},
         "configs": [],
         "scaling": [],
     }
