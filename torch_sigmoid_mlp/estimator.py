@@ -189,9 +189,11 @@ class SigmoidMLPRegressor:
     )  # fmt: skip
 
     def get_params(self, deep: bool = True) -> dict:
+        """The constructor's arguments by name (scikit-learn's ``clone`` and searches use them)."""
         return {name: getattr(self, name) for name in self._PARAMS}
 
     def set_params(self, **params) -> SigmoidMLPRegressor:
+        """Change constructor arguments by name; an unknown name is a ``ValueError``. Returns ``self``."""
         for name, value in params.items():
             if name not in self._PARAMS:
                 raise ValueError(f"unknown parameter {name!r}; valid ones are {list(self._PARAMS)}")
