@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from .functional import _as_rows, sigmoid_mlp, sse_loss
-from .gradients import _deltas, _signals
+from .functional import sigmoid_mlp, sse_loss
+from .gradients import _deltas, _signals, _signals_and_deltas
 
 __all__ = ["hvp", "jacobian", "per_sample_gradients"]
 
@@ -46,11 +46,7 @@ def per_sample_gradients(model, x: Tensor, d: Tensor) -> list[Tensor]:
         >>> all(torch.allclose(g.sum(0), W.grad) for g, W in zip(grads, model.weights))
         True
     """
-    weights, ys = _signals(model, x)
-    d = _as_rows(d)
-    if d.shape != ys[-1].shape:
-        raise ValueError(f"d has shape {tuple(d.shape)}, expected {tuple(ys[-1].shape)}")
-    deltas = _deltas(weights, ys, d - ys[-1])  # e = d − y^(L)
+    ys, deltas = _signals_and_deltas(model, x, d)
     # deltas[l] is δ^(l+1), ys[l] is y^(l): the gradient of W^(l), per point, not summed over t.
     return [torch.einsum("ti,tj->tij", delta, y).neg_() for delta, y in zip(deltas, ys)]
 

@@ -8,7 +8,14 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .functional import _as_rows, _sigmoid_backward, check_inputs, sigmoid_mlp, sigmoid_mlp_autograd
+from .functional import (
+    SigmoidMLPFunction,
+    _as_rows,
+    _sigmoid_backward,
+    check_inputs,
+    sigmoid_mlp,
+    sigmoid_mlp_autograd,
+)
 from .functional import sse_loss as _sse_loss
 
 __all__ = ["GradientComparison", "GradientReport", "compare_gradients", "local_gradients"]
@@ -41,23 +48,25 @@ def local_gradients(model, x: Tensor, d: Tensor) -> list[Tensor]:
         >>> [tuple(delta.shape) for delta in local_gradients(model, torch.rand(4, 2), torch.rand(4, 1))]
         [(4, 2), (4, 2), (4, 1)]
     """
-    weights, ys = _signals(model, x)
-    d = _as_rows(d)
-    if d.shape != ys[-1].shape:
-        raise ValueError(f"d has shape {tuple(d.shape)}, expected {tuple(ys[-1].shape)}")
-    return _deltas(weights, ys, d - ys[-1])  # e = d − y^(L)
+    return _signals_and_deltas(model, x, d)[1]
 
 
 def _signals(model, x: Tensor) -> tuple[list[Tensor], list[Tensor]]:
     """The detached weights ``W^(0..L−1)`` and the signals ``y^(0..L)`` at ``x`` (as rows), no graph."""
     weights = [W.detach() for W in model.weights]
-    x = _as_rows(x)
+    x = _as_rows(x).detach()
     check_inputs(x, weights)
-    ys = [x.detach()]
     with torch.no_grad():
-        for W in weights:
-            ys.append(torch.sigmoid(ys[-1] @ W.T))  # y^(l+1), (T, size_{l+1})
-    return weights, ys
+        return weights, [x, *SigmoidMLPFunction.forward(x, *weights)]  # y^(0..L), (T, size_l)
+
+
+def _signals_and_deltas(model, x: Tensor, d: Tensor) -> tuple[list[Tensor], list[Tensor]]:
+    """``y^(0..L)`` and ``[δ^(1), …, δ^(L)]`` at ``x`` for the SSE's error ``e = d − y^(L)``, no graph."""
+    weights, ys = _signals(model, x)
+    d = _as_rows(d)
+    if d.shape != ys[-1].shape:
+        raise ValueError(f"d has shape {tuple(d.shape)}, expected {tuple(ys[-1].shape)}")
+    return ys, _deltas(weights, ys, d - ys[-1])  # e = d − y^(L)
 
 
 def _deltas(weights: list[Tensor], ys: list[Tensor], e: Tensor) -> list[Tensor]:
@@ -78,7 +87,8 @@ class GradientComparison:
     """One row of a :class:`GradientReport`: ``name`` is ``"W^(l)"`` or ``"x"``.
 
     ``max_rel`` is ``max |manual − autograd| / max |autograd|``: relative to the gradient's
-    scale, so that entries near zero do not blow it up.
+    scale, so that entries near zero do not blow it up (it is ``max_abs`` where autograd's
+    gradient is all zero).
     """
 
     name: str

@@ -123,7 +123,7 @@ def levenberg_marquardt(
             f"P³); use method='sgd' (steepest descent) for a network this large"
         )
     x, d = _as_rows(x).detach(), _as_rows(d).detach()
-    check_inputs(x, [W.detach() for W in weights])
+    check_inputs(x, weights)
 
     def error(flat_w: Tensor) -> tuple[Tensor, float]:
         """Load ``flat_w`` into the model and return ``e = d − y^(L)`` and ``E`` there."""

@@ -17,10 +17,9 @@ __all__ = ["BACKENDS", "SigmoidMLP"]
 BACKENDS = {"manual": sigmoid_mlp, "autograd": sigmoid_mlp_autograd}
 
 
-def _positive_int(value, name: str) -> int:
+def _positive_int(value, name: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
 
 
 class SigmoidMLP(nn.Module):
