@@ -57,3 +57,10 @@ def test_writer_and_logdir_together_is_an_error(tmp_path):
     expected = pytest.raises(ValueError, match="either writer= or logdir=")
     with SummaryWriter(log_dir=str(tmp_path)) as writer, expected:
         train(model, x, d, lr=0.5, writer=writer, logdir=tmp_path)
+
+
+def test_training_log_needs_a_writer_or_a_logdir():
+    from torch_sigmoid_mlp.tracking import TrainingLog
+
+    with pytest.raises(ValueError, match="writer= .* or logdir="):
+        TrainingLog()

@@ -109,6 +109,7 @@ class FlatGradients:
 
     Attributes:
         buffer: the flat tensor, shape ``(P + 1,)``.
+        views: ``∂E/∂W^(l)`` as views of ``buffer``, shaped like the ``params``.
         loss: a 1-element view of ``buffer``'s last entry, where the caller puts ``E_r``.
 
     Example::
@@ -247,10 +248,9 @@ def global_error(
     E_r, max_abs_error_r = chunked_error(model, x, d, chunk_size=chunk_size)
     if not reduce:
         return E_r, max_abs_error_r
-    E = E_r.clone()
     if is_distributed():
-        dist.all_reduce(E, op=dist.ReduceOp.SUM)
-    return E, all_reduce_max(max_abs_error_r)
+        dist.all_reduce(E_r, op=dist.ReduceOp.SUM)  # in place: chunked_error returned a fresh tensor
+    return E_r, all_reduce_max(max_abs_error_r)
 
 
 def init_from_env(backend: str | None = None, timeout: datetime.timedelta | None = None) -> bool:
@@ -291,6 +291,7 @@ def _local_gpus() -> bool:
     """``True`` when CUDA is here and there is one GPU for each process on this machine."""
     if not torch.cuda.is_available():
         return False
+    # torchrun sets LOCAL_WORLD_SIZE; without it, this rank's index is the best lower bound we have
     local_world_size = int(os.environ.get("LOCAL_WORLD_SIZE", int(os.environ.get("LOCAL_RANK", 0)) + 1))
     return local_world_size <= torch.cuda.device_count()
 

@@ -34,6 +34,7 @@ class MinMaxScaler:
         - Output: the same shape
 
     Attributes:
+        feature_range: ``(a, b)`` as floats.
         data_min_, data_max_: per-column minimum and maximum of the fitted data, shape ``(F,)``
             (``()`` for 1-D data).
 

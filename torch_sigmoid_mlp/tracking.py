@@ -38,6 +38,8 @@ class TrainingLog:
     def __init__(self, writer=None, logdir: str | None = None, *, log_every: int = 1) -> None:
         if writer is not None and logdir is not None:
             raise ValueError("pass either writer= or logdir=, not both")
+        if writer is None and logdir is None:
+            raise ValueError("pass writer= (a SummaryWriter) or logdir= (a directory to log to)")
         self._owns_writer = writer is None
         if writer is None:
             from torch.utils.tensorboard import SummaryWriter
@@ -48,7 +50,7 @@ class TrainingLog:
         self._logged = 0
 
     def wants(self, epoch: int) -> bool:
-        """Whether epoch ``epoch`` gets its scalars written (the last epoch always does)."""
+        """Whether ``epoch`` is one of every ``log_every``-th epoch (the caller records the last one too)."""
         return epoch % self.log_every == 0
 
     def epoch(
@@ -79,6 +81,7 @@ class TrainingLog:
         self._logged += 1
 
     def check(self, epoch: int, max_rel_diff: float) -> None:
+        """Record ``check/max_rel_diff``, the largest relative gap of manual from autograd ``∂E/∂W^(l)``."""
         self.writer.add_scalar("check/max_rel_diff", max_rel_diff, epoch)
 
     def close(self, hparams: dict, metrics: dict) -> None:

@@ -245,12 +245,12 @@ def train(
     (broadcast first): the weights equal single-process full-batch training to float rounding,
     and every stopping test sees all points, so the ranks stop together. A ``callback``
     returning ``False`` on any rank stops all of them (give one to every rank or to none). Only
-    rank 0 writes TensorBoard events and shows progress. Full batch only. Here, and with
-    ``chunk_size``, an epoch runs backward together with its forward pass, chunk by chunk, so the
-    gradient of the epoch that stops is computed and not used.
+    rank 0 writes TensorBoard events and shows progress. Full batch only. Data-parallel epochs, like
+    those with ``chunk_size``, run backward together with the forward pass, chunk by chunk, so the
+    epoch that stops computes a gradient it does not use.
 
-    Per epoch the host reads back ``E``, the largest error, the largest ``|w|`` per layer and the
-    validation SSE together (on a GPU as one small tensor): the stopping test needs them, and
+    Per epoch the host reads back ``E``, the largest error, the largest ``|w|`` over all weights and
+    the validation SSE together (on a GPU as one small tensor): the stopping test needs them, and
     nothing else in the loop waits for the device. The ``|w|`` are read because an overflowing
     update can leave ``±inf`` in a weight whose unit the sigmoid saturates, with ``E`` finite.
     A ``KeyboardInterrupt`` (Ctrl-C) is not caught: it propagates with the weights as the last
@@ -330,14 +330,14 @@ def train(
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     _positive(restarts, "restarts", integer=True)
+    if not isinstance(model, SigmoidMLP):
+        raise TypeError(f"model must be a SigmoidMLP, got {type(model).__name__}")
     if restarts > 1:
         return _train_restarts(settings)
     if method == "lm":
         return _train_lm(settings)
     if lr is None:
         raise ValueError("lr is required with method='sgd' (steepest descent); method='lm' needs none")
-    if not isinstance(model, SigmoidMLP):
-        raise TypeError(f"model must be a SigmoidMLP, got {type(model).__name__}")
     # with chunks, the points may stay in host memory: each chunk is copied to the model's device
     x, d = _check_points(model, x, d, ("x", "d"), any_device=chunk_size is not None)
     _positive(lr, "lr")
@@ -512,17 +512,20 @@ def train(
     if restore is not None:
         with torch.no_grad():
             torch._foreach_copy_(weights, restore)
-            if flat is not None:
-                E, max_err = global_error(model, x, d, chunk_size=chunk_size, reduce=distributed)
-                result.final_loss, result.max_abs_error = E.item(), max_err.item()
-            else:
-                y = model(x)
-                result.final_loss = sse_loss(y, d).item()
-                result.max_abs_error = (y - d).abs().max().item()
+        E, max_err = global_error(model, x, d, chunk_size=chunk_size, reduce=distributed)
+        result.final_loss, result.max_abs_error = E.item(), max_err.item()
     result.seconds = time.perf_counter() - start
     if log is not None:
         log.close(
-            _hparams(model, lr, max_epochs, tol, batch_size, momentum, patience),
+            _hparams(
+                model,
+                lr=lr,
+                max_epochs=max_epochs,
+                tol=tol,
+                batch_size=batch_size,
+                momentum=momentum,
+                patience=patience,
+            ),
             {"final_loss": result.final_loss, "max_abs_error": result.max_abs_error, "epochs": epoch},
         )
     return result
@@ -532,18 +535,16 @@ def _device_of(generator: torch.Generator | None) -> torch.device:
     return torch.device("cpu") if generator is None else generator.device
 
 
-def _hparams(model, lr, max_epochs, tol, batch_size, momentum, patience) -> dict:
-    """The run's settings as TensorBoard hparams (``None`` has no hparam type: written as a word)."""
-    return {
-        "lr": lr,
-        "max_epochs": max_epochs,
-        "tol": "none" if tol is None else tol,
-        "batch_size": "full" if batch_size is None else batch_size,
-        "momentum": momentum,
-        "patience": "none" if patience is None else patience,
-        "sizes": "-".join(map(str, model.sizes)),
-        "backend": model.backend,
+def _hparams(model: SigmoidMLP, **settings) -> dict:
+    """The run's settings and the model's sizes and backend as TensorBoard hparams.
+
+    ``None`` has no hparam type, so it is written as a word: ``"full"`` for ``batch_size``, else ``"none"``.
+    """
+    hparams = {
+        name: ("full" if name == "batch_size" else "none") if value is None else value
+        for name, value in settings.items()
     }
+    return {**hparams, "sizes": "-".join(map(str, model.sizes)), "backend": model.backend}
 
 
 def _train_lm(s: dict) -> TrainResult:
@@ -554,8 +555,6 @@ def _train_lm(s: dict) -> TrainResult:
     a look at every epoch or other ranks' points are refused rather than ignored.
     """
     model = s["model"]
-    if not isinstance(model, SigmoidMLP):
-        raise TypeError(f"model must be a SigmoidMLP, got {type(model).__name__}")
     x, d = _check_points(model, s["x"], s["d"], ("x", "d"))
     _positive(s["tol"], "tol", optional=True)
     _positive(s["log_every"], "log_every", integer=True)
@@ -600,16 +599,8 @@ def _train_lm(s: dict) -> TrainResult:
         w.add_scalar("train/mu", lm.mu, lm.epochs)
         for l, W in enumerate(model.weights):
             w.add_histogram(f"weights/W{l}", W.detach().float().cpu(), lm.epochs)
-        tol = s["tol"]
-        hparams = {
-            "method": "lm",
-            "max_epochs": s["max_epochs"],
-            "tol": "none" if tol is None else tol,
-            "sizes": "-".join(map(str, model.sizes)),
-            "backend": model.backend,
-        }
         log.close(
-            hparams,
+            _hparams(model, method="lm", max_epochs=s["max_epochs"], tol=s["tol"]),
             {"final_loss": lm.final_loss, "max_abs_error": lm.max_abs_error, "epochs": lm.epochs},
         )
     return result
@@ -625,8 +616,6 @@ def _train_restarts(s: dict) -> TrainResult:
     if any, and among those the lowest ``max_abs_error``.
     """
     model, generator = s["model"], s["generator"]
-    if not isinstance(model, SigmoidMLP):
-        raise TypeError(f"model must be a SigmoidMLP, got {type(model).__name__}")
     if s["writer"] is not None:
         raise ValueError("with restarts, pass logdir= (each start logs to logdir/start<i>), not writer=")
     s0 = generator.initial_seed() if generator is not None else int(torch.randint(2**62, ()).item())
