@@ -427,6 +427,7 @@ def _gradcheck(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``fit``, ``predict`` and ``gradcheck``; a bad option raises :class:`UsageError`."""
     parser = _Parser(
         prog=PROG,
         description="Fit bias-free sigmoid networks by steepest descent until the error is below a bound "

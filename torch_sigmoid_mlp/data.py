@@ -34,7 +34,7 @@ class Table:
     Attributes:
         path: the file it was read from.
         columns: the header, one name per column.
-        cells: the cells below the header as written in the file, one list per row.
+        cells: the cells below the header as written in the file, one tuple per row.
         values: the same cells as numbers, ``(T, len(columns))``, float64.
     """
 

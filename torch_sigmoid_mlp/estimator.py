@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .data import atomic_path
 from .distributed import default_device, is_distributed, shard
 from .module import SigmoidMLP
 from .scaling import MinMaxScaler
@@ -48,7 +48,7 @@ _DTYPES = {
 
 
 class SigmoidMLPRegressor:
-    r"""Fit ``F(x; w) ≈ f`` at the test points by steepest descent, in scikit-learn's conventions.
+    r"""Fit ``F(x; w) ≈ f`` at the test points by steepest descent (or ``solver="lm"``), scikit-learn style.
 
     .. code-block:: text
 
@@ -189,7 +189,10 @@ class SigmoidMLPRegressor:
     )  # fmt: skip
 
     def get_params(self, deep: bool = True) -> dict:
-        """The constructor's arguments by name (scikit-learn's ``clone`` and searches use them)."""
+        """The constructor's arguments by name (scikit-learn's ``clone`` and searches use them).
+
+        ``deep`` is in scikit-learn's signature; with no nested estimators it changes nothing.
+        """
         return {name: getattr(self, name) for name in self._PARAMS}
 
     def set_params(self, **params) -> SigmoidMLPRegressor:
@@ -316,7 +319,9 @@ class SigmoidMLPRegressor:
         done = 0 if before is None else before.epochs
 
         def whole(result: TrainResult) -> TrainResult:
-            # the run, earlier parts included: loss_history[k] is E at the start of epoch k
+            # the run, earlier parts included: loss_history[k] is E at the start of epoch k, so the
+            # earlier part's last entry (E at its final weights) is this part's first. The lists are
+            # copied because train goes on appending to those of the result it hands the callback.
             if before is None:
                 return dataclasses.replace(
                     result, loss_history=list(result.loss_history), val_history=list(result.val_history)
@@ -474,17 +479,11 @@ class SigmoidMLPRegressor:
             # a uint8 tensor, which torch.load(weights_only=True) reads; None after loading a /1 file
             "generator": None if generator is None else generator.get_state(),
         }
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(state, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            # on disk before the rename, so that a power cut cannot leave `path` naming an empty file
+            os.fsync(f.fileno())
 
     @classmethod
     def load(cls, path, *, device=None) -> SigmoidMLPRegressor:

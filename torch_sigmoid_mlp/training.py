@@ -120,7 +120,7 @@ def _positive(value, name: str, *, integer: bool = False, optional: bool = False
 
 
 def _descend(weights: Sequence[Tensor], grads: Sequence[Tensor], lr: float, momentum: float, buffers):
-    """``W ← W − η·g``; with momentum ``μ``, ``b ← μ·b + g`` then ``W ← W − η·b`` (torch.optim.SGD's form).
+    """``W ← W − η·g``; with momentum ``β``, ``b ← β·b + g`` then ``W ← W − η·b`` (torch.optim.SGD's form).
 
     Each line is one in-place ``foreach`` call over all layers, so an interrupt (Ctrl-C) lands
     between whole updates, never inside one.
@@ -267,7 +267,7 @@ def train(
         max_epochs: the most updates to take.
         tol: the uniform bound ``ε`` on the error, in the units of ``d``; ``None`` never stops on it.
         batch_size: ``None`` for full batch, else points per step.
-        momentum: ``μ ∈ [0, 1)``; ``0`` is plain steepest descent.
+        momentum: ``β ∈ [0, 1)``; ``0`` is plain steepest descent.
         shuffle: draw a new order of the points each epoch (mini-batch only).
         generator: makes the shuffling reproducible.
         validation: ``(x_val, d_val)``, evaluated at the start of every epoch into ``val_history``.
