@@ -412,7 +412,8 @@ def train(
         for epoch in range(max_epochs + 1):
             # A TensorBoard record of this epoch logs ‖∂E/∂W^(l)‖: that epoch takes the autograd
             # step, whose gradient tensors exist (to float rounding the same step).
-            tape_free_epoch = fused is not None and (log is None or not log.wants(epoch))
+            logged = log is not None and log.wants(epoch)  # this epoch gets a TensorBoard record
+            tape_free_epoch = fused is not None and not logged
             if tape_free_epoch:
                 # forward at w_k into the step's buffers: 2E (halved once read) and max_t |y^(L)(t) − d_t|
                 E, max_err = fused.forward_sums(x, d)
@@ -480,11 +481,10 @@ def train(
                         order = order.to(x.device)  # (T,)
                     else:
                         order = torch.arange(T, device=x.device)  # (T,)
-                    wants = log is not None and log.wants(epoch)
-                    grads = _mini_batch_epoch(model, x, d, order, batch_size, step, wants)
+                    grads = _mini_batch_epoch(model, x, d, order, batch_size, step, logged)
 
             # log
-            if log is not None and (log.wants(epoch) or reason is not None):
+            if logged or (log is not None and reason is not None):
                 log.epoch(epoch, E_k, max_k, lr, weights, grads, val[0] if val else None, reason is not None)
             if log is not None and check_every is not None and epoch % check_every == 0:
                 log.check(epoch, compare_gradients(model, x, d).max_rel)
