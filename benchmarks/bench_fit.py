@@ -38,7 +38,7 @@ Every fit gets a budget of CPU seconds of training (``--budget`` for a bound, ``
 for a held-out set): CPU time, which other work on the machine does not stretch; the seconds
 reported are wall seconds, as ``result_.seconds`` is. scikit-learn and FANN stop at the budget.
 Ours runs with its defaults where ``max_epochs`` times the epoch rate (measured once per problem
-and solver on a short fit) fits the budget, else with ``max_epochs`` cut to fit it; the table
+and solver on two short fits) fits the budget, else with ``max_epochs`` cut to fit it; the table
 gives the cut. A contender that reaches a bound from none of the first ``--give-up`` seeds (3),
 each in the whole budget, is not run on the rest.
 
@@ -208,9 +208,8 @@ def our_solvers() -> list[str]:
 
 def ours(solver: str):
     def build(p: Problem, seed: int, **settings) -> SigmoidMLPRegressor:
-        return SigmoidMLPRegressor(
-            hidden=p.hidden, tol=p.tol, solver=solver, seed=seed, device="cpu", **settings
-        )
+        settings = {"tol": p.tol} | settings
+        return SigmoidMLPRegressor(hidden=p.hidden, solver=solver, seed=seed, device="cpu", **settings)
 
     def run(p: Problem, seed: int, budget: float, plan: dict) -> dict:
         if "max_epochs" not in plan:
@@ -236,18 +235,26 @@ def ours(solver: str):
 
 
 def epochs_for(build, p: Problem, budget: float) -> dict:
-    """``max_epochs``: the default (``None``) where the default run fits ``budget`` at the measured rate."""
-    epochs = 50
-    while True:  # lengthen the probe until its time is not mostly setup
-        reg = build(p, 0, max_epochs=epochs)
+    """``max_epochs``: the default (``None``) where the default run fits ``budget`` at the measured rate.
+
+    The rate is CPU seconds per epoch from two runs of seed 0 without ``tol``, of ``k`` and ``4k``
+    epochs: their difference leaves out what a fit costs before its first epoch.
+    """
+
+    def probe(epochs: int) -> tuple[float, int]:
+        reg = build(p, 0, max_epochs=epochs, tol=None)
         began = time.process_time()
         with alarm(3 * budget + 5):
             reg.fit(p.X, p.y)
-        cpu, r = time.process_time() - began, reg.result_
-        if cpu >= 0.1 or r.epochs < epochs or epochs * 4 > 20_000:
+        return time.process_time() - began, reg.result_.epochs
+
+    k = 25
+    while True:
+        (c1, n1), (c4, n4) = probe(k), probe(4 * k)
+        if c4 >= 0.05 or n4 < 4 * k or 4 * k >= 20_000:
             break
-        epochs *= 4
-    rate = cpu / max(r.epochs, 1)  # CPU seconds per epoch, setup included: a cap on the safe side
+        k *= 4
+    rate = (c4 - c1) / (n4 - n1) if n4 > n1 and c4 > c1 else c4 / max(n4, 1)
     fits = int(budget / rate) if rate > 0 else None
     if fits is None or (isinstance(DEFAULT_MAX_EPOCHS, int) and fits >= DEFAULT_MAX_EPOCHS):
         return {"max_epochs": None, "seconds_per_epoch": rate}
