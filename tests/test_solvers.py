@@ -8,6 +8,7 @@ initial weights.
 
 import copy
 import functools
+import itertools
 import math
 
 import pytest
@@ -226,7 +227,7 @@ def test_adaptive_equals_the_bold_driver_and_takes_rising_steps_back():
     torch.testing.assert_close(flat(model), w_ref, **TOL, msg="adaptive weights")
     assert result.solver_state["lr"] == pytest.approx(lr_ref, rel=1e-12)
     history = result.loss_history
-    assert any(b > 1.04 * a for a, b in zip(history, history[1:])), "no step was taken back"
+    assert any(b > 1.04 * a for a, b in itertools.pairwise(history)), "no step was taken back"
 
 
 # -- sample weights: integer weights are repeated points ------------------------------------------------
@@ -313,7 +314,8 @@ def test_early_stopping_restores_the_best_validation_weights_with_every_solver(m
     class Keep(Handler):
         """Keeps the weights at every epoch, to check which were restored."""
 
-        weights: list = []
+        def __init__(self):
+            self.weights = []
 
         def epoch(self, state):
             self.weights.append(flat(state.model).clone())
@@ -403,5 +405,5 @@ def test_train_method_auto_reports_the_solver_it_chose():
 def test_parametrized_weights_are_refused_with_what_to_do():
     model, x, d = problem()
     torch.nn.utils.parametrizations.weight_norm(model.weights, "0")
-    with pytest.raises(ValueError, match="parametrized.*remove_parametrizations"):
+    with pytest.raises(ValueError, match=r"parametrized.*remove_parametrizations"):
         train(model, x, d, lr=0.1, max_epochs=2)
