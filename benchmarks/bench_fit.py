@@ -9,7 +9,7 @@ Two kinds of problem, all generated here or loaded from ``sklearn.datasets`` (no
 - **Held-out error**: Friedman 1, 2, 3 (600 points, ``random_state=0``, no noise) and the diabetes
   data, each split 75/25 (``train_test_split(random_state=0)``); no ``tol``; test R² and MSE.
 
-Contenders, each from seeds 0–9 for a bound and 0–4 for a held-out set (0–2 with ``--quick``):
+Contenders, each from seeds 0–9 for a bound (0–2 with ``--quick``) and 0–2 for a held-out set:
 
 - ours: ``SigmoidMLPRegressor(hidden=h, tol=tol, solver=S, seed=k, device="cpu")`` with every
   other setting at its default, for each ``S`` in ``torch_sigmoid_mlp.training.METHODS`` and
@@ -40,7 +40,7 @@ reported are wall seconds, as ``result_.seconds`` is. scikit-learn and FANN stop
 Ours runs with its defaults where ``max_epochs`` times the epoch rate (measured once per problem
 and solver on two short fits) fits the budget, else with ``max_epochs`` cut to fit it; the table
 gives the cut. A contender that reaches a bound from none of the first ``--give-up`` seeds (3),
-each in the whole budget, is not run on the rest.
+each in the whole budget, is not run on the rest (2 with ``--quick``).
 
 Columns: how many seeds reached the bound; the median epochs and seconds of training over those
 that did; the median final ``max|err|`` over all seeds; for held-out sets the median test R² (with
@@ -82,7 +82,7 @@ from sklearn.neural_network import MLPRegressor
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 from threadpoolctl import threadpool_limits
 
-from torch_sigmoid_mlp import SigmoidMLP, SigmoidMLPRegressor, sine_demo, training
+from torch_sigmoid_mlp import SigmoidMLP, SigmoidMLPRegressor, estimator, sine_demo, training
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SCALE = (0.1, 0.9)  # the estimator's INPUT_RANGE and default target_range, for every contender
@@ -124,7 +124,7 @@ def teacher(n: int, T: int, tol: float) -> Problem:
             W.mul_(2.0)
         x = torch.rand(T, n, generator=g, dtype=torch.float64) * 2 - 1  # (T, n)
         d = net(x)[:, 0]  # (T,)
-    return Problem(f"teacher SigmoidMLP({n})", (n, n), x.numpy(), d.numpy(), tol, quick=n == 2)
+    return Problem(f"teacher SigmoidMLP({n})", (n, n), x.numpy(), d.numpy(), tol)
 
 
 def problems() -> list[Problem]:
@@ -140,7 +140,7 @@ def problems() -> list[Problem]:
     smooth = [
         Problem("sine demo, sin x on [−π/2, π/2]", demo.hidden, demo.x.numpy(), demo.d.numpy(), demo.tol,
                 quick=True),
-        Problem("sin x on [0, 3π]", (10, 10), sine3, np.sin(sine3[:, 0]), 0.02, quick=True),
+        Problem("sin x on [0, 3π]", (10, 10), sine3, np.sin(sine3[:, 0]), 0.02),
         Problem("3 + 2·tanh x on [−3, 3]", (4, 4), tanh, 3 + 2 * np.tanh(tanh[:, 0]), 0.02),
         Problem("5·exp(−t) on [0, 2]", (4, 4), decay, 5 * np.exp(-decay[:, 0]), 0.05),
         Problem("exp(−x₁² − x₂²), 10×10 grid on [−2, 2]²", (8, 8), bump,
@@ -154,10 +154,10 @@ def problems() -> list[Problem]:
     ]  # fmt: skip
     heldout = []
     for name, make, hidden in (
-        ("Friedman 1", make_friedman1, (16, 16)),
+        ("Friedman 1", make_friedman1, (10, 10)),
         ("Friedman 2", make_friedman2, (8, 8)),
         ("Friedman 3", make_friedman3, (8, 8)),
-        ("diabetes", None, (16, 16)),
+        ("diabetes", None, (10, 10)),
     ):
         X, y = load_diabetes(return_X_y=True) if make is None else make(n_samples=600, random_state=0)
         X, X_test, y, y_test = train_test_split(X, y, test_size=0.25, random_state=0)
@@ -193,6 +193,8 @@ def alarm(seconds: float):
 
 
 DEFAULT_MAX_EPOCHS = inspect.signature(SigmoidMLPRegressor).parameters["max_epochs"].default
+# max_epochs=None: each solver's own default, where the estimator has one table of them
+SOLVER_MAX_EPOCHS = getattr(estimator, "MAX_EPOCHS", {})
 
 
 def our_solvers() -> list[str]:
@@ -208,8 +210,8 @@ def our_solvers() -> list[str]:
 
 def ours(solver: str):
     def build(p: Problem, seed: int, **settings) -> SigmoidMLPRegressor:
-        settings = {"tol": p.tol} | settings
-        return SigmoidMLPRegressor(hidden=p.hidden, solver=solver, seed=seed, device="cpu", **settings)
+        settings = {"tol": p.tol, "solver": solver} | settings
+        return SigmoidMLPRegressor(hidden=p.hidden, seed=seed, device="cpu", **settings)
 
     def run(p: Problem, seed: int, budget: float, plan: dict) -> dict:
         if "max_epochs" not in plan:
@@ -237,12 +239,18 @@ def ours(solver: str):
 def epochs_for(build, p: Problem, budget: float) -> dict:
     """``max_epochs``: the default (``None``) where the default run fits ``budget`` at the measured rate.
 
-    The rate is CPU seconds per epoch from two runs of seed 0 without ``tol``, of ``k`` and ``4k``
-    epochs: their difference leaves out what a fit costs before its first epoch.
+    The default is that of the solver that runs (for ``"auto"``, the one it chooses on this
+    problem, found by a fit of one epoch). The rate is CPU seconds per epoch of that solver from two
+    runs of seed 0 without ``tol``, of ``k`` and ``4k`` epochs: their difference leaves out what a
+    fit costs before its first epoch.
     """
+    first = build(p, 0, max_epochs=1)
+    first.fit(p.X, p.y)
+    method = getattr(first.result_, "method", first.solver)
+    default = SOLVER_MAX_EPOCHS.get(method, DEFAULT_MAX_EPOCHS)
 
     def probe(epochs: int) -> tuple[float, int]:
-        reg = build(p, 0, max_epochs=epochs, tol=None)
+        reg = build(p, 0, max_epochs=epochs, tol=None, solver=method)
         began = time.process_time()
         with alarm(3 * budget + 5):
             reg.fit(p.X, p.y)
@@ -256,9 +264,10 @@ def epochs_for(build, p: Problem, budget: float) -> dict:
         k *= 4
     rate = (c4 - c1) / (n4 - n1) if n4 > n1 and c4 > c1 else c4 / max(n4, 1)
     fits = int(budget / rate) if rate > 0 else None
-    if fits is None or (isinstance(DEFAULT_MAX_EPOCHS, int) and fits >= DEFAULT_MAX_EPOCHS):
-        return {"max_epochs": None, "seconds_per_epoch": rate}
-    return {"max_epochs": max(fits, 1), "seconds_per_epoch": rate}
+    plan = {"default_max_epochs": default, "seconds_per_epoch": rate}
+    if fits is None or (isinstance(default, int) and fits >= default):
+        return plan | {"max_epochs": None}
+    return plan | {"max_epochs": max(fits, 1)}
 
 
 # -- contenders: scikit-learn -------------------------------------------------------------------------
@@ -533,7 +542,8 @@ def med(values) -> float | None:
 
 
 def summarise(p: Problem, fits: list[dict]) -> dict:
-    s = {"seeds": len(fits), "max_abs_error": med(f.get("max_abs_error") for f in fits)}
+    s = {"seeds": len(fits), "max_abs_error": med(f.get("max_abs_error") for f in fits),
+         "stops": dict(Counter(f["stop"] for f in fits).most_common())}  # fmt: skip
     methods = Counter(f.get("method") for f in fits if f.get("method"))
     if methods:
         s["method"] = "/".join(m for m, _ in methods.most_common())
@@ -587,18 +597,19 @@ def main() -> None:
     # fmt: off
     parser.add_argument("--quick", action="store_true", help="seeds 0–2, a few problems, short budgets")
     parser.add_argument("--seeds", type=int, default=None, help="seeds for a bound (default 10, quick 3)")
-    parser.add_argument("--seeds-heldout", type=int, default=None, help="for a held-out set (default 5)")
-    parser.add_argument("--budget", type=float, default=None, help="CPU seconds per bound fit (default 1.5)")
-    parser.add_argument("--budget-heldout", type=float, default=None, help="per held-out fit (default 2)")
-    parser.add_argument("--give-up", type=int, default=3,
-                        help="seeds after which a contender that reached no bound is not run on the rest")
+    parser.add_argument("--seeds-heldout", type=int, default=None, help="for a held-out set (default 3)")
+    parser.add_argument("--budget", type=float, default=None, help="CPU seconds per bound fit (default 1)")
+    parser.add_argument("--budget-heldout", type=float, default=None, help="per held-out fit (default 3)")
+    parser.add_argument("--give-up", type=int, default=None,
+                        help="seeds after which a contender that reached no bound stops (3; quick 2)")
     parser.add_argument("--threads", type=int, default=1, help="torch and BLAS threads (default 1)")
     args = parser.parse_args()
     # fmt: on
     seeds = args.seeds or (3 if args.quick else 10)
-    seeds_heldout = args.seeds_heldout or (3 if args.quick else 5)
-    budget = args.budget or (0.25 if args.quick else 1.5)
-    budget_heldout = args.budget_heldout or (0.3 if args.quick else 2.0)
+    seeds_heldout = args.seeds_heldout or 3
+    budget = args.budget or (0.2 if args.quick else 1.0)
+    budget_heldout = args.budget_heldout or (0.2 if args.quick else 3.0)
+    give_up = args.give_up or (2 if args.quick else 3)
     torch.set_num_threads(args.threads)
     threadpool_limits(args.threads)
     info = machine.describe()
@@ -630,7 +641,7 @@ def main() -> None:
             for seed in range(seeds if p.tol is not None else seeds_heldout):
                 fit = evaluate(p, run(p, seed, budget if p.tol is not None else budget_heldout, plan))
                 fits.append({"seed": seed, **fit})
-                if p.tol is not None and len(fits) == args.give_up and not any(f["reached"] for f in fits):
+                if p.tol is not None and len(fits) == give_up and not any(f["reached"] for f in fits):
                     break  # each of these took the whole budget; the rest would too, most likely
             rows[name], fits_of[name] = summarise(p, fits) | plan, fits
             print(json.dumps({"problem": p.name, "contender": name, **rows[name]}), flush=True)
@@ -652,7 +663,7 @@ def main() -> None:
     command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
     settings = {
         "seeds": seeds, "seeds_heldout": seeds_heldout, "budget_s": budget,
-        "budget_heldout_s": budget_heldout, "give_up": args.give_up, "threads": args.threads,
+        "budget_heldout_s": budget_heldout, "give_up": give_up, "threads": args.threads,
         "default_max_epochs": DEFAULT_MAX_EPOCHS, "fann": lib is not None,
     }  # fmt: skip
     head = {"machine": machine.summary(info), "load_average": info["load_average"], "date": now,
@@ -669,6 +680,19 @@ def who(name: str, s: dict) -> str:
     return name if "method" not in s or s["method"] == name.split()[-1] else f"{name} → {s['method']}"
 
 
+def stops(s: dict) -> str:
+    """Why the fits ended, with how many of each: ``tol 9, max_epochs 1``."""
+    return ", ".join(f"{reason} {k}" for reason, k in s["stops"].items())
+
+
+def max_epochs(name: str, s: dict) -> str:
+    """Ours: the ``max_epochs`` it ran with, cut to the budget or its solver's default."""
+    if not name.startswith("ours"):
+        return "–"
+    default = s.get("default_max_epochs")
+    return f"{s['max_epochs']} of {default}" if s.get("max_epochs") else f"default, {default}"
+
+
 def markdown(head: dict, record: list[dict]) -> str:
     settings, load = head["settings"], " / ".join(map(str, head["load_average"]))
     md = [
@@ -680,7 +704,8 @@ def markdown(head: dict, record: list[dict]) -> str:
         f"a budget of {settings['budget_s']:g} CPU seconds of training per bound fit and "
         f"{settings['budget_heldout_s']:g} per held-out fit. Ours: `SigmoidMLPRegressor(hidden, tol, solver, "
         'seed, device="cpu")`, every other setting at its default but `max_epochs` where the last column '
-        "gives the number it was cut to, to keep to the budget; `a → b`: solver `a` ran `b`. scikit-learn: "
+        "says `k of n`: cut from its solver's default `n` to `k`, to keep to the budget; `a → b`: "
+        "solver `a` ran `b`. scikit-learn: "
         '`MLPRegressor(activation="logistic")`, linear output unit, biases. FANN 2.2: RPROP, `FANN_SIGMOID`, '
         "biases" + ("" if settings["fann"] else " (not run here: libfann2 is not installed)") + ". "
         "The script's docstring has the details.",
@@ -690,21 +715,23 @@ def markdown(head: dict, record: list[dict]) -> str:
         f"Reached: from how many seeds (`0/{settings['give_up']}`: it reached the bound from none of the "
         f"first {settings['give_up']}, each in the whole budget, and was not run on the rest). Epochs and "
         "seconds of training: medians over the seeds that reached the bound; slowest: the most seconds "
-        "one of them took. max|err|: the median at the "
-        "end over all seeds run, in the target's units.",
+        "one of them took. max|err|: the median at the end over all seeds run, in the target's units. "
+        "Stop reasons, with how many seeds: ours' `result_.stop_reason`; for scikit-learn and FANN `tol`, "
+        "`budget`, `own rule` (scikit-learn's own stopping test or `max_iter`), FANN's `early stopping` and "
+        "`max_epochs` on the held-out sets.",
         "",
         "| problem | contender | reached | epochs | seconds to the bound | slowest | max\\|err\\| "
-        "| max_epochs |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| max_epochs | stop reasons |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in record:
         if r["tol"] is None:
             continue
         for name, s in r["summary"].items():
-            cap = (s.get("max_epochs") or "default") if name.startswith("ours") else "–"
+            cap = max_epochs(name, s)
             md.append(f"| {r['problem']} | {who(name, s)} | {s['reached']}/{s['seeds']} | "
                       f"{fmt(s['epochs'], '.0f')} | {fmt_s(s['seconds'])} | {fmt_s(s['slowest'])} | "
-                      f"{fmt(s['max_abs_error'], '.4f')} | {cap} |")  # fmt: skip
+                      f"{fmt(s['max_abs_error'], '.4f')} | {cap} | {stops(s)} |")  # fmt: skip
     md += [
         "",
         "### Held-out error (25 % test split, no tol)",
@@ -714,18 +741,19 @@ def markdown(head: dict, record: list[dict]) -> str:
         "lbfgs: evaluations of the loss). `standardised`: scikit-learn on zero-mean, unit-variance inputs "
         "and targets, the scaling its default `tol` is sized for.",
         "",
-        "| problem | contender | test R² | test MSE | epochs | seconds | max_epochs |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| problem | contender | test R² | test MSE | epochs | seconds | max_epochs | stop reasons |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
     ]
     for r in record:
         if r["tol"] is not None:
             continue
         for name, s in r["summary"].items():
             lo, hi = s["test_r2_range"] or (None, None)
-            cap = (s.get("max_epochs") or "default") if name.startswith("ours") else "–"
+            cap = max_epochs(name, s)
             md.append(f"| {r['problem']} | {who(name, s)} | {fmt(s['test_r2'], '.3f')} "
                       f"[{fmt(lo, '.3f')}, {fmt(hi, '.3f')}] | {fmt(s['test_mse'], '.4g')} | "
-                      f"{fmt(s['epochs'], '.0f')} | {fmt_s(s['seconds'])} | {cap} |")  # fmt: skip
+                      f"{fmt(s['epochs'], '.0f')} | {fmt_s(s['seconds'])} | {cap} | "
+                      f"{stops(s)} |")  # fmt: skip
     md += ["", "### Short version: the best of ours; the best of scikit-learn and FANN", ""]
     md += [f"- {r['short']}" for r in record]
     return "\n".join(md) + "\n"
