@@ -599,7 +599,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=None, help="seeds for a bound (default 10, quick 3)")
     parser.add_argument("--seeds-heldout", type=int, default=None, help="for a held-out set (default 3)")
     parser.add_argument("--budget", type=float, default=None, help="CPU seconds per bound fit (default 1)")
-    parser.add_argument("--budget-heldout", type=float, default=None, help="per held-out fit (default 3)")
+    parser.add_argument("--budget-heldout", type=float, default=None, help="per held-out fit (default 2)")
     parser.add_argument("--give-up", type=int, default=None,
                         help="seeds after which a contender that reached no bound stops (3; quick 2)")
     parser.add_argument("--threads", type=int, default=1, help="torch and BLAS threads (default 1)")
@@ -608,7 +608,7 @@ def main() -> None:
     seeds = args.seeds or (3 if args.quick else 10)
     seeds_heldout = args.seeds_heldout or 3
     budget = args.budget or (0.2 if args.quick else 1.0)
-    budget_heldout = args.budget_heldout or (0.2 if args.quick else 3.0)
+    budget_heldout = args.budget_heldout or (0.2 if args.quick else 2.0)
     give_up = args.give_up or (2 if args.quick else 3)
     torch.set_num_threads(args.threads)
     threadpool_limits(args.threads)
@@ -739,7 +739,7 @@ def markdown(head: dict, record: list[dict]) -> str:
         f"Medians over seeds 0–{settings['seeds_heldout'] - 1}, R²'s range in brackets; epochs and seconds "
         "of training (scikit-learn's "
         "lbfgs: evaluations of the loss). `standardised`: scikit-learn on zero-mean, unit-variance inputs "
-        "and targets, the scaling its default `tol` is sized for.",
+        "and targets, the scaling its default `tol` is sized for. Stop reasons as above.",
         "",
         "| problem | contender | test R² | test MSE | epochs | seconds | max_epochs | stop reasons |",
         "|---|---|---:|---:|---:|---:|---:|---|",
