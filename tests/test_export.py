@@ -136,6 +136,17 @@ def test_c_name_renames_the_function_and_its_constants(tmp_path):
     assert_predicts_as(got, reg, X, rel=1e-12, what="renamed C export")
 
 
+@needs_cc
+def test_c_names_the_input_columns_safely(tmp_path):
+    # column names land in a comment: one that would end it, a trigraph, a non-ASCII letter
+    reg, X = fitted(1, one_d=True)
+    reg.feature_names_in_ = np.array(["flow */ int x;", "p??/", "température"], dtype=object)
+    source = export_c(reg, tmp_path / "model.c").read_text()
+    assert "x[0..2]: flow * / int x;, p? ?/, temp?rature" in source
+    got = compile_and_run(tmp_path / "model.c", reg, X, tmp_path=tmp_path)
+    assert_predicts_as(got, reg, X, rel=1e-12, what="C export with odd column names")
+
+
 def test_c_weights_round_trip_through_the_text():
     # %.17g: every constant in the file reads back as the weight it was printed from.
     reg, _ = fitted(2)

@@ -251,7 +251,9 @@ def _c_array(values: Tensor) -> str:
 
 
 def _c_comment(text: str) -> str:
-    return text.replace("*/", "* /")
+    """``text`` safe inside a C comment: printable ASCII, no ``*/`` to end it, no ``??`` trigraph."""
+    text = "".join(c if " " <= c <= "~" else "?" for c in text)
+    return text.replace("*/", "* /").replace("??", "? ?")
 
 
 def c_source(regressor: SigmoidMLPRegressor, name: str = "tsm_predict") -> str:
