@@ -672,3 +672,15 @@ def test_autocast_names_a_float64_mix(forward):
         forward(torch.rand(5, 3), weights)
     with torch.autocast("cpu", dtype=torch.bfloat16), pytest.raises(TypeError, match=r"W\^\(0\) has dtype"):
         forward(torch.rand(5, 3, dtype=torch.float64), weights[:1])
+
+
+def test_check_inputs_follows_autocast_only_when_told():
+    # fused.py and lm.py compute in the weights' own dtype: for them a dtype mismatch stays one,
+    # under autocast too; sigmoid_mlp passes the autocast dtype.
+    x, weights = torch.rand(5, 3, dtype=torch.bfloat16), _weights()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        with pytest.raises(
+            TypeError, match=r"W\^\(0\) has dtype torch.float32 but x has dtype torch.bfloat16$"
+        ):
+            check_inputs(x, weights)
+        check_inputs(x, weights, amp_dtype=torch.bfloat16)

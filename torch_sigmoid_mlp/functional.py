@@ -182,17 +182,16 @@ class _TracedSigmoidMLPFunction(SigmoidMLPFunction):
         ctx.save_for_backward(x, *output, *weights)
 
 
-def check_inputs(x: Tensor, weights: Sequence[Tensor]) -> None:
+def check_inputs(x: Tensor, weights: Sequence[Tensor], *, amp_dtype: torch.dtype | None = None) -> None:
     """Raise a ``TypeError``/``ValueError`` naming the problem if ``x`` and ``weights`` don't fit.
 
     ``weights[l]`` must be a floating 2-D tensor of shape ``(size_{l+1}, size_l)`` with the
     sizes chaining, all on ``x``'s device and of ``x``'s dtype, and ``x`` of shape
-    ``(..., size_0)`` with at least one dimension. Under ``torch.autocast`` for ``x``'s device
-    the dtypes are those the products run in, as for ``nn.Linear``: every floating dtype but
-    float64 becomes the autocast dtype, so float32 weights take a bfloat16 ``x``, and float64
-    mixes with nothing else.
+    ``(..., size_0)`` with at least one dimension. With ``amp_dtype``, the dtype ``torch.autocast``
+    computes in, the dtypes are those the products run in, as for ``nn.Linear``: every floating
+    dtype but float64 becomes ``amp_dtype``, so float32 weights take a bfloat16 ``x``, and
+    float64 mixes with nothing else.
     """
-    amp_dtype = _autocast_dtype(x.device.type) if isinstance(x, Tensor) and _any_autocast() else None
     if not isinstance(x, Tensor):
         raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
     if len(weights) == 0:
@@ -256,23 +255,23 @@ def sigmoid_mlp(x: Tensor, weights: Sequence[Tensor]) -> Tensor:
     # Checking every W^(l) up front costs more than a small network's forward pass. The cheap
     # tests run first; the weights are checked in full only when the products refuse them (a
     # wrong shape, dtype or device), so that the error names the W^(l) at fault.
+    amp_dtype = _amp_dtype_of(x)
     if not _looks_right(x, weights):
-        check_inputs(x, weights)
+        check_inputs(x, weights, amp_dtype=amp_dtype)
     rows = _as_rows(x)
     # With grad mode off there is nothing to differentiate, and the Function's forward runs as
     # plain ops: torch.compile needs this, because Dynamo inlines a Function's forward when grad
     # is off and passes ctx as forward(x, *weights)'s x once there are two or more weights.
     function = _TracedSigmoidMLPFunction if torch.compiler.is_compiling() else SigmoidMLPFunction
     apply = function.apply if torch.is_grad_enabled() else function.forward
-    amp_dtype = _autocast_dtype(x.device.type) if _any_autocast() else None
     if amp_dtype is None or x.dtype == torch.float64:  # autocast leaves float64 alone, so do we
         try:
             ys = apply(rows, *weights)
         except (RuntimeError, TypeError):
-            check_inputs(x, weights)
+            check_inputs(x, weights, amp_dtype=amp_dtype)
             raise
     else:
-        check_inputs(x, weights)  # the casts below would hide a float64 W^(l)
+        check_inputs(x, weights, amp_dtype=amp_dtype)  # the casts below would hide a float64 W^(l)
         # AMP, as nn.Linear has it wherever it sits in a model: x and the weights are cast to the
         # autocast dtype, whatever floating dtype (but float64) each has. The casts sit outside
         # the Function, so autograd casts the gradients back to each one's own dtype; autocast
@@ -299,6 +298,11 @@ def _looks_right(x, weights) -> bool:
         return False
 
 
+def _amp_dtype_of(x) -> torch.dtype | None:
+    """The dtype autocast computes ``x``'s products in, or ``None`` (autocast off, or ``x`` no tensor)."""
+    return _autocast_dtype(x.device.type) if _any_autocast() and isinstance(x, Tensor) else None
+
+
 def _autocast_dtype(device_type: str) -> torch.dtype | None:
     """The dtype ``torch.autocast`` computes in on ``device_type``, or ``None`` when it is off.
 
@@ -319,7 +323,7 @@ def sigmoid_mlp_autograd(x: Tensor, weights: Sequence[Tensor]) -> Tensor:
 
     The reference the hand-written backward is checked against.
     """
-    check_inputs(x, weights)
+    check_inputs(x, weights, amp_dtype=_amp_dtype_of(x))  # the products follow autocast
     y = x
     for W in weights:
         y = torch.sigmoid(y @ W.T)  # (..., size_{l+1})
