@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 
 import torch
-
 from machine import describe, summary
+
 from torch_sigmoid_mlp import SigmoidMLP, jacobian
 from torch_sigmoid_mlp.objective import Objective
 from torch_sigmoid_mlp.solvers import LevenbergMarquardt
@@ -60,7 +60,8 @@ def _measure(n: int, T: int, how: str, queue) -> None:
     else:
         J = jacobian(model, x).double()  # (T·m, P), all at once
         e = (d - model(x).detach()).reshape(-1)
-        A, g_ = J.T @ J, J.T @ e
+        A = J.T @ J
+        J.T @ e  # Jᵀe, as the step forms it
         torch.linalg.cholesky(A + 1e-3 * torch.eye(A.shape[0], dtype=A.dtype))
     seconds = time.perf_counter() - t0
     queue.put({"peak_bytes": _vm_kib("VmHWM") * 1024 - before, "seconds": seconds})
