@@ -868,12 +868,12 @@ class SigmoidMLPRegressor(*_SKLEARN_BASES):
         X = self._as_2d(X)
         if X.shape[1] == 0:
             raise ValueError(
-                f"X holds no features: 0 feature(s) (shape={tuple(X.shape)}) while a minimum of 1 is required"
+                f"X holds no features: 0 feature(s) (shape={tuple(X.shape)}) while a minimum of 1 is required."
             )
         if X.shape[0] == 0:
             raise ValueError(
                 f"X holds no test points (T = 0): 0 sample(s) (shape={tuple(X.shape)}) while a "
-                "minimum of 1 is required"
+                "minimum of 1 is required."
             )
         Y, y_1d = self._check_y(y, X.shape[0])
         if not bool(torch.isfinite(X).all()):
