@@ -546,3 +546,67 @@ def test_dataframe_in_another_order_fits_as_its_values_do():
         refit.fit(df.set_axis(["a", 1], axis=1), y)
     reg.fit(df.to_numpy(), y)
     assert not hasattr(reg, "feature_names_in_"), "a refit on an array kept the old names"
+
+
+# -- sample weights: E_s = 1/2 Σ_t s_t ‖d_t − y^(L)(t)‖² ------------------------------------------------
+
+
+def weighted_problem(T=15):
+    rng = np.random.default_rng(3)
+    X = rng.uniform(0, 2, (T, 2))
+    y = np.sin(X[:, 0]) + X[:, 1]
+    s = rng.integers(0, 4, T)  # 0 to 3: points left out, taken once, repeated
+    s[:3] = (0, 2, 3)
+    return X, y, s
+
+
+@pytest.mark.parametrize("params", [{}, {"momentum": 0.5}, {"solver": "lm", "max_epochs": 20}])
+def test_integer_weights_fit_as_the_repeated_points(params):
+    X, y, s = weighted_problem()
+    params = {"hidden": (5,), "max_epochs": 200, "dtype": "float64", "device": "cpu", **params}
+    repeated = SigmoidMLPRegressor(**params).fit(np.repeat(X, s, axis=0), np.repeat(y, s))
+    order = np.random.default_rng(4).permutation(len(X))  # the weighted points in another order
+    weighted = SigmoidMLPRegressor(**params).fit(X[order], y[order], sample_weight=s[order])
+    assert weighted.result_.epochs == repeated.result_.epochs
+    # the same sums of the same terms, added in another order: float64 rounding, grown over the epochs
+    np.testing.assert_allclose(weighted.predict(X), repeated.predict(X), rtol=0, atol=1e-10)
+    np.testing.assert_allclose(
+        weighted.result_.loss_history, repeated.result_.loss_history, rtol=1e-10, atol=0
+    )
+
+
+def test_a_zero_weight_is_the_point_removed():
+    X, y, _s = weighted_problem()
+    s = np.ones(len(X))
+    s[[2, 7]] = 0.0
+    params = {"hidden": (4,), "max_epochs": 30, "batch_size": 4, "device": "cpu"}
+    removed = SigmoidMLPRegressor(**params).fit(np.delete(X, [2, 7], 0), np.delete(y, [2, 7]))
+    weighted = SigmoidMLPRegressor(**params).fit(X, y, sample_weight=s)
+    # the points of weight 0 are dropped before anything is computed: the same computation runs
+    np.testing.assert_array_equal(weighted.predict(X), removed.predict(X))
+    assert weighted.result_ == dataclasses.replace(removed.result_, seconds=weighted.result_.seconds)
+    removed.partial_fit(np.delete(X, [2, 7], 0), np.delete(y, [2, 7]))
+    weighted.partial_fit(X, y, sample_weight=s)
+    np.testing.assert_array_equal(weighted.predict(X), removed.predict(X))
+
+
+def test_weights_travel_with_their_points_through_the_validation_split(monkeypatch):
+    import torch_sigmoid_mlp.estimator as estimator
+
+    seen = {}
+
+    def recording_train(model, x, d, **kwargs):
+        seen.update(x=x, s=kwargs.get("sample_weight"))
+        return train(model, x, d, **kwargs)
+
+    train = estimator.train
+    monkeypatch.setattr(estimator, "train", recording_train)
+    X, y, _s = weighted_problem(T=40)
+    s = 1.0 + np.arange(40.0)  # the weight names the point
+    reg = SigmoidMLPRegressor(
+        hidden=(4,), max_epochs=5, validation_fraction=0.25, dtype="float64", device="cpu"
+    ).fit(X, y, sample_weight=s)
+    x = reg.x_scaler_.inverse_transform(seen["x"])  # the training points, back in X's units
+    assert seen["s"].shape == (30,)
+    rows = [int(w) - 1 for w in seen["s"].tolist()]
+    np.testing.assert_allclose(x.numpy(), X[rows], rtol=1e-12)
