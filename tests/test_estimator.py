@@ -13,6 +13,7 @@ import torch
 
 from torch_sigmoid_mlp import SigmoidMLPRegressor
 from torch_sigmoid_mlp.estimator import LR_CONSTANT
+from torch_sigmoid_mlp.solvers import METHODS
 
 
 def smooth_1d(T=40):
@@ -324,7 +325,7 @@ def test_numpy_scalars_are_accepted_wherever_a_number_is():
     ("params", "match"),
     [
         ({"batch_size": -3}, "batch_size must be an integer ≥ 1 or None, got -3"),
-        ({"max_epochs": -1}, "max_epochs must be an integer ≥ 0, got -1"),
+        ({"max_epochs": -1}, "max_epochs must be an integer ≥ 0 or None, got -1"),
         ({"hidden": 0}, r"hidden\[0\] must be an integer ≥ 1"),
         ({"hidden": "8"}, "hidden must be an int, a sequence of ints or None"),
         ({"lr": np.float64("nan")}, "lr must be a positive finite number or None"),
@@ -560,7 +561,11 @@ def weighted_problem(T=15):
     return X, y, s
 
 
-@pytest.mark.parametrize("params", [{}, {"momentum": 0.5}, {"solver": "lm", "max_epochs": 20}])
+@pytest.mark.parametrize(
+    "params",
+    [{"solver": "sgd"}, {"solver": "sgd", "momentum": 0.5}]
+    + [{"solver": method, "max_epochs": 20} for method in METHODS if method != "sgd"],
+)
 def test_integer_weights_fit_as_the_repeated_points(params):
     X, y, s = weighted_problem()
     params = {"hidden": (5,), "max_epochs": 200, "dtype": "float64", "device": "cpu", **params}
