@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 pytest.importorskip("sklearn")
 
@@ -10,15 +11,37 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from torch_sigmoid_mlp import SigmoidMLPRegressor
 
 
-def check_instances():
-    # few epochs: the checks fit hundreds of times; float64 so that sums over the points in
-    # another order (shuffled, repeated) agree to scikit-learn's rtol of 1e-7
-    return [
-        SigmoidMLPRegressor(max_epochs=100, momentum=0.8, device="cpu", dtype="float64"),
-    ]
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # the checks fit small networks hundreds of times; a product of a few hundred numbers costs
+    # less than handing it to a second intra-op thread, the more so on a busy machine
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
-@parametrize_with_checks(check_instances())
+#: The checks fit hundreds of times, so each instance runs few epochs: 100 of steepest descent
+#: with momentum reach the R² > 0.5 that ``check_regressors_train`` asks for. The float64
+#: instance passes every check; the default float32 one all but the one below.
+CHECKED = [
+    SigmoidMLPRegressor(max_epochs=100, momentum=0.8, device="cpu", dtype="float64"),
+    SigmoidMLPRegressor(max_epochs=100, momentum=0.8, device="cpu"),
+]
+
+
+def expected_failed_checks(estimator):
+    if estimator.dtype == "float64":
+        return {}
+    return {
+        "check_sample_weight_equivalence_on_dense_data": (
+            "float32 sums over the points in another order (shuffled, repeated) round apart by more "
+            "than the check's rtol of 1e-7; the float64 instance passes it"
+        )
+    }
+
+
+@parametrize_with_checks(CHECKED, expected_failed_checks=expected_failed_checks)
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
 
