@@ -320,7 +320,9 @@ class SigmoidMLPRegressor(*_SKLEARN_BASES):
             X, y: the test points and their measurements.
             sample_weight: ``s_t ≥ 0`` per test point, ``(T,)``, not all zero; ``None`` weighs
                 every point 1. The default ``lr`` counts ``Σ_t s_t`` points (see
-                :meth:`effective_lr`), so integer weights fit as the repeated points do.
+                :meth:`effective_lr`), so integer weights fit as the repeated points do. With
+                ``validation_fraction`` the points of positive weight are split, each keeping its
+                weight; the held-out points' SSE, which early stopping watches, is unweighted.
             callback: called as ``callback(k, result)`` before each epoch ``k`` that the run
                 takes (:func:`~torch_sigmoid_mlp.train`'s callback), with ``k`` counted from the
                 start of the run and ``result`` the run so far; returning ``False`` stops the run
@@ -964,7 +966,10 @@ def _integer(value, name: str, *, low: int, high: int | None = None, optional: b
         or value < low
         or (high is not None and value > high)
     ):
-        bound = f"an integer ≥ {low}" if high is None else f"an integer in [{low}, {high}]"
+        if high is not None:
+            bound = f"an integer in [{low}, {high}]"
+        else:
+            bound = {0: "a non-negative integer", 1: "a positive integer"}.get(low, f"an integer ≥ {low}")
         raise ValueError(f"{name} must be {bound}{' or None' if optional else ''}, got {value!r}")
     return int(value)
 
