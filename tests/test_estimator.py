@@ -441,11 +441,11 @@ def test_complex_object_and_sparse_inputs_are_refused_by_name():
         reg.fit(X[:, 0], y)
 
 
-def test_predictions_of_a_point_do_not_depend_on_the_points_predicted_with_it():
+def test_predictions_of_a_point_do_not_depend_on_the_points_predicted_with_it(device):
     rng = np.random.default_rng(0)
     X = rng.uniform(0, 1, (64, 3))
     y = np.sin(X).sum(axis=1)
-    reg = SigmoidMLPRegressor(hidden=(16, 16), max_epochs=50, device="cpu").fit(X, y)  # float32 weights
+    reg = SigmoidMLPRegressor(hidden=(16, 16), max_epochs=50, device=str(device)).fit(X, y)  # float32
     together = reg.predict(X)
     one_by_one = np.concatenate([reg.predict(X[i : i + 1]) for i in range(len(X))])
     shuffled = rng.permutation(len(X))
@@ -566,9 +566,9 @@ def weighted_problem(T=15):
     [{"solver": "sgd"}, {"solver": "sgd", "momentum": 0.5}]
     + [{"solver": method, "max_epochs": 20} for method in METHODS if method != "sgd"],
 )
-def test_integer_weights_fit_as_the_repeated_points(params):
+def test_integer_weights_fit_as_the_repeated_points(params, device):
     X, y, s = weighted_problem()
-    params = {"hidden": (5,), "max_epochs": 200, "dtype": "float64", "device": "cpu", **params}
+    params = {"hidden": (5,), "max_epochs": 200, "dtype": "float64", "device": str(device), **params}
     repeated = SigmoidMLPRegressor(**params).fit(np.repeat(X, s, axis=0), np.repeat(y, s))
     order = np.random.default_rng(4).permutation(len(X))  # the weighted points in another order
     weighted = SigmoidMLPRegressor(**params).fit(X[order], y[order], sample_weight=s[order])
@@ -615,3 +615,31 @@ def test_weights_travel_with_their_points_through_the_validation_split(monkeypat
     assert seen["s"].shape == (30,)
     rows = [int(w) - 1 for w in seen["s"].tolist()]
     np.testing.assert_allclose(x.numpy(), X[rows], rtol=1e-12)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_load_onto_cuda_without_cuda_names_the_device(fitted, tmp_path):
+    reg, _X, _y = fitted
+    reg.save(tmp_path / "model.pt")
+    with pytest.raises(ValueError, match="CUDA is not available") as info:
+        SigmoidMLPRegressor.load(tmp_path / "model.pt", device="cuda")
+    assert "model file" not in str(info.value)
+
+
+def test_save_load_keeps_the_parameters_as_given(tmp_path):
+    X, y = smooth_1d()
+    reg = SigmoidMLPRegressor(
+        hidden=np.int64(4),
+        lr=np.float64(0.5),
+        max_epochs=np.int64(3),
+        dtype=torch.float64,
+        random_state=2,
+        solver="sgd",
+        device="cpu",
+    ).fit(X, y)
+    reg.save(tmp_path / "model.pt")
+    again = SigmoidMLPRegressor.load(tmp_path / "model.pt")
+    params = again.get_params()
+    assert (params["hidden"], params["lr"], params["max_epochs"]) == (4, 0.5, 3)
+    assert (params["dtype"], params["random_state"]) == ("float64", 2)
+    np.testing.assert_array_equal(again.predict(X), reg.predict(X))

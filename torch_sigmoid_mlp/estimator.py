@@ -644,6 +644,8 @@ class SigmoidMLPRegressor(*_SKLEARN_BASES):
         Raises:
             ValueError: the file is missing, unreadable, truncated, or not a saved regressor.
         """
+        if device is not None:
+            _device(device)  # a device this machine lacks is named as such, not as a bad file
         path = Path(path)
         if not path.is_file():
             raise ValueError(f"no model file at {path}")
