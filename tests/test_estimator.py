@@ -24,13 +24,13 @@ def smooth_1d(T=40):
 @pytest.fixture(scope="module")
 def fitted():
     X, y = smooth_1d()
-    return SigmoidMLPRegressor(hidden=(4,), tol=0.1, device="cpu").fit(X, y), X, y
+    return SigmoidMLPRegressor(tol=0.1, device="cpu").fit(X, y), X, y
 
 
 def test_smooth_function_is_fitted_to_tol_in_the_units_of_y():
     X, y = smooth_1d()
-    reg = SigmoidMLPRegressor(hidden=(4,), tol=0.1, device="cpu").fit(X, y)
-    assert reg.result_.stop_reason == "tol", reg.result_
+    reg = SigmoidMLPRegressor(tol=0.1, device="cpu").fit(X, y)  # defaults: hidden (8, 8), solver "auto"
+    assert (reg.result_.method, reg.result_.stop_reason) == ("lm", "tol"), reg.result_
     err = np.abs(reg.predict(X) - y).max()
     assert err < 0.1, f"max |prediction - y| = {err} in the units of y"
     assert reg.score(X, y) > 0.99
@@ -40,8 +40,9 @@ def test_default_lr_is_the_documented_rule(fitted):
     reg, X, y = fitted
     assert reg.result_.stop_reason == "tol"
     # one epoch from the same initial weights with the rule's lr spelled out gives the same history
-    a = SigmoidMLPRegressor(hidden=(4,), max_epochs=2, device="cpu").fit(X, y)
-    b = SigmoidMLPRegressor(hidden=(4,), max_epochs=2, lr=LR_CONSTANT / len(X), device="cpu").fit(X, y)
+    a = SigmoidMLPRegressor(hidden=(4,), solver="sgd", max_epochs=2, device="cpu").fit(X, y)
+    b = SigmoidMLPRegressor(hidden=(4,), solver="sgd", max_epochs=2, lr=LR_CONSTANT / len(X), device="cpu")
+    b.fit(X, y)
     assert a.result_.loss_history == b.result_.loss_history
 
 

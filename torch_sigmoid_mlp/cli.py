@@ -434,6 +434,45 @@ def _gradcheck(args: argparse.Namespace) -> int:
     return EXIT_OK if report.agree else EXIT_NOT_CONVERGED
 
 
+# -- export -----------------------------------------------------------------------------------------------
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .export import check_c_name, export_c, export_onnx
+
+    out = args.output
+    suffix = out.suffix.lower()
+    if suffix not in (".onnx", ".c"):
+        got = f"{out.suffix!r}" if out.suffix else "none"
+        raise UsageError(f"export {out}: the suffix of OUT chooses the format, .onnx or .c; got {got}")
+    if args.name is not None:
+        if suffix != ".c":
+            raise UsageError(f"export: --name names the C function, for a .c file; {out} is ONNX")
+        try:
+            check_c_name(args.name)
+        except ValueError as exc:
+            raise UsageError(f"export --name: {exc}") from None
+    _writable(out, "export")
+    est = _load_model(args.model, "cpu")
+    try:
+        if suffix == ".onnx":
+            export_onnx(est, out)
+        else:
+            export_c(est, out, name=args.name or "tsm_predict")
+    except ValueError as exc:
+        raise UsageError(f"export {args.model}: {exc}") from None
+    except OSError as exc:
+        raise UsageError(f"export {out}: cannot be written ({exc.strerror or exc})") from None
+    n, m = est.n_features_in_, est.model_.out_features
+    if suffix == ".onnx":
+        y = "(N,)" if est._y_1d else f"(N, {m})"
+        print(f"wrote {out}: ONNX, input x (N, {n}), output y {y}, in the data's units")
+    else:
+        name = args.name or "tsm_predict"
+        print(f"wrote {out}: C99, void {name}(const double *x, double *y), x[{n}] in, y[{m}] out")
+    return EXIT_OK
+
+
 # -- the parser -------------------------------------------------------------------------------------------
 
 
@@ -559,6 +598,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gradcheck.add_argument("--seed", type=_non_negative_int, default=0, metavar="S", help="(default 0)")
     gradcheck.set_defaults(run=_gradcheck)
+
+    export = commands.add_parser(
+        "export",
+        help="write a saved model as an ONNX graph or as C source",
+        description="Write what MODEL.pt predicts (the network with the min-max scaling of its inputs and "
+        "outputs, in the data's units) to OUT, whose suffix chooses the format: .onnx, an ONNX graph with "
+        "input x (N, n) and output y; .c, one dependency-free C99 file defining "
+        "void NAME(const double *x, double *y).",
+    )
+    export.add_argument("model", type=Path, metavar="MODEL.pt")
+    export.add_argument("output", type=Path, metavar="OUT", help="OUT.onnx or OUT.c")
+    export.add_argument("--name", metavar="NAME", help="the C function's name (default tsm_predict); .c only")
+    export.set_defaults(run=_export)
     return parser
 
 

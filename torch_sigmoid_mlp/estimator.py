@@ -75,9 +75,11 @@ DEFAULT_WIDTH = 8
 #: About how many TensorBoard records a run with ``logdir`` writes (see ``SigmoidMLPRegressor``).
 LOG_RECORDS = 1000
 
-#: Inputs are scaled into the same range as the default targets: signals of about 0.5 are what
-#: ``SigmoidMLP.reset_parameters`` sizes its initial weights for.
-INPUT_RANGE = (0.1, 0.9)
+#: Inputs are scaled into ``[−1, 1]``, symmetric about 0. Without biases a first-layer neuron
+#: ``σ(w·x)`` bends where ``w·x = 0``: scaled this way that is the middle of the data's range, where
+#: a bend is useful, rather than its corner (``benchmarks/results/fit.md`` has the effect on the
+#: epochs to a bound).
+INPUT_RANGE = (-1.0, 1.0)
 
 #: ``callback(k, result)`` of :meth:`SigmoidMLPRegressor.fit`; ``False`` stops the run.
 Callback = Callable[[int, TrainResult], bool | None]
@@ -96,7 +98,7 @@ class SigmoidMLPRegressor(*_SKLEARN_BASES):
 
     .. code-block:: text
 
-        x' = scale_x(x),  d' = scale_y(y)                       min–max, into (0.1, 0.9) and target_range
+        x' = scale_x(x),  d' = scale_y(y)                       min–max, into [−1, 1] and target_range
         w  = argmin  1/2 · Σ_t ‖d'_t − F(x'_t; w)‖²            until max_t |ŷ(t) − y_t| < tol
         ŷ  = scale_y⁻¹(F(scale_x(x); w))
 
@@ -188,7 +190,7 @@ class SigmoidMLPRegressor(*_SKLEARN_BASES):
         >>> import numpy as np
         >>> X = np.linspace(0.0, 2.0, 40).reshape(-1, 1)
         >>> y = 3.0 + 2.0 * np.tanh(X[:, 0])
-        >>> reg = SigmoidMLPRegressor(hidden=(4,), tol=0.1, device="cpu").fit(X, y)
+        >>> reg = SigmoidMLPRegressor(tol=0.1, device="cpu").fit(X, y)
         >>> reg.result_.method, reg.result_.stop_reason, bool(np.abs(reg.predict(X) - y).max() < 0.1)
         ('lm', 'tol', True)
 
