@@ -27,6 +27,7 @@ from torch_sigmoid_mlp.distributed import (
     all_reduce_max,
     any_rank,
     broadcast_,
+    end_process_group,
     get_rank,
     get_world_size,
     global_error,
@@ -148,9 +149,11 @@ def _worker(rank: int, port: int, outdir: str) -> None:
         opt.step()
     out["ddp_weights"] = [W.detach().clone() for W in model.weights]
 
+    del ddp, opt  # DDP refers to the group: it must go before the group does (end_process_group)
+
     _train_scenarios(rank, outdir, out)
     torch.save(out, os.path.join(outdir, f"rank{rank}.pt"))
-    dist.destroy_process_group()
+    end_process_group()
 
 
 def _train_scenarios(rank: int, outdir: str, out: dict) -> None:
