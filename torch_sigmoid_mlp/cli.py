@@ -107,6 +107,15 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _output_file(text: str) -> Path:
+    """An argparse ``type`` for an output file: ``Path`` drops a trailing ``/``, which names a directory."""
+    if text.endswith(os.sep) or (os.altsep and text.endswith(os.altsep)):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} ends in {os.sep!r}, which names a directory; give a file name"
+        )
+    return Path(text)
+
+
 def _device(name: str) -> torch.device:
     """``auto`` is CUDA where there is a GPU, else the CPU; ``cuda`` without one is bad input."""
     if name == "auto":
@@ -194,16 +203,21 @@ def _load_model(path: Path, device: str) -> SigmoidMLPRegressor:
     """A saved model, or a one-line ``UsageError`` naming the file."""
     if not path.is_file():
         raise UsageError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
-    with open(path, "rb") as f:
-        is_zip = f.read(4) == b"PK\x03\x04"
+    try:
+        with open(path, "rb") as f:
+            is_zip = f.read(4) == b"PK\x03\x04"
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     if not is_zip:
         # torch.save writes a zip archive; anything else would only get torch's long unpickling story
         raise UsageError(f"{path}: not a torch-sigmoid-mlp model file (not written by torch.save)")
     try:
         return SigmoidMLPRegressor.load(path, device=device)
     except ValueError as exc:
-        cause = exc.__cause__ if exc.__cause__ is not None else exc
-        reason = " ".join(str(cause).split()) or type(cause).__name__
+        if exc.__cause__ is None:
+            # load's own finding about a model file (damaged, non-finite weights): it names the file
+            raise UsageError(f"{path}: {_one_line(exc).removeprefix(str(path)).lstrip(' :')}") from None
+        reason = _one_line(exc.__cause__)
         if len(reason) > 120:
             reason = reason[:117] + "..."
         raise UsageError(f"{path}: not a torch-sigmoid-mlp model file ({reason})") from None
@@ -314,6 +328,27 @@ def _estimator(
     return est.set_params(warm_start=True)
 
 
+#: ``fit`` trains with one intra-op thread when ``T·P`` (points times weights: the multiply-adds of one
+#: pass) is at most this and the user set no ``OMP_NUM_THREADS``. Measured on a shared 2-core machine
+#: (docs/reliability.md): two threads made fits of ``T·P`` from 3·10³ to 9·10⁷ 1.1–4 times slower than one.
+SMALL_PROBLEM = 10**8
+
+
+@contextlib.contextmanager
+def _threads_for(T: int, sizes: Sequence[int], device: torch.device):
+    """One intra-op thread for a small problem on the CPU, torch's default otherwise; restored after."""
+    P = sum(a * b for a, b in itertools.pairwise(sizes))
+    small = device.type == "cpu" and T * P <= SMALL_PROBLEM and "OMP_NUM_THREADS" not in os.environ
+    before = torch.get_num_threads()
+    if small:
+        # a small product is split into pieces that cost more to hand out than to compute
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _fit(args: argparse.Namespace) -> int:
     device = _device(args.device)
     _check_outputs(args)
@@ -325,14 +360,23 @@ def _fit(args: argparse.Namespace) -> int:
         )
     X, y, input_names, target_name, what, demo = _fit_data(args)
     T = X.shape[0]
+    n = X.shape[1]
+    hidden = args.hidden if args.hidden is not None else demo.hidden if demo is not None else (n, n)
     if args.resume is None:
-        n = X.shape[1]
-        hidden = args.hidden if args.hidden is not None else demo.hidden if demo is not None else (n, n)
         _check_memory((n, *hidden, 1), T, device)
+    with _threads_for(T, (n, *hidden, 1), device):
+        return _fit_run(args, device, X, y, input_names, target_name, what, demo)
+
+
+def _fit_run(args, device, X, y, input_names, target_name, what, demo) -> int:
+    """``fit`` once the data is read and the outputs are checked."""
+    T = X.shape[0]
     try:
         est = _estimator(args, X, y, input_names, what, demo, device)
-    except (MemoryError, torch.OutOfMemoryError) as exc:
+    except (MemoryError, torch.OutOfMemoryError, RuntimeError) as exc:
         # the estimate above is a lower bound: the allocation itself may still fail
+        if isinstance(exc, RuntimeError) and "allocate" not in str(exc):
+            raise
         raise UsageError(f"not enough memory for this network on {device}: {_one_line(exc)}") from None
     done = est.result_.epochs
     sizes = est.model_.sizes
@@ -603,8 +647,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="seed of the initial weights and the batch order (default 0)",
     )
     fit.add_argument("--logdir", type=Path, metavar="DIR", help="write a TensorBoard run here")
-    fit.add_argument("--save", type=Path, metavar="MODEL.pt", help="save the fitted model here")
-    fit.add_argument("--plot", type=Path, metavar="FIT.png", help="draw the fit and the loss curve here")
+    fit.add_argument("--save", type=_output_file, metavar="MODEL.pt", help="save the fitted model here")
+    fit.add_argument(
+        "--plot", type=_output_file, metavar="FIT.png", help="draw the fit and the loss curve here"
+    )
     fit.add_argument(
         "--checkpoint-every",
         type=_positive_int,
@@ -644,7 +690,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="COL",
         help="the column of DATA.csv to ignore when it has one more than the inputs (default: the last)",
     )
-    predict.add_argument("-o", "--output", type=Path, metavar="OUT.csv", help="write here (default: stdout)")
+    predict.add_argument(
+        "-o", "--output", type=_output_file, metavar="OUT.csv", help="write here (default: stdout)"
+    )
     predict.add_argument("--debug", action="store_true", help="show the traceback of an internal error")
     predict.set_defaults(run=_predict)
 
