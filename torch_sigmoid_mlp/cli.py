@@ -1,11 +1,19 @@
 """The command line: ``torch-sigmoid-mlp fit | predict | gradcheck`` (also ``python -m torch_sigmoid_mlp``).
 
-Exit status, so that scripts can rely on it:
+Exit status, so that scripts can rely on it (docs/reliability.md has the table and every bad input):
 
 - ``0``: the fit reached ``--tol`` (or no tolerance was asked for); ``gradcheck``: the gradients agree;
 - ``1``: the fit ran to the end (or diverged) without reaching ``--tol``; ``gradcheck``: they disagree;
-- ``2``: bad input (a file, a column, an option, a device); one line on stderr names the problem;
-- ``130``: interrupted with Ctrl-C (after saving what there was, when ``--save`` was given).
+- ``2``: bad input (a file, a column, an option, an output, a device, a network too large for memory);
+  one line on stderr names the problem, found before any training where it can be;
+- ``70``: an internal error, a bug (``EX_SOFTWARE``); one line, and ``--debug`` shows the traceback;
+- ``130``: interrupted with Ctrl-C (after saving what there was, when ``--save`` was given);
+- ``141``: stdout was closed early (``predict … | head``): a quiet stop;
+- ``143``: terminated by SIGTERM, which ``fit`` handles as Ctrl-C.
+
+Outputs (``--save``, ``--plot``, ``-o``, ``--logdir``) are checked before any work by
+:func:`~torch_sigmoid_mlp.data.check_output`: an input, a FIFO, a device node or a directory is never
+replaced, a symlink is written through, and the directory must take new files.
 
 ``fit`` runs :meth:`SigmoidMLPRegressor.fit <torch_sigmoid_mlp.SigmoidMLPRegressor.fit>` with
 ``warm_start``, on an estimator fitted for 0 epochs (scalers and initial weights) or loaded by
@@ -21,10 +29,12 @@ whole data file and trains on its own shard of the points (``gloo`` on CPUs, ``n
 rank, which ``--device auto`` picks), with the same steps as one process; rank 0 alone prints and
 writes files.
 
-``predict`` reads the inputs by position: the model file keeps the scalers and the number of inputs,
-not the names of the columns. A file with one column more than the model's inputs has the target in
-it (the last column, or ``--target COL``), which is ignored; the prediction column is then named
-``<target>_prediction``, else ``prediction``.
+``predict`` finds the model's inputs in DATA.csv by name when the model knows their names (a model
+that ``fit`` saved from a CSV file): other columns are copied and ignored, a missing one is bad input.
+A model without names (saved from arrays) reads the inputs by position: a file with one column more
+than the model's inputs has the target in it (the last column, or ``--target COL``), which is ignored.
+The prediction column is named ``<target>_prediction`` when there is one such column, else
+``prediction``. ``fit`` uses one intra-op thread for a small problem (:data:`SMALL_PROBLEM`).
 """
 
 from __future__ import annotations
@@ -680,8 +690,10 @@ def build_parser() -> argparse.ArgumentParser:
         "predict",
         help="predict with a saved model",
         description="Append the model's predictions, in the target's units, as a last column to the rows "
-        "of DATA.csv. DATA.csv holds the model's inputs in the order they had when it was fitted; it may "
-        "also hold the target column (the last one, or --target COL), which is ignored.",
+        "of DATA.csv. A model fitted by `fit` on a CSV file finds its inputs by their column names, and "
+        "other columns are ignored; a model without names takes them by position, in the order they had "
+        "when it was fitted, and the file may also hold the target column (the last one, or --target "
+        "COL), which is ignored.",
     )
     predict.add_argument("model", type=Path, metavar="MODEL.pt")
     predict.add_argument("data", type=Path, metavar="DATA.csv")
