@@ -344,12 +344,17 @@ def test_force_resume_continues_on_other_data(workdir, tmp_path):
     assert again.returncode == 0, again.stdout + again.stderr
 
 
-def test_fit_uses_one_thread_for_a_small_problem_and_restores_it():
-    sizes, device = (1, 8, 8, 1), torch.device("cpu")
+def test_fit_uses_one_thread_for_a_small_problem_and_leaves_torch_as_it_was(monkeypatch, capsys):
+    cpu = torch.device("cpu")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert cli._threads_for(41, (1, 8, 8, 1), cpu) == 1
+    assert cli._threads_for(10**6, (100, 100, 1), cpu) == torch.get_num_threads(), "large: torch's own"
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert cli._threads_for(41, (1, 8, 8, 1), cpu) == torch.get_num_threads(), "the user's choice stands"
+    seen = []
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setattr(cli, "_report", lambda *a: seen.append(torch.get_num_threads()))
     before = torch.get_num_threads()
-    with cli._threads_for(50, sizes, device):
-        inside = torch.get_num_threads()
-    assert torch.get_num_threads() == before
-    assert inside == (before if "OMP_NUM_THREADS" in os.environ else 1)
-    with cli._threads_for(10**6, (100, 100, 1), device):
-        assert torch.get_num_threads() == before, "a large problem keeps torch's default"
+    # the demo, 2 of the hundreds of epochs it needs: not converged
+    assert cli.main(["fit", "--epochs", "2", "--quiet", "--device", "cpu"]) == cli.EXIT_NOT_CONVERGED
+    assert seen == [1] and torch.get_num_threads() == before

@@ -344,19 +344,14 @@ def _estimator(
 SMALL_PROBLEM = 10**8
 
 
-@contextlib.contextmanager
-def _threads_for(T: int, sizes: Sequence[int], device: torch.device):
-    """One intra-op thread for a small problem on the CPU, torch's default otherwise; restored after."""
+def _threads_for(T: int, sizes: Sequence[int], device: torch.device) -> int:
+    """Intra-op threads for fitting ``sizes`` on ``T`` points: 1 for a small problem on the CPU, else
+    torch's setting as it is."""
     P = sum(a * b for a, b in itertools.pairwise(sizes))
-    small = device.type == "cpu" and T * P <= SMALL_PROBLEM and "OMP_NUM_THREADS" not in os.environ
-    before = torch.get_num_threads()
-    if small:
+    if device.type == "cpu" and T * P <= SMALL_PROBLEM and "OMP_NUM_THREADS" not in os.environ:
         # a small product is split into pieces that cost more to hand out than to compute
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+        return 1
+    return torch.get_num_threads()
 
 
 def _fit(args: argparse.Namespace) -> int:
@@ -370,12 +365,16 @@ def _fit(args: argparse.Namespace) -> int:
         )
     X, y, input_names, target_name, what, demo = _fit_data(args)
     T = X.shape[0]
-    n = X.shape[1]
-    hidden = args.hidden if args.hidden is not None else demo.hidden if demo is not None else (n, n)
     if args.resume is None:
+        n = X.shape[1]
+        hidden = args.hidden if args.hidden is not None else demo.hidden if demo is not None else (n, n)
         _check_memory((n, *hidden, 1), T, device)
-    with _threads_for(T, (n, *hidden, 1), device):
+    threads = torch.get_num_threads()
+    try:
         return _fit_run(args, device, X, y, input_names, target_name, what, demo)
+    finally:
+        # main() may be called in a process that goes on (a test, a notebook): leave torch as it was
+        torch.set_num_threads(threads)
 
 
 def _fit_run(args, device, X, y, input_names, target_name, what, demo) -> int:
@@ -390,6 +389,7 @@ def _fit_run(args, device, X, y, input_names, target_name, what, demo) -> int:
         raise UsageError(f"not enough memory for this network on {device}: {_one_line(exc)}") from None
     done = est.result_.epochs
     sizes = est.model_.sizes
+    torch.set_num_threads(_threads_for(T, sizes, device))
     unit = _target_unit(est)
 
     if not args.quiet:
