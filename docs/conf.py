@@ -1,0 +1,114 @@
+"""Sphinx configuration of the torch-sigmoid-mlp documentation site.
+
+Build it with ``python -m sphinx -W --keep-going -b html docs docs/_build/html`` (docs/README.md).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from docutils import nodes
+from sphinx.util.docutils import SphinxDirective
+
+ROOT = Path(__file__).resolve().parents[1]
+# The site documents this checkout, also where the package is not installed.
+sys.path.insert(0, str(ROOT))
+
+import torch_sigmoid_mlp  # noqa: E402
+
+project = "torch-sigmoid-mlp"
+author = "the torch-sigmoid-mlp authors"
+copyright = "the torch-sigmoid-mlp authors"  # noqa: A001 (Sphinx's name for it)
+version = release = torch_sigmoid_mlp.__version__
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.mathjax",
+    "sphinx.ext.doctest",
+    "myst_parser",
+]
+
+source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
+root_doc = "index"
+# SPEC.md is the plain-text source of math.md; README.md says how to build this site;
+# reliability.md is included into errors.md, not a page of its own.
+exclude_patterns = ["_build", "README.md", "SPEC.md", "reliability.md"]
+
+# Markdown pages: $…$ and $$…$$ for MathJax, ::: fences for directives, anchors for headings.
+myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]
+myst_heading_anchors = 3
+
+# The docstrings are Google style (Args:, Returns:, Example::) with PyTorch's Shape: section.
+napoleon_google_docstring = True
+napoleon_numpy_docstring = False
+napoleon_use_rtype = False
+# Attributes: as a field list; as .. attribute:: entries they would clash with the dataclass fields
+# that autodoc documents too.
+napoleon_use_ivar = True
+napoleon_custom_sections = ["Shape"]
+
+autodoc_member_order = "bysource"
+autodoc_typehints = "signature"
+autodoc_default_options = {"members": True, "undoc-members": False, "show-inheritance": False}
+
+# Every doctest block starts from the same names the package's own doctests get (conftest.py).
+doctest_global_setup = """
+import torch
+import torch_sigmoid_mlp
+from torch_sigmoid_mlp import *
+"""
+
+html_theme = "furo"
+html_title = f"torch-sigmoid-mlp {release}"
+html_static_path = []
+pygments_style = "sphinx"
+pygments_dark_style = "monokai"
+
+
+class ProgramHelp(SphinxDirective):
+    """``{program-help} fit``: the ``--help`` text of a subcommand, taken from the parser itself,
+    so that the command-line page cannot drift from the command."""
+
+    optional_arguments = 1
+
+    def run(self) -> list[nodes.Node]:
+        from torch_sigmoid_mlp.cli import build_parser
+
+        # argparse wraps to the terminal's width; a fixed one makes the page the same everywhere.
+        previous = os.environ.get("COLUMNS")
+        os.environ["COLUMNS"] = "90"
+        try:
+            parser = build_parser()
+            if self.arguments:
+                name = self.arguments[0]
+                subparsers = next(a for a in parser._subparsers._group_actions if a.choices)
+                if name not in subparsers.choices:
+                    raise self.error(f"no subcommand {name!r}; the parser has {sorted(subparsers.choices)}")
+                parser = subparsers.choices[name]
+            text = parser.format_help()
+        finally:
+            if previous is None:
+                del os.environ["COLUMNS"]
+            else:
+                os.environ["COLUMNS"] = previous
+        block = nodes.literal_block(text, text)
+        block["language"] = "text"
+        return [block]
+
+
+def _attributes_not_variables() -> None:
+    """Head the ``:ivar:`` fields that ``napoleon_use_ivar`` writes "Attributes", as the docstrings do."""
+    from sphinx.domains.python import PyObject
+
+    for field in PyObject.doc_field_types:
+        if field.name == "variable":
+            field.label = "Attributes"
+
+
+def setup(app):
+    _attributes_not_variables()
+    app.add_directive("program-help", ProgramHelp)
+    return {"parallel_read_safe": True}
