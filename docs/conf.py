@@ -20,7 +20,7 @@ import torch_sigmoid_mlp  # noqa: E402
 
 project = "torch-sigmoid-mlp"
 author = "the torch-sigmoid-mlp authors"
-copyright = "the torch-sigmoid-mlp authors"  # noqa: A001 (Sphinx's name for it)
+copyright = "the torch-sigmoid-mlp authors"
 version = release = torch_sigmoid_mlp.__version__
 
 extensions = [
@@ -64,8 +64,6 @@ from torch_sigmoid_mlp import *
 html_theme = "furo"
 html_title = f"torch-sigmoid-mlp {release}"
 html_static_path = []
-pygments_style = "sphinx"
-pygments_dark_style = "monokai"
 
 
 class ProgramHelp(SphinxDirective):
