@@ -63,7 +63,8 @@ from torch_sigmoid_mlp import *
 
 html_theme = "furo"
 html_title = f"torch-sigmoid-mlp {release}"
-html_static_path = []
+html_static_path = ["_static"]
+html_css_files = ["benchmarks.css"]
 
 
 class ProgramHelp(SphinxDirective):
@@ -106,7 +107,18 @@ def _attributes_not_variables() -> None:
             field.label = "Attributes"
 
 
+def _formulas_are_text(app, doctree) -> None:
+    """Show a docstring's ``::`` block of formulas as text; Python highlighting would colour its ``^``.
+
+    Blocks that open with ``>>>`` (the examples) keep the console highlighting Sphinx gives them.
+    """
+    for block in doctree.findall(nodes.literal_block):
+        if block.get("language", "default") == "default" and not block.astext().lstrip().startswith(">>>"):
+            block["language"] = "text"
+
+
 def setup(app):
     _attributes_not_variables()
+    app.connect("doctree-read", _formulas_are_text)
     app.add_directive("program-help", ProgramHelp)
     return {"parallel_read_safe": True}
