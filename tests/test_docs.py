@@ -75,10 +75,14 @@ def test_math_page_has_every_section_of_the_spec():
 
 
 def test_code_lines_fit_the_page():
-    # The theme shows about 90 characters of code before a line scrolls out of sight.
+    # The theme shows about 90 characters of code before a line scrolls out of sight. What a
+    # doctest prints is the program's own output and is left as it is.
     too_long = []
     for page in sorted(DOCS.glob("*.md")):
         text = page.read_text(encoding="utf-8")
-        for block in re.findall(r"^```[^\n]*\n(.*?)^```", text, re.S | re.M):
-            too_long += [f"{page.name}: {line}" for line in block.splitlines() if len(line) > 90]
+        for opening, block in re.findall(r"^```([^\n]*)\n(.*?)^```", text, re.S | re.M):
+            lines = block.splitlines()
+            if opening == "{doctest}":
+                lines = [line for line in lines if line.startswith((">>>", "..."))]
+            too_long += [f"{page.name}: {line}" for line in lines if len(line) > 90]
     assert not too_long, "code lines wider than 90 characters:\n" + "\n".join(too_long)
