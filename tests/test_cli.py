@@ -63,7 +63,8 @@ def test_demo_converges_with_model_plot_and_tensorboard(tmp_path):
 
 
 def test_fit_then_predict_gives_the_estimators_predictions(tmp_path, points_csv):
-    fit = cli("fit", points_csv, "--target", "y", "--hidden", "4", "4", "--epochs", "200", "--save", "m.pt",
+    fit = cli("fit", points_csv, "--target", "y", "--hidden", "4", "4", "--solver", "sgd", "--epochs", "200",
+              "--save", "m.pt",
               "--quiet", cwd=tmp_path)  # fmt: skip
     assert fit.returncode == 0, f"no --tol asked for: exit 0 expected\n{fit.stdout}{fit.stderr}"
     assert fit.stderr == "", f"--quiet still wrote to stderr: {fit.stderr!r}"

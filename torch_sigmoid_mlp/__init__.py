@@ -14,24 +14,29 @@ from .fused import FusedSGDStep
 from .gradients import GradientComparison, GradientReport, compare_gradients, local_gradients
 from .lm import LM_MAX_PARAMS, LMResult, levenberg_marquardt
 from .module import SigmoidMLP
+from .objective import Objective
 from .scaling import MinMaxScaler
+from .solvers import METHODS, choose_method
 from .training import TrainResult, train
 
 __version__ = "0.1.0"
 
 __all__ = [
     "LM_MAX_PARAMS",
+    "METHODS",
     "DataError",
     "FusedSGDStep",
     "GradientComparison",
     "GradientReport",
     "LMResult",
     "MinMaxScaler",
+    "Objective",
     "SigmoidMLP",
     "SigmoidMLPFunction",
     "SigmoidMLPRegressor",
     "TrainResult",
     "accumulate_gradients",
+    "choose_method",
     "chunked_error",
     "compare_gradients",
     "hvp",

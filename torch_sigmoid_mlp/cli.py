@@ -43,7 +43,7 @@ import torch
 from .data import DataError, atomic_path, read_csv, write_csv
 from .demo import sine_demo
 from .distributed import default_device, init_from_env, is_distributed, is_main_process
-from .estimator import SigmoidMLPRegressor
+from .estimator import MAX_EPOCHS, SOLVERS, SigmoidMLPRegressor
 from .gradients import compare_gradients
 from .module import SigmoidMLP
 from .plotting import MissingDependencyError, fit_figure, require_matplotlib
@@ -202,11 +202,12 @@ def _estimator(args: argparse.Namespace, X, y, what: str, demo, device: torch.de
             max_epochs=0,
             tol=tol,
             batch_size=args.batch_size,
+            solver=args.solver,
             device=str(device),
             seed=0 if args.seed is None else args.seed,
         )
         est.fit(X, y)
-        return est.set_params(max_epochs=10_000 if args.epochs is None else args.epochs, warm_start=True)
+        return est.set_params(max_epochs=args.epochs, warm_start=True)
     est = _load_model(args.resume, str(device))
     n, sizes = X.shape[1], est.model_.sizes
     if est.n_features_in_ != n:
@@ -223,6 +224,10 @@ def _estimator(args: argparse.Namespace, X, y, what: str, demo, device: torch.de
             f"--seed {args.seed}: the resumed model {args.resume} was started with seed {est.seed}"
         )
     # the settings of the run go on unless an option changes them
+    if args.solver != "auto" and args.solver != est.result_.method:
+        raise UsageError(
+            f"--solver {args.solver}: the resumed model {args.resume} was trained with {est.result_.method}"
+        )
     for option in ("lr", "tol", "batch_size"):
         if getattr(args, option) is not None:
             setattr(est, option, getattr(args, option))
@@ -243,9 +248,12 @@ def _fit(args: argparse.Namespace) -> int:
 
     if not args.quiet:
         formula = f" ({demo.formula})" if demo is not None else ""
-        settings = f"{_architecture(sizes)}, lr {est.effective_lr(T):.4g}, tol {_fmt_tol(est.tol)}"
+        method, lr = est.result_.method, est.effective_lr(T)
+        rate = f", lr {lr:.4g}" if lr is not None else ""
+        settings = f"{_architecture(sizes)}, solver {method}{rate}, tol {_fmt_tol(est.tol)}"
         print(f"fitting {what}{formula}: {T} points, {settings}")
-    bar = None if args.quiet else _progress_bar(total=est.max_epochs, initial=done)
+    total = est.max_epochs if est.max_epochs is not None else MAX_EPOCHS[est.result_.method]
+    bar = None if args.quiet else _progress_bar(total=total, initial=done)
     writer = None
     if args.logdir is not None:
         from torch.utils.tensorboard import SummaryWriter
@@ -357,6 +365,9 @@ def _verdict(result: TrainResult, tol: float | None, max_error: float) -> str:
         return f"interrupted after epoch {result.epochs}"
     if result.stop_reason == "diverged":
         return "diverged: the loss became infinite or NaN; kept the last finite weights (try a smaller --lr)"
+    if result.stop_reason == "mu_max":
+        reached = "" if tol is None else f", max |error| {max_error / tol:.3g} x tol"
+        return f"stopped: no step of {result.method} lowers the loss (a minimum){reached}"
     if tol is None:
         return f"done: ran {result.epochs} epochs (no --tol asked for)"
     return f"not converged: max |error| is {max_error / tol:.3g} x tol after {result.epochs} epochs"
@@ -430,7 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The parser of ``fit``, ``predict`` and ``gradcheck``; a bad option raises :class:`UsageError`."""
     parser = _Parser(
         prog=PROG,
-        description="Fit bias-free sigmoid networks by steepest descent until the error is below a bound "
+        description="Fit bias-free sigmoid networks until the error is below a bound "
         "at every test point; predict with them; check the hand-written gradients against autograd.",
         epilog="Exit status: 0 converged (or no --tol asked for), 1 not converged, 2 bad input, "
         "130 interrupted.",
@@ -451,16 +462,27 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         type=_positive_int,
         metavar="W",
-        help="widths of the hidden layers (default: two of n, the number of inputs; the demo: its own)",
+        help="widths of the hidden layers (default: two of max(8, n), n the number of inputs)",
     )
     fit.add_argument(
-        "--lr", type=_positive_float, metavar="η", help="learning rate (default: the estimator's, ∝ 1/T)"
+        "--solver",
+        choices=SOLVERS,
+        default="auto",
+        help="how the weights are found (default: auto, chosen from the problem: LM to a --tol, "
+        "Bayesian-regularised LM without one, L-BFGS for large networks)",
+    )
+    fit.add_argument(
+        "--lr",
+        type=_positive_float,
+        metavar="η",
+        help="learning rate of sgd/adaptive (default ∝ 1/T) or the optimizer's of rprop/adam/lbfgs",
     )
     fit.add_argument(
         "--epochs",
         type=_non_negative_int,
         metavar="N",
-        help="the most epochs, counted from the start of the run, a resumed one too (default 10000)",
+        help="the most epochs, counted from the start of the run, a resumed one too "
+        "(default: the solver's, 1000 for lm and br, 100000 for sgd)",
     )
     fit.add_argument(
         "--tol",

@@ -15,18 +15,44 @@ from .data import atomic_path
 from .distributed import default_device, is_distributed, shard
 from .module import SigmoidMLP
 from .scaling import MinMaxScaler
-from .training import METHODS, TrainResult, train
+from .solvers import METHODS, choose_method
+from .training import TrainResult, train
 
-__all__ = ["LR_CONSTANT", "SigmoidMLPRegressor"]
+__all__ = ["LR_CONSTANT", "MAX_EPOCHS", "PATIENCE", "SOLVERS", "SigmoidMLPRegressor"]
 
-#: ``lr=None`` uses ``η = LR_CONSTANT / T`` (full batch) or ``LR_CONSTANT / batch_size``. ``E`` sums
-#: over points, so its gradient — and the step ``η·∇E`` — grows with the number of points in it;
-#: dividing by that number keeps the step per point fixed. Measured with full batches: on a 3-3-3-1
-#: teacher's outputs (T = 64, tol 0.01) c = 16 converged in 440–1420 epochs, c = 64 in 220–750,
-#: c = 256 oscillated; on smooth 1-D functions (T = 50, 3000 epochs) c = 16 ended at or below the
-#: error of c = 32, and c = 64–128 stalled or oscillated. 16 is the largest value that was never
-#: worse than a smaller one.
+#: ``lr=None`` with steepest descent (``"sgd"``, and the first ``η`` of ``"adaptive"``) uses
+#: ``η = LR_CONSTANT / T`` (full batch) or ``LR_CONSTANT / batch_size``. ``E`` sums over points, so
+#: its gradient — and the step ``η·∇E`` — grows with the number of points in it; dividing by that
+#: number keeps the step per point fixed (``benchmarks/results/`` has the measurements behind 16).
 LR_CONSTANT = 16.0
+
+#: What ``solver=`` accepts: the solvers of :func:`~torch_sigmoid_mlp.train` and ``"auto"``.
+SOLVERS = (*METHODS, "auto")
+
+#: ``max_epochs=None`` runs at most this many epochs of the solver chosen. An epoch of LM or BR
+#: solves a ``P×P`` system and reaches a bound in tens of epochs; L-BFGS needs hundreds; steepest
+#: descent, RPROP and Adam take one short step an epoch and need tens of thousands.
+MAX_EPOCHS = {
+    "sgd": 100_000,
+    "adaptive": 100_000,
+    "rprop": 20_000,
+    "adam": 20_000,
+    "lbfgs": 5_000,
+    "lm": 1_000,
+    "br": 1_000,
+}
+
+#: ``n_iter_no_change=None`` stops early after this many epochs without a better validation SSE.
+#: Sized to what an epoch of the solver does: LM's step is a whole Gauss–Newton solve, and six
+#: failures in a row are MATLAB's ``trainlm`` default; a steepest-descent epoch moves the weights
+#: by ``η·∇E`` only, and the validation error can wander for hundreds of epochs before it falls.
+PATIENCE = {"sgd": 2_000, "adaptive": 1_000, "rprop": 500, "adam": 500, "lbfgs": 50, "lm": 6, "br": 6}
+
+#: ``hidden=None``: two hidden layers of ``max(DEFAULT_WIDTH, n)`` neurons. Without biases every
+#: first-layer neuron is ``σ(w·x)``, bent where ``w·x = 0``; it takes several neurons per layer, whose
+#: weighted sums can cross zero anywhere, to bend a curve inside the data's range (SPEC.md's
+#: ``n → n → n → 1`` cannot for ``n = 1``).
+DEFAULT_WIDTH = 8
 
 #: About how many TensorBoard records a run with ``logdir`` writes (see ``SigmoidMLPRegressor``).
 LOG_RECORDS = 1000
@@ -48,7 +74,7 @@ _DTYPES = {
 
 
 class SigmoidMLPRegressor:
-    r"""Fit ``F(x; w) ≈ f`` at the test points by steepest descent (or ``solver="lm"``), scikit-learn style.
+    r"""Fit ``F(x; w) ≈ f`` at the test points, scikit-learn style, by the solver the problem calls for.
 
     .. code-block:: text
 
@@ -63,10 +89,14 @@ class SigmoidMLPRegressor:
     fitted attributes end in ``_``, ``get_params``/``set_params``), so its tools accept it.
 
     Args:
-        hidden: hidden layer widths; ``None`` is SPEC.md's ``(n, n)``.
-        lr: ``η``; ``None`` is ``LR_CONSTANT / T`` for full batch (``T`` the number of training
-            points) and ``LR_CONSTANT / batch_size`` for mini-batches.
-        max_epochs: the most epochs of :func:`~torch_sigmoid_mlp.train`.
+        hidden: hidden layer widths; ``None`` is two layers of ``max(8, n)``
+            (:data:`DEFAULT_WIDTH`).
+        lr: ``η`` for ``"sgd"`` and ``"adaptive"`` (``None``: ``LR_CONSTANT / T`` for full batch,
+            ``T`` the number of training points, and ``LR_CONSTANT / batch_size`` for mini-batches);
+            the optimizer's ``lr`` for ``"rprop"``, ``"adam"``, ``"lbfgs"`` (``None``: theirs in
+            :func:`~torch_sigmoid_mlp.train`); unused by ``"lm"`` and ``"br"``.
+        max_epochs: the most epochs of :func:`~torch_sigmoid_mlp.train`; ``None`` is
+            :data:`MAX_EPOCHS` of the solver that runs.
         tol: the uniform bound ``ε`` in the units of ``y``: training stops once every prediction
             is within ``tol`` of its measurement. It is converted per output column through that
             column's scale; with several outputs the tightest conversion is used.
@@ -75,7 +105,8 @@ class SigmoidMLPRegressor:
         validation_fraction: hold out this share of the points (drawn with ``seed``) and stop
             when their SSE has not improved for ``n_iter_no_change`` epochs, keeping the best
             weights; ``None`` fits all points.
-        n_iter_no_change: the patience of that early stopping.
+        n_iter_no_change: the patience of that early stopping; ``None`` is :data:`PATIENCE` of the
+            solver that runs.
         device: ``"auto"`` (CUDA when available, else CPU) or a device.
         dtype: of the weights and the scaled data.
         seed: seeds the initial weights, the hold-out split and the batch order.
@@ -83,18 +114,13 @@ class SigmoidMLPRegressor:
             ``max(1, max_epochs // LOG_RECORDS)`` epochs: writing every epoch would cost more than
             the epoch itself on a small network.
         progress: show a progress bar.
-        solver: ``"sgd"`` (steepest descent) or ``"lm"`` (Levenberg–Marquardt), ``train``'s
-            ``method``. ``"lm"`` takes no ``lr``, ``batch_size``, ``momentum``,
-            ``validation_fraction`` or ``progress``, and is for networks of at most
-            :data:`~torch_sigmoid_mlp.LM_MAX_PARAMS` weights. Measured on one CPU thread, seeds
-            0–2: the sine demo (1-8-8-1, tol 0.04) took SGD 383–1124 epochs (0.12–0.34 s) and LM
-            3–11 (≤ 0.01 s); ``3 + 2·tanh x`` (1-4-1, tol 0.1) SGD 1882–4466 epochs (0.5–1.2 s), LM 3;
-            ``sin 2x₁·cos x₂`` (2-10-10-1, T = 200, tol 0.02) SGD did not converge in 100 000 epochs
-            (32 s), LM in 102–296 (0.15–0.37 s). The default stays ``"sgd"`` all the same: it is
-            the one that every other setting (mini-batches, momentum, early stopping, progress,
-            ``torchrun``) and every network size works with, where LM refuses them, and LM's dense
-            ``T·m × P`` Jacobian and ``P × P`` system grow with the data and the network. For a
-            small network, ``solver="lm"`` is the faster choice by two orders of magnitude.
+        solver: one of :data:`SOLVERS`: ``"auto"`` (default) chooses by
+            :func:`~torch_sigmoid_mlp.choose_method` from the number of weights, of errors, and
+            whether a ``tol`` or held-out points are asked for — Levenberg–Marquardt to a bound,
+            Bayesian regularisation without one, L-BFGS for large networks, steepest descent with
+            ``batch_size``; ``result_.method`` says which ran. Or a name of
+            :func:`~torch_sigmoid_mlp.train`'s ``method``: ``"sgd"``, ``"adaptive"``, ``"rprop"``,
+            ``"adam"``, ``"lbfgs"``, ``"lm"``, ``"br"``.
         restarts: train from this many starts and keep the best (converged first, then the
             lowest largest error); start ``i ≥ 1`` draws its initial weights with seed
             ``seed + i``, as ``seed=seed + i`` would. ``result_.restarts`` holds every start's
@@ -110,8 +136,8 @@ class SigmoidMLPRegressor:
         (:meth:`save` keeps the generator's state), so a run stopped at epoch ``k`` — by
         ``max_epochs``, a ``callback`` or a crash after a checkpoint — and continued takes the
         same steps, to the bit, as one that was never stopped, and ``result_`` describes the
-        whole run. Exact for steepest descent without momentum from one start: momentum's
-        velocity and LM's damping ``μ`` start again from zero. ``validation_fraction`` is
+        whole run: the solver's state (momentum's velocity, LM's damping ``μ``, BR's ``α, β``, an
+        optimizer's moments) is kept in ``result_.solver_state``. ``validation_fraction`` is
         refused, since early stopping's record of the best epoch is not kept. ``hidden``,
         ``dtype`` and ``seed`` are those the run began with; the data must have the same
         columns, and targets within the range the scalers were fitted to.
@@ -129,8 +155,8 @@ class SigmoidMLPRegressor:
         >>> X = np.linspace(0.0, 2.0, 40).reshape(-1, 1)
         >>> y = 3.0 + 2.0 * np.tanh(X[:, 0])
         >>> reg = SigmoidMLPRegressor(hidden=(4,), tol=0.1, device="cpu").fit(X, y)
-        >>> reg.result_.stop_reason, bool(np.abs(reg.predict(X) - y).max() < 0.1), round(reg.score(X, y), 3)
-        ('tol', True, 0.998)
+        >>> reg.result_.method, reg.result_.stop_reason, bool(np.abs(reg.predict(X) - y).max() < 0.1)
+        ('lm', 'tol', True)
 
     A run of 30 mini-batch epochs, stopped after 10 and continued, ends where one of 30 does::
 
@@ -146,19 +172,19 @@ class SigmoidMLPRegressor:
         hidden=None,
         *,
         lr: float | None = None,
-        max_epochs: int = 10_000,
+        max_epochs: int | None = None,
         tol: float | None = None,
         batch_size: int | None = None,
         momentum: float = 0.0,
         target_range: tuple[float, float] = (0.1, 0.9),
         validation_fraction: float | None = None,
-        n_iter_no_change: int = 50,
+        n_iter_no_change: int | None = None,
         device="auto",
         dtype: torch.dtype = torch.float32,
         seed: int = 0,
         logdir: str | None = None,
         progress: bool = False,
-        solver: str = "sgd",
+        solver: str = "auto",
         restarts: int = 1,
         warm_start: bool = False,
     ) -> None:
@@ -243,8 +269,9 @@ class SigmoidMLPRegressor:
         # one generator draws, in this order: the initial weights, the validation split, the batch
         # orders; it is the run's state that save() keeps for warm_start
         self._generator = torch.Generator().manual_seed(self.seed)
+        hidden = self.hidden if self.hidden is not None else (max(DEFAULT_WIDTH, X.shape[1]),) * 2
         self.model_ = SigmoidMLP(
-            X.shape[1], self.hidden, Y.shape[1], device=device, dtype=self.dtype, generator=self._generator
+            X.shape[1], hidden, Y.shape[1], device=device, dtype=self.dtype, generator=self._generator
         )
         self.result_ = self._train(X, Y, restarts=self.restarts, callback=callback, writer=writer)
         return self
@@ -307,7 +334,10 @@ class SigmoidMLPRegressor:
             val, fit = order[:n_val], order[n_val:]
             validation = (x[val], d[val])
             x, d = x[fit], d[fit]
-        lr = self.effective_lr(x.shape[0])
+        method = self._method(x.shape[0] * d.shape[1], validation is not None, before)
+        lr = self.effective_lr(x.shape[0], method)
+        max_epochs = self.max_epochs if self.max_epochs is not None else MAX_EPOCHS[method]
+        patience = self.n_iter_no_change if self.n_iter_no_change is not None else PATIENCE[method]
         if is_distributed():
             # Every rank was given all the points (and drew the same split): each trains on its own
             # contiguous shard, and train sums the gradients over ranks.
@@ -316,81 +346,69 @@ class SigmoidMLPRegressor:
                 validation = (shard(validation[0]), shard(validation[1]))
         if writer is not None and self.logdir is not None:
             raise ValueError(f"writer= is given and so is logdir={self.logdir!r}: log to one of them")
-        done = 0 if before is None else before.epochs
-
-        def whole(result: TrainResult) -> TrainResult:
-            # the run, earlier parts included: loss_history[k] is E at the start of epoch k, so the
-            # earlier part's last entry (E at its final weights) is this part's first. The lists are
-            # copied because train goes on appending to those of the result it hands the callback.
-            if before is None:
-                return dataclasses.replace(
-                    result, loss_history=list(result.loss_history), val_history=list(result.val_history)
-                )
-            return dataclasses.replace(
-                result,
-                epochs=done + result.epochs,
-                loss_history=before.loss_history[:done] + list(result.loss_history),
-                val_history=before.val_history[:done] + list(result.val_history),
-                seconds=before.seconds + result.seconds,
-            )
 
         on_epoch = None
         if callback is not None:
 
             def on_epoch(epoch: int, result: TrainResult):
-                # the record of a run stopped here, which save() can write as a checkpoint
-                self.result_ = dataclasses.replace(whole(result), stop_reason="callback", converged=False)
-                return callback(done + epoch, self.result_)
+                # the record of a run stopped here, which save() can write as a checkpoint; the lists
+                # are the run's own, shared and not copied, so an epoch costs the same at any length
+                self.result_ = dataclasses.replace(result, stop_reason="callback", converged=False)
+                return callback(epoch, self.result_)
 
-        logdir, opened = self.logdir, None
-        if done and logdir is not None:
-            from torch.utils.tensorboard import SummaryWriter
+        return train(
+            self.model_,
+            x,
+            d,
+            lr=lr,
+            max_epochs=max_epochs if before is None else max(max_epochs, before.epochs),
+            tol=self._scaled_tol(),
+            batch_size=self.batch_size,
+            momentum=self.momentum,
+            generator=generator,
+            validation=validation,
+            patience=patience if validation is not None else None,
+            writer=writer,
+            logdir=self.logdir,
+            log_every=max(1, max_epochs // LOG_RECORDS),
+            callback=on_epoch,
+            progress=self.progress,
+            method=method,
+            restarts=restarts,
+            resume=before,
+        )
 
-            writer = opened = SummaryWriter(log_dir=str(logdir))
-            logdir = None
-        if done and writer is not None:
-            writer = _ContinuedSteps(writer, done)
-        try:
-            result = train(
-                self.model_,
-                x,
-                d,
-                lr=lr,
-                max_epochs=max(self.max_epochs - done, 0),
-                tol=self._scaled_tol(),
-                batch_size=self.batch_size,
-                momentum=self.momentum,
-                generator=generator,
-                validation=validation,
-                patience=self.n_iter_no_change if validation is not None else None,
-                writer=writer,
-                logdir=logdir,
-                log_every=max(1, self.max_epochs // LOG_RECORDS),
-                callback=on_epoch,
-                progress=self.progress,
-                method=self.solver,
-                restarts=restarts,
-            )
-        finally:
-            if opened is not None:
-                opened.close()
-        return result if before is None else whole(result)
+    def _method(self, N: int, validation: bool, before: TrainResult | None) -> str:
+        """The solver that runs: ``solver``, or the one ``"auto"`` chose (kept by a continued run)."""
+        if self.solver != "auto":
+            return self.solver
+        if before is not None:
+            return before.method
+        if self.momentum:
+            return "sgd"
+        P = sum(W.numel() for W in self.model_.weights)
+        return choose_method(
+            P, N, tol=self.tol is not None, validation=validation, batch_size=self.batch_size
+        )
 
-    def effective_lr(self, n_points: int) -> float | None:
-        """The ``η`` that ``fit`` steps with on ``n_points`` training points; ``None`` with ``solver="lm"``.
+    def effective_lr(self, n_points: int, method: str | None = None) -> float | None:
+        """The ``lr`` that ``fit`` passes to :func:`~torch_sigmoid_mlp.train` on ``n_points`` points.
 
-        ``lr`` if set, else ``LR_CONSTANT / min(batch_size or T, T)`` with ``T = n_points``
-        (the points left after ``validation_fraction`` holds some out; under ``torchrun``, those
-        of all ranks together).
+        ``method`` is the solver that runs (default: ``solver``; after a fit, the one that ran).
+        Steepest descent (``"sgd"``, ``"adaptive"``) steps with ``lr`` if set, else
+        ``LR_CONSTANT / min(batch_size or T, T)`` with ``T = n_points`` (the points left after
+        ``validation_fraction`` holds some out; under ``torchrun``, those of all ranks together);
+        every other solver gets ``lr`` as it is, ``None`` included.
 
         Example::
 
-            >>> SigmoidMLPRegressor().effective_lr(50), SigmoidMLPRegressor(batch_size=8).effective_lr(50)
+            >>> sgd = SigmoidMLPRegressor(solver="sgd")
+            >>> sgd.effective_lr(50), sgd.set_params(batch_size=8).effective_lr(50)
             (0.32, 2.0)
         """
-        if self.solver == "lm":
-            return None
-        if self.lr is not None:
+        if method is None:
+            method = self.result_.method if hasattr(self, "result_") else self.solver
+        if method not in ("sgd", "adaptive") or self.lr is not None:
             return self.lr
         return LR_CONSTANT / min(self.batch_size or n_points, n_points)
 
@@ -569,18 +587,20 @@ class SigmoidMLPRegressor:
                 raise ValueError(f"{name} must be a positive finite number or None, got {value!r}")
         if self.dtype not in _DTYPES.values():
             raise TypeError(f"dtype must be a floating torch dtype, got {self.dtype!r}")
-        if self.solver not in METHODS:
-            raise ValueError(f"solver must be one of {METHODS}, got {self.solver!r}")
+        if self.solver not in SOLVERS:
+            raise ValueError(f"solver must be one of {SOLVERS}, got {self.solver!r}")
         if isinstance(self.restarts, bool) or not isinstance(self.restarts, int) or self.restarts < 1:
             raise ValueError(f"restarts must be a positive integer, got {self.restarts!r}")
-        if self.solver == "lm":
-            for name in ("lr", "batch_size", "validation_fraction"):
-                if getattr(self, name) is not None:
-                    raise ValueError(
-                        f"{name} is for solver='sgd'; solver='lm' takes full-batch steps without it"
-                    )
-            if self.momentum:
-                raise ValueError("momentum is for solver='sgd'; solver='lm' has none")
+        if self.solver in ("lm", "br") and self.lr is not None:
+            raise ValueError(
+                f"solver={self.solver!r} takes no lr: its step comes from solving (JᵀJ + μI) Δw = Jᵀe"
+            )
+        if self.solver in ("lm", "br") and self.batch_size is not None:
+            raise ValueError(
+                f"batch_size is for mini-batch solvers; solver={self.solver!r} takes full-batch steps"
+            )
+        if self.momentum and self.solver not in ("sgd", "auto"):
+            raise ValueError(f"momentum is for solver='sgd'; solver={self.solver!r} has none")
 
     @staticmethod
     def _as_tensor(value, name: str) -> Tensor:
@@ -628,22 +648,6 @@ class SigmoidMLPRegressor:
         if not bool(torch.isfinite(Y).all()):
             raise ValueError("y contains NaN or infinite values")
         return X, Y
-
-
-class _ContinuedSteps:
-    """A ``SummaryWriter`` whose steps go on from the epochs a continued run had taken, not from 0."""
-
-    def __init__(self, writer, offset: int) -> None:
-        self._writer, self._offset = writer, offset
-
-    def add_scalar(self, tag, value, step):
-        self._writer.add_scalar(tag, value, step + self._offset)
-
-    def add_histogram(self, tag, values, step):
-        self._writer.add_histogram(tag, values, step + self._offset)
-
-    def __getattr__(self, name):
-        return getattr(self._writer, name)
 
 
 def _cpu_state(scaler: MinMaxScaler) -> dict:

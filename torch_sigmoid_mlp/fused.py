@@ -3,8 +3,15 @@
 Backpropagation written out by hand knows what autograd cannot: ``y^(l)`` is dead once
 ``W^(l)`` is updated, the gradient is only ever added to ``W^(l)``, and ``σ'`` is formed from
 ``y`` inside the delta. So one epoch here is the ``L`` forward products, the ``L − 1`` products
-``W^(l)ᵀ δ^(l+1)`` and ``L`` in-place updates ``W^(l) += η · δ^(l+1)ᵀ y^(l)`` (one ``addmm_`` each:
-no gradient tensor), plus a few elementwise kernels, all writing into buffers allocated once.
+``W^(l)ᵀ δ^(l+1)``, the ``L`` products ``G^(l) = δ^(l+1)ᵀ y^(l)`` and ``L`` in-place adds
+``W^(l) += η · G^(l)``, plus a few elementwise kernels, all writing into buffers allocated once.
+
+The product and the add are kept apart on purpose. ``W.addmm_(δᵀ, y, alpha=η)`` would be one kernel
+fewer, but a matrix product with ``beta = 1`` adds its partial sums over blocks of test points into
+``W`` one block at a time, each add rounded to the precision of ``W``'s entries (about 1) rather
+than to that of the step (about ``η·|G|``): in float32 at ``T = 10⁶`` that alone moves ``E`` after
+one step by about 1 %. Summing ``G^(l)`` first rounds each partial sum against ``G^(l)``'s own size
+and rounds into ``W`` once.
 """
 
 from __future__ import annotations
@@ -34,12 +41,19 @@ class FusedSGDStep:
         e       = d − y^(L),   E = 1/2 · Σ_t ‖e(t)‖²
         δ^(L)   = e ⊙ y^(L) ⊙ (1 − y^(L))
         δ^(l)   = y^(l) ⊙ (1 − y^(l)) ⊙ (W^(l)ᵀ δ^(l+1))     l = L−1..1, with W^(l) before its update
-        W^(l)  ← W^(l) + η · Σ_t δ^(l+1)(t) · y^(l)(t)ᵀ       l = L−1..0
+        G^(l)   = Σ_t δ^(l+1)(t) · y^(l)(t)ᵀ = −∂E/∂W^(l)
+        W^(l)  ← W^(l) + η · G^(l)                             l = L−1..0
+
+    With sample weights ``s_t`` (:meth:`forward`'s ``sample_weight``), ``E`` is SPEC.md's ``E_s`` and
+    ``δ^(L)(t) = s_t · e(t) ⊙ y^(L)(t) ⊙ (1 − y^(L)(t))``; points with ``s_t = 0`` are left out of
+    the largest error.
 
     ``δ^(l)`` overwrites ``y^(l)`` in its buffer (once ``W^(l)`` has been updated, ``y^(l)`` is
-    not needed again), so the buffers are ``y^(1..L)``, ``e`` and one product buffer per hidden
-    layer: about ``T · (2·Σ hidden sizes + 2·size_L)`` numbers, nothing saved for an autograd
-    graph and no ``.grad``. The weights are updated in place (through detached aliases of the
+    not needed again), so the buffers are ``y^(1..L)``, ``e``, one product buffer per hidden
+    layer and ``G^(l)`` per layer: about ``T · (2·Σ hidden sizes + 2·size_L) + P`` numbers, nothing
+    saved for an autograd graph and no ``.grad``. After :meth:`update`, :attr:`gradients` holds
+    the ``G^(l) = −∂E/∂W^(l)`` the step took. The weights are updated in place (through detached
+    aliases of the
     same storage), so a :class:`~torch_sigmoid_mlp.SigmoidMLP` whose ``weights`` were passed in
     sees every step; ``W.grad`` is left alone.
 
@@ -91,8 +105,11 @@ class FusedSGDStep:
         self._e = torch.empty(rows, self.sizes[-1], **options)  # e = d − y^(L)
         # W^(l)ᵀ δ^(l+1) for l = 1..L−1, (T, size_l).
         self._products = [torch.empty(rows, size, **options) for size in self.sizes[1:-1]]
+        # G^(l) = δ^(l+1)ᵀ y^(l), shaped like W^(l)
+        self.gradients = [torch.empty_like(W) for W in self.weights]
         self._half = torch.tensor(0.5, **options)
         self._dtype = W0.dtype
+        self._s: Tensor | None = None  # the last forward's sample weights, (T, 1)
         self._views_for(rows)
 
     def _views_for(self, rows: int) -> None:
@@ -106,23 +123,28 @@ class FusedSGDStep:
         self._y_out = ys[-1]
         # Forward: (W^(l)ᵀ, buffer of y^(l+1)) for l = 0..L−1.
         self._forward_plan = list(zip((W.t() for W in self.weights), ys))
-        # Update, l = L−1..1: (W^(l), δ^(l+1)ᵀ, y^(l), buffer of W^(l)ᵀ δ^(l+1)); δ^(l+1) sits in ys[l].
+        # Update, l = L−1..1: (W^(l), G^(l), δ^(l+1), δ^(l+1)ᵀ, y^(l), buffer of W^(l)ᵀ δ^(l+1));
+        # δ^(l+1) sits in ys[l].
         self._update_plan = [
-            (self.weights[l], ys[l], ys[l].t(), ys[l - 1], products[l - 1])
+            (self.weights[l], self.gradients[l], ys[l], ys[l].t(), ys[l - 1], products[l - 1])
             for l in range(len(self.weights) - 1, 0, -1)
         ]
         self._delta1_t = ys[0].t()  # δ^(1)ᵀ, for the update of W^(0)
 
-    def forward(self, x: Tensor, d: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, d: Tensor, sample_weight: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Run ``x`` through the network into the buffers; return ``E`` and ``max_t |e(t)|``.
 
         Both are 0-d tensors on the weights' device; reading them is the caller's choice.
+        ``sample_weight`` (``(T,)``, ``s_t ≥ 0``) makes ``E`` SPEC.md's ``E_s`` and weights the
+        deltas of the following :meth:`update`.
         """
-        sum_of_squares, max_error = self.forward_sums(x, d)
-        return sum_of_squares.mul_(self._half), max_error  # E = 1/2 Σ_t ‖e(t)‖²
+        sum_of_squares, max_error = self.forward_sums(x, d, sample_weight)
+        return sum_of_squares.mul_(self._half), max_error  # E = 1/2 Σ_t s_t ‖e(t)‖²
 
-    def forward_sums(self, x: Tensor, d: Tensor) -> tuple[Tensor, Tensor]:
-        """:meth:`forward` with ``2E = Σ_t ‖e(t)‖²`` in place of ``E``: one kernel fewer, for a
+    def forward_sums(
+        self, x: Tensor, d: Tensor, sample_weight: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """:meth:`forward` with ``2E = Σ_t s_t ‖e(t)‖²`` in place of ``E``: one kernel fewer, for a
         caller that reads the value on the host anyway (:func:`~torch_sigmoid_mlp.train` halves it there).
         """
         dtype = self._dtype
@@ -138,8 +160,13 @@ class FusedSGDStep:
             y = torch.mm(y, Wt, out=out).sigmoid_()  # y^(l+1) = σ(W^(l) y^(l)), (T, size_{l+1})
         self._x = x
         e = torch.sub(d, y, out=self._err)  # e = d − y^(L), (T, size_L)
-        # Σ_t ‖e(t)‖² and max_t |e(t)|
-        return torch.dot(self._flat_err, self._flat_err), torch.linalg.vector_norm(e, _INF)
+        if sample_weight is None:
+            self._s = None
+            # Σ_t ‖e(t)‖² and max_t |e(t)|
+            return torch.dot(self._flat_err, self._flat_err), torch.linalg.vector_norm(e, _INF)
+        s = self._s = sample_weight.reshape(-1, 1)  # s_t, (T, 1)
+        # Σ_t s_t ‖e(t)‖² and the largest |e(t)| among the points that count (s_t > 0)
+        return (s * e.square()).sum(), torch.where(s > 0, e.abs(), 0).amax()
 
     def _prepare(self, x: Tensor, d: Tensor) -> None:
         """Check a batch whose shape or dtype differs from the last one, and fit the views to it."""
@@ -167,11 +194,15 @@ class FusedSGDStep:
         """
         y_out = self._y_out
         _sigmoid_backward_out(self._err, y_out, grad_input=y_out)  # δ^(L) = e ⊙ y^(L) ⊙ (1 − y^(L))
-        for W, delta, delta_t, y, back in self._update_plan:
+        if self._s is not None:
+            y_out.mul_(self._s)  # δ^(L)(t) = s_t · e(t) ⊙ y^(L)(t) ⊙ (1 − y^(L)(t))
+        for W, G, delta, delta_t, y, back in self._update_plan:
             torch.mm(delta, W, out=back)  # W^(l)ᵀ δ^(l+1) with the old W^(l), (T, size_l)
-            W.addmm_(delta_t, y, alpha=lr)  # W^(l) += η Σ_t δ^(l+1)(t) y^(l)(t)ᵀ
+            torch.mm(delta_t, y, out=G)  # G^(l) = Σ_t δ^(l+1)(t) y^(l)(t)ᵀ, (size_{l+1}, size_l)
+            W.add_(G, alpha=lr)  # W^(l) += η G^(l)
             _sigmoid_backward_out(back, y, grad_input=y)  # δ^(l) = y^(l) ⊙ (1 − y^(l)) ⊙ W^(l)ᵀ δ^(l+1)
-        self.weights[0].addmm_(self._delta1_t, self._x, alpha=lr)  # W^(0) += η Σ_t δ^(1)(t) x(t)ᵀ
+        G0 = torch.mm(self._delta1_t, self._x, out=self.gradients[0])  # G^(0) = Σ_t δ^(1)(t) x(t)ᵀ
+        self.weights[0].add_(G0, alpha=lr)  # W^(0) += η G^(0)
 
     def run(
         self, x: Tensor, d: Tensor, *, lr: float, epochs: int, tol: float | None = None

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 
-from .derivatives import jacobian
 from .functional import _as_rows, check_inputs
+from .solvers import LM_MAX_PARAMS
 
 __all__ = ["LM_MAX_PARAMS", "LMResult", "levenberg_marquardt"]
-
-#: The most weights ``P`` Levenberg–Marquardt accepts. Each epoch forms and factorises the dense
-#: ``P×P`` matrix ``JᵀJ + μI`` in float64: at ``P = 4000`` that is 128 MB and about 2·10^10 flops
-#: for ``JᵀJ`` and the Cholesky factor together (with ``T·m ≈ P`` rows), a fraction of a second
-#: on a laptop core; both grow as ``P²`` and ``P³``, where steepest descent's epoch grows as ``P``.
-LM_MAX_PARAMS = 4000
 
 
 @dataclass(frozen=True)
@@ -57,9 +50,10 @@ def levenberg_marquardt(
 ) -> LMResult:
     r"""Minimise ``E(w) = 1/2 · Σ_t ‖d_t − F(x_t; w)‖²`` by Levenberg–Marquardt steps, in place.
 
-    With ``e = d − y^(L)`` flattened to ``T·m`` entries and ``J = ∂y^(L)/∂w`` from
-    :func:`~torch_sigmoid_mlp.jacobian` (so ``∇E = −Jᵀe`` and ``JᵀJ`` is the Gauss–Newton
-    approximation of the Hessian), an epoch solves
+    :func:`~torch_sigmoid_mlp.train` with ``method="lm"``
+    (:class:`~torch_sigmoid_mlp.solvers.LevenbergMarquardt`), as plain values. With ``e = d − y^(L)``
+    flattened to ``T·m`` entries and ``J = ∂y^(L)/∂w`` from the explicit deltas (so ``∇E = −Jᵀe``
+    and ``JᵀJ`` is the Gauss–Newton approximation of the Hessian), an epoch solves
 
     .. code-block:: text
 
@@ -101,75 +95,21 @@ def levenberg_marquardt(
         >>> result.stop_reason, result.epochs, result.max_abs_error < 1e-3
         ('tol', 8, True)
     """
-    if isinstance(max_epochs, bool) or not isinstance(max_epochs, int) or max_epochs < 0:
-        raise ValueError(f"max_epochs must be a non-negative integer, got {max_epochs!r}")
-    if tol is not None and not tol > 0:
-        raise ValueError(f"tol must be positive or None, got {tol!r}")
-    if not (math.isfinite(mu) and mu > 0):
-        raise ValueError(f"mu must be positive and finite, got {mu!r}")
-    if not mu_increase > 1:
-        raise ValueError(f"mu_increase must be > 1, got {mu_increase!r}")
-    if not 0 < mu_decrease < 1:
-        raise ValueError(f"mu_decrease must lie in (0, 1), got {mu_decrease!r}")
-    if not mu_max > mu:
-        raise ValueError(f"mu_max must exceed mu ({mu!r}), got {mu_max!r}")
-    weights = list(model.weights)
-    numels = [W.numel() for W in weights]
-    P = sum(numels)
-    if P > LM_MAX_PARAMS:
-        raise ValueError(
-            f"Levenberg–Marquardt solves a dense P×P system each epoch, and this network has "
-            f"P = {P} weights, more than LM_MAX_PARAMS = {LM_MAX_PARAMS} (memory grows as P², time as "
-            f"P³); use method='sgd' (steepest descent) for a network this large"
-        )
+    from .training import train  # the loop imports the solvers, which this module's users need not
+
     x, d = _as_rows(x).detach(), _as_rows(d).detach()
-    check_inputs(x, weights)
-
-    def error(flat_w: Tensor) -> tuple[Tensor, float]:
-        """Load ``flat_w`` into the model and return ``e = d − y^(L)`` and ``E`` there."""
-        for W, chunk in zip(weights, flat_w.split(numels)):
-            W.copy_(chunk.view_as(W))  # in place: the parameters keep their own storage
-        e = d - model(x)  # (T, m)
-        return e, 0.5 * e.square().sum().item()
-
+    check_inputs(x, list(model.weights))
     with torch.no_grad():
-        y = model(x)
-        if d.shape != y.shape:
-            raise ValueError(f"d has shape {tuple(d.shape)}, expected {tuple(y.shape)}")
-        w = torch.nn.utils.parameters_to_vector(weights).double()  # (P,)
-        e = d - y  # (T, m)
-        E = 0.5 * e.square().sum().item()
-        eye = torch.eye(P, dtype=torch.float64, device=w.device)
-        history, epoch, reason = [], 0, "max_epochs"
-        while True:
-            history.append(E)
-            max_err = e.abs().max().item()
-            if tol is not None and max_err < tol:
-                reason = "tol"
-                break
-            if epoch == max_epochs:
-                break
-            J = jacobian(model, x).double()  # ∂y^(L)/∂w, (T·m, P)
-            A = J.T @ J  # Gauss–Newton Hessian, (P, P)
-            g = J.T @ e.reshape(-1).double()  # Jᵀe = −∇E, (P,)
-            while True:
-                factor, info = torch.linalg.cholesky_ex(A + mu * eye)
-                # A failed factorisation (μ too small for rounding) counts as a rejected step.
-                if info.item() == 0:
-                    step = torch.cholesky_solve(g[:, None], factor)[:, 0]  # Δw, (P,)
-                    e_new, E_new = error(w + step)
-                    if E_new < E:
-                        e, E = e_new, E_new
-                        w = torch.nn.utils.parameters_to_vector(weights).double()  # as stored
-                        mu *= mu_decrease
-                        break
-                mu *= mu_increase
-                if mu > mu_max:
-                    reason = "mu_max"
-                    break
-            if reason == "mu_max":
-                e, E = error(w)  # back to the last accepted weights
-                max_err = e.abs().max().item()
-                break
-            epoch += 1
-    return LMResult(epoch, reason, E, max_err, mu, history)
+        y = model(x[:1])
+    if d.shape[1:] != y.shape[1:] or d.shape[0] != x.shape[0]:
+        raise ValueError(f"d has shape {tuple(d.shape)}, expected {(x.shape[0], *y.shape[1:])}")
+    options = {"mu": mu, "mu_increase": mu_increase, "mu_decrease": mu_decrease, "mu_max": mu_max}
+    result = train(model, x, d, method="lm", max_epochs=max_epochs, tol=tol, options=options)
+    return LMResult(
+        result.epochs,
+        result.stop_reason,
+        result.final_loss,
+        result.max_abs_error,
+        result.solver_state["mu"],
+        result.loss_history,
+    )

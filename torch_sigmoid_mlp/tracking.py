@@ -19,9 +19,11 @@ class TrainingLog:
 
     Tags, with ``step`` the epoch ``k`` and every value taken at the weights ``w_k``:
 
-    - ``train/sse`` (``E``), ``train/max_abs_error`` (``max_t |y^(L)(t) − d_t|``), ``train/lr`` (``η``),
-      ``train/grad_norm/W{l}`` (``‖∂E/∂W^(l)‖``, the gradient the epoch stepped along) — every
-      ``log_every`` epochs and at the last one;
+    - ``train/sse`` (``E``), ``train/max_abs_error`` (``max_t |y^(L)(t) − d_t|``), the solver's own
+      scalars (``train/lr`` for ``η``; ``train/mu`` for LM's damping; ``train/gamma``, ``train/alpha``,
+      ``train/beta`` for Bayesian regularisation), and ``train/grad_norm/W{l}`` (``‖∂E/∂W^(l)‖``, the
+      gradient the epoch stepped along, where the solver forms one) — every ``log_every`` epochs and
+      at the last one;
     - ``val/sse`` when validating;
     - ``check/max_rel_diff``: manual against autograd gradients, from
       :func:`~torch_sigmoid_mlp.compare_gradients`;
@@ -58,27 +60,29 @@ class TrainingLog:
         epoch: int,
         sse: float,
         max_abs_error: float,
-        lr: float,
+        metrics: dict[str, float],
         weights: Sequence[Tensor],
-        grads: Sequence[Tensor] | None,
         val_sse: float | None = None,
         last: bool = False,
     ) -> None:
-        """Record epoch ``epoch``; ``grads`` is ``None`` at the last epoch, which takes no step."""
+        """Record epoch ``epoch``: ``E``, the largest error, the solver's ``metrics`` (``train/<name>``)."""
         w = self.writer
         w.add_scalar("train/sse", sse, epoch)
         w.add_scalar("train/max_abs_error", max_abs_error, epoch)
-        w.add_scalar("train/lr", lr, epoch)
+        for name, value in metrics.items():
+            w.add_scalar(f"train/{name}", value, epoch)
         if val_sse is not None:
             w.add_scalar("val/sse", val_sse, epoch)
-        if grads is not None:
-            norms = torch.stack([torch.linalg.vector_norm(g) for g in grads]).tolist()
-            for l, norm in enumerate(norms):
-                w.add_scalar(f"train/grad_norm/W{l}", norm, epoch)
         if last or self._logged % HISTOGRAM_EVERY == 0:
             for l, W in enumerate(weights):
                 w.add_histogram(f"weights/W{l}", W.detach().float().cpu(), epoch)
         self._logged += 1
+
+    def gradients(self, epoch: int, grads: Sequence[Tensor]) -> None:
+        """Record ``train/grad_norm/W{l}``, the norms of the gradient epoch ``epoch`` stepped along."""
+        norms = torch.stack([torch.linalg.vector_norm(g) for g in grads]).tolist()
+        for l, norm in enumerate(norms):
+            self.writer.add_scalar(f"train/grad_norm/W{l}", norm, epoch)
 
     def check(self, epoch: int, max_rel_diff: float) -> None:
         """Record ``check/max_rel_diff``, the largest relative gap of manual from autograd ``∂E/∂W^(l)``."""

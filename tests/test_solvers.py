@@ -1,0 +1,409 @@
+"""Every solver of ``train`` against an independent reference, and with every handler the loop offers.
+
+The references are written here from SPEC.md ("Beyond steepest descent") on plain autograd in float64:
+``torch.func.jacrev`` for ``J``, ``torch.linalg.solve`` for the damped systems, ``torch.optim`` driven
+by ``E.backward()`` for RPROP, Adam and L-BFGS. They share nothing with the library but the model's
+initial weights.
+"""
+
+import copy
+import functools
+import itertools
+import math
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from torch_sigmoid_mlp import METHODS, SigmoidMLP, choose_method, sigmoid_mlp_autograd, train
+from torch_sigmoid_mlp.handlers import Handler
+from torch_sigmoid_mlp.objective import Objective
+
+# float64 runs of the same maths in another order agree to about this (a few epochs, small problems).
+TOL = {"rtol": 1e-9, "atol": 1e-11}
+
+
+def problem(T=24, n=2, hidden=(3,), seed=0, noise=0.0):
+    """A bias-free teacher's outputs (plus noise) at ``T`` points, and a student of the same shape."""
+    g = torch.Generator().manual_seed(seed)
+    teacher = SigmoidMLP(n, hidden, dtype=torch.float64, generator=g)
+    with torch.no_grad():
+        for W in teacher.weights:
+            W.mul_(2.0)
+        x = torch.rand(T, n, generator=g, dtype=torch.float64) * 2 - 1
+        d = teacher(x) + noise * torch.randn(T, 1, generator=g, dtype=torch.float64)
+    student = SigmoidMLP(n, hidden, dtype=torch.float64, generator=torch.Generator().manual_seed(seed + 100))
+    return student, x, d.clamp(0.01, 0.99)
+
+
+def flat(model) -> torch.Tensor:
+    return torch.cat([W.detach().reshape(-1) for W in model.weights])
+
+
+def shapes_of(model):
+    return [W.shape for W in model.weights]
+
+
+def unflat(w, shapes):
+    return [c.reshape(s) for c, s in zip(w.split([math.prod(s) for s in shapes]), shapes)]
+
+
+def F_of(x, shapes):
+    """``y^(L)`` as a function of the flat weights, by plain torch ops: ``(T·m,)``."""
+    return lambda w: sigmoid_mlp_autograd(x, unflat(w, shapes)).reshape(-1)
+
+
+# -- references -----------------------------------------------------------------------------------
+
+
+def reference_lm(model, x, d, epochs, mu=1e-3, s=None):
+    """SPEC's Levenberg–Marquardt with a dense Jacobian from jacrev; returns the flat weights and μ."""
+    F = F_of(x, shapes_of(model))
+    w = flat(model).clone()
+    s = torch.ones(x.shape[0], dtype=w.dtype) if s is None else s
+    S = s.repeat_interleave(d.shape[1])
+    E = lambda w: 0.5 * (S * (d.reshape(-1) - F(w)).square()).sum()  # noqa: E731
+    for _ in range(epochs):
+        J = torch.func.jacrev(F)(w)
+        e = d.reshape(-1) - F(w)
+        while True:
+            dw = torch.linalg.solve(
+                J.T @ (S[:, None] * J) + mu * torch.eye(w.numel(), dtype=w.dtype), J.T @ (S * e)
+            )
+            if E(w + dw) < E(w):
+                w, mu = w + dw, mu * 0.1
+                break
+            mu *= 10
+    return w, mu
+
+
+def reference_br(model, x, d, epochs, mu=1e-3):
+    """SPEC's Bayesian regularisation, written out densely; returns w, μ, α, β, γ."""
+    F = F_of(x, shapes_of(model))
+    w = flat(model).clone()
+    P, N = w.numel(), d.numel()
+    alpha, beta, gamma = 0.0, 1.0, float(P)
+    eye = torch.eye(P, dtype=w.dtype)
+
+    def objective(w):
+        E_D = (d.reshape(-1) - F(w)).square().sum()
+        return beta * E_D + alpha * w.square().sum()
+
+    for _ in range(epochs):
+        J = torch.func.jacrev(F)(w)
+        e = d.reshape(-1) - F(w)
+        A = J.T @ J
+        while True:
+            dw = torch.linalg.solve(A + (alpha / beta + mu) * eye, J.T @ e - (alpha / beta) * w)
+            if objective(w + dw) < objective(w):
+                w, mu = w + dw, mu * 0.1
+                break
+            mu *= 10
+        H = 2 * beta * A + 2 * alpha * eye
+        gamma = P - 2 * alpha * torch.trace(torch.linalg.inv(H)).item()
+        E_D, E_W = (d.reshape(-1) - F(w)).square().sum().item(), w.square().sum().item()
+        alpha, beta = gamma / (2 * E_W), (N - gamma) / (2 * E_D)
+    return w, mu, alpha, beta, gamma
+
+
+def reference_optim(model, x, d, epochs, make, closure_steps=False):
+    """``epochs`` steps of the torch.optim optimizer ``make(params)`` on autograd's gradient of E."""
+    ref = copy.deepcopy(model)
+    ref.backend = "autograd"
+    params = list(ref.weights)
+    opt = make(params)
+
+    def closure():
+        opt.zero_grad()
+        E = 0.5 * (d - ref(x)).square().sum()
+        E.backward()
+        return E
+
+    for _ in range(epochs):
+        if closure_steps:
+            opt.step(closure)
+        else:
+            closure()
+            opt.step()
+    return flat(ref)
+
+
+def reference_adaptive(model, x, d, epochs, lr):
+    """The bold driver of SPEC.md, on autograd's gradient."""
+    shapes = shapes_of(model)
+    F = F_of(x, shapes)
+    E = lambda w: 0.5 * (d.reshape(-1) - F(w)).square().sum()  # noqa: E731
+    w = flat(model).clone()
+    previous, E_previous = w.clone(), math.inf
+    for _ in range(epochs):
+        E_k = E(w).item()
+        if E_k > 1.04 * E_previous:
+            w, lr = previous.clone(), lr * 0.7
+        else:
+            if E_k < E_previous:
+                lr *= 1.05
+            E_previous = E_k
+        previous = w.clone()
+        w = w - lr * torch.func.grad(E)(w)
+    return w, lr
+
+
+# -- each solver against its reference --------------------------------------------------------------
+
+
+def test_lm_equals_the_dense_reference():
+    model, x, d = problem()
+    w_ref, mu_ref = reference_lm(model, x, d, epochs=4)
+    result = train(model, x, d, method="lm", max_epochs=4)
+    assert (result.method, result.epochs) == ("lm", 4)
+    torch.testing.assert_close(flat(model), w_ref, **TOL, msg="LM weights after 4 epochs")
+    assert result.solver_state["mu"] == pytest.approx(mu_ref, rel=1e-12)
+
+
+def test_lm_with_chunks_equals_the_dense_reference_and_never_forms_the_whole_jacobian(monkeypatch):
+    from torch_sigmoid_mlp import objective as objective_module
+
+    model, x, d = problem(T=40)
+    rows, jacobian = [], objective_module.jacobian
+    monkeypatch.setattr(
+        objective_module, "jacobian", lambda m, x_c: rows.append(len(x_c)) or jacobian(m, x_c)
+    )
+    w_ref, _ = reference_lm(model, x, d, epochs=3)
+    train(model, x, d, method="lm", max_epochs=3, chunk_size=7)
+    torch.testing.assert_close(flat(model), w_ref, **TOL, msg="chunked LM")
+    assert rows and max(rows) == 7, rows
+
+
+def test_br_equals_the_dense_reference_and_reports_gamma_alpha_beta(tmp_path):
+    model, x, d = problem(T=30, noise=0.05, seed=3)
+    w_ref, mu_ref, alpha, beta, gamma = reference_br(model, x, d, epochs=5)
+    result = train(model, x, d, method="br", max_epochs=5, logdir=tmp_path)
+    torch.testing.assert_close(flat(model), w_ref, rtol=1e-8, atol=1e-10, msg="BR weights")
+    state = result.solver_state
+    assert state["mu"] == pytest.approx(mu_ref, rel=1e-10)
+    assert (state["alpha"], state["beta"], state["gamma"]) == pytest.approx((alpha, beta, gamma), rel=1e-7)
+    assert 0 < state["gamma"] < sum(W.numel() for W in model.weights), "γ counts fewer parameters than P"
+    events = EventAccumulator(str(tmp_path), size_guidance={"scalars": 0}).Reload()
+    for name in ("gamma", "alpha", "beta", "mu"):
+        assert events.Scalars(f"train/{name}")[-1].value == pytest.approx(state[name], rel=1e-6), name
+
+
+@pytest.mark.parametrize(
+    ("method", "make", "closure"),
+    [
+        ("rprop", lambda p: torch.optim.Rprop(p, lr=0.1, step_sizes=(1e-6, 50.0)), False),
+        ("adam", lambda p: torch.optim.Adam(p, lr=0.01), False),
+        (
+            "lbfgs",
+            lambda p: torch.optim.LBFGS(
+                p, lr=1.0, max_iter=1, history_size=20, line_search_fn="strong_wolfe"
+            ),
+            True,
+        ),
+    ],
+)
+def test_torch_optim_solvers_equal_torch_optim_on_autograd(method, make, closure):
+    model, x, d = problem()
+    w_ref = reference_optim(model, x, d, 12, make, closure_steps=closure)
+    result = train(model, x, d, method=method, max_epochs=12)
+    assert (result.method, result.epochs) == (method, 12)
+    torch.testing.assert_close(flat(model), w_ref, **TOL, msg=method)
+
+
+def test_an_optimizer_factory_is_a_solver_too():
+    model, x, d = problem()
+    make = functools.partial(torch.optim.SGD, lr=0.05, momentum=0.9, nesterov=True)
+    w_ref = reference_optim(model, x, d, 10, make)
+    result = train(model, x, d, method=make, max_epochs=10)
+    assert result.method == "SGD"
+    torch.testing.assert_close(flat(model), w_ref, **TOL)
+
+
+def test_adaptive_equals_the_bold_driver_and_takes_rising_steps_back():
+    model, x, d = problem()
+    # a first η large enough that some steps overshoot and are taken back
+    w_ref, lr_ref = reference_adaptive(model, x, d, epochs=40, lr=2.0)
+    result = train(model, x, d, method="adaptive", lr=2.0, max_epochs=40)
+    torch.testing.assert_close(flat(model), w_ref, **TOL, msg="adaptive weights")
+    assert result.solver_state["lr"] == pytest.approx(lr_ref, rel=1e-12)
+    history = result.loss_history
+    assert any(b > 1.04 * a for a, b in itertools.pairwise(history)), "no step was taken back"
+
+
+# -- sample weights: integer weights are repeated points ------------------------------------------------
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_integer_sample_weights_equal_repeated_points(method):
+    model, x, d = problem(T=12)
+    s = torch.tensor([1, 2, 0, 3] * 3, dtype=torch.float64)
+    repeated = s.long()
+    x_rep, d_rep = x.repeat_interleave(repeated, dim=0), d.repeat_interleave(repeated, dim=0)
+    twin = copy.deepcopy(model)
+    lr = {"sgd": 0.05, "adaptive": 0.05}.get(method)
+    r_weighted = train(model, x, d, sample_weight=s, method=method, lr=lr, max_epochs=6)
+    r_repeated = train(twin, x_rep, d_rep, method=method, lr=lr, max_epochs=6)
+    torch.testing.assert_close(flat(model), flat(twin), rtol=1e-10, atol=1e-12, msg=method)
+    torch.testing.assert_close(r_weighted.loss_history, r_repeated.loss_history, rtol=1e-10, atol=1e-12)
+    assert r_weighted.max_abs_error == pytest.approx(r_repeated.max_abs_error, rel=1e-10)
+
+
+def test_lm_with_sample_weights_equals_the_weighted_dense_reference():
+    model, x, d = problem()
+    s = torch.linspace(0.2, 2.0, x.shape[0], dtype=torch.float64)
+    w_ref, _ = reference_lm(model, x, d, epochs=3, s=s)
+    train(model, x, d, method="lm", max_epochs=3, sample_weight=s)
+    torch.testing.assert_close(flat(model), w_ref, **TOL)
+
+
+def test_objective_with_weights_matches_autograd_and_ignores_zero_weight_points_in_the_bound():
+    model, x, d = problem(T=10)
+    s = torch.tensor([0.5, 0, 1, 2, 0, 1, 1, 3, 0.25, 1], dtype=torch.float64)
+    d_far = d.clone()
+    d_far[1] = 0.999  # a point with s_t = 0 far off: neither E_s nor the bound may see it
+    objective = Objective(model, x, d_far, sample_weight=s, chunk_size=3)
+    E, max_error = objective.gradient()
+    ref = copy.deepcopy(model)
+    ref.backend = "autograd"
+    e = d_far - ref(x)
+    E_ref = 0.5 * (s[:, None] * e.square()).sum()
+    E_ref.backward()
+    assert E.item() == pytest.approx(E_ref.item(), rel=1e-12)
+    for g, W in zip(objective.gradients(), ref.weights):
+        torch.testing.assert_close(g, W.grad, rtol=1e-12, atol=1e-14)
+    assert max_error.item() == pytest.approx(e.detach().abs()[s > 0].max().item(), rel=1e-12)
+    A, g, _, _ = objective.gauss_newton()
+    J = torch.func.jacrev(F_of(x, shapes_of(model)))(flat(model))
+    torch.testing.assert_close(A, J.T @ (s[:, None] * J), rtol=1e-10, atol=1e-13, msg="JᵀSJ")
+    torch.testing.assert_close(g, J.T @ (s * e.detach().reshape(-1)), rtol=1e-10, atol=1e-13, msg="JᵀSe")
+
+
+# -- every solver with every handler ---------------------------------------------------------------
+
+
+SETTINGS = {"sgd": {"lr": 0.05}, "adaptive": {"lr": 0.05}}
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_tensorboard_progress_and_callback_with_every_solver(method, tmp_path, capsys):
+    model, x, d = problem()
+    twin = copy.deepcopy(model)
+    seen = []
+    result = train(
+        model, x, d, method=method, max_epochs=8, logdir=tmp_path, progress=True,
+        callback=lambda k, r: seen.append((k, r.method)) or k < 5, **SETTINGS.get(method, {}),
+    )  # fmt: skip
+    assert result.stop_reason == "callback" and result.epochs == 5, result
+    assert seen == [(k, method) for k in range(6)]
+    events = EventAccumulator(str(tmp_path), size_guidance={"scalars": 0}).Reload()
+    sse = events.Scalars("train/sse")
+    assert [e.step for e in sse] == list(range(6))
+    torch.testing.assert_close([e.value for e in sse], result.loss_history, rtol=1e-6, atol=0)
+    assert "epoch" in capsys.readouterr().err, "no progress bar"
+    # logging and progress only read what the epoch computed: the run without them is the same run
+    plain = train(twin, x, d, method=method, max_epochs=5, **SETTINGS.get(method, {}))
+    assert plain.loss_history == result.loss_history
+    assert torch.equal(flat(twin), flat(model))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_early_stopping_restores_the_best_validation_weights_with_every_solver(method):
+    model, x, d = problem(T=16, noise=0.1, hidden=(6,), seed=4)
+    _, x_val, d_val = problem(T=16, noise=0.1, hidden=(6,), seed=4 + 50)
+
+    class Keep(Handler):
+        """Keeps the weights at every epoch, to check which were restored."""
+
+        def __init__(self):
+            self.weights = []
+
+        def epoch(self, state):
+            self.weights.append(flat(state.model).clone())
+
+    keep = Keep()
+    result = train(
+        model, x, d, method=method, max_epochs=300, validation=(x_val, d_val), patience=3,
+        handlers=[keep], **SETTINGS.get(method, {}),
+    )  # fmt: skip
+    if result.stop_reason != "early_stopping":
+        pytest.fail(f"{method} did not stop early: {result.stop_reason} after {result.epochs} epochs")
+    best = min(range(len(result.val_history)), key=result.val_history.__getitem__)
+    assert result.epochs - best == 3
+    assert torch.equal(flat(model), keep.weights[best])
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_divergence_restores_the_last_finite_weights_with_every_solver(method):
+    model, x, d = problem()
+
+    class Overflow(Handler):
+        """Puts an infinite weight into w_3, as an overflowing update would."""
+
+        def epoch(self, state):
+            if state.epoch == 2:
+                self.finite = flat(state.model).clone()  # w_2, the last weights evaluated finite
+
+        def stepped(self, state):
+            if state.epoch == 2:
+                with torch.no_grad():
+                    state.model.weights[0][0, 0] = math.inf
+
+    overflow = Overflow()
+    result = train(model, x, d, method=method, max_epochs=10, handlers=[overflow], **SETTINGS.get(method, {}))
+    assert (result.stop_reason, result.epochs) == ("diverged", 3)
+    assert torch.equal(flat(model), overflow.finite), "w_{k−1}, the last finite weights, are restored"
+    assert math.isfinite(result.final_loss)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_resumed_run_takes_the_same_steps_with_every_solver(method):
+    model, x, d = problem()
+    whole_model = copy.deepcopy(model)
+    settings = {"max_epochs": 9, **SETTINGS.get(method, {})}
+    whole = train(whole_model, x, d, method=method, **settings)
+    part = train(model, x, d, method=method, **{**settings, "max_epochs": 4})
+    rest = train(model, x, d, method=method, resume=part, **settings)
+    assert rest.epochs == whole.epochs == 9
+    assert rest.loss_history == whole.loss_history, "same machine, same kernels in the same order"
+    assert torch.equal(flat(model), flat(whole_model))
+
+
+def test_mu_max_is_lms_own_stop():
+    model, x, d = problem()
+    train(model, x, d, method="lm", tol=1e-12, max_epochs=200)  # to a minimum
+    result = train(model, x, d, method="lm", max_epochs=50)
+    assert result.stop_reason == "mu_max" and result.solver_state["mu"] > 1e10
+
+
+# -- the "auto" rule ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("P", "N", "tol", "validation", "batch_size", "expected"),
+    [
+        (97, 60, True, False, None, "lm"),  # a small network fitted to a bound
+        (97, 300, False, True, None, "lm"),  # held-out points to stop on
+        (97, 442, False, False, None, "br"),  # no bound, no held-out points: regularise
+        (5000, 10**5, True, False, None, "lbfgs"),  # too many weights for a dense P×P system
+        (97, 60, True, False, 8, "sgd"),  # mini-batches are steepest descent's
+    ],
+)
+def test_auto_rule(P, N, tol, validation, batch_size, expected):
+    assert choose_method(P, N, tol=tol, validation=validation, batch_size=batch_size) == expected
+
+
+def test_train_method_auto_reports_the_solver_it_chose():
+    model, x, d = problem()
+    assert train(model, x, d, method="auto", tol=0.05).method == "lm"
+    big = SigmoidMLP(2, (40, 40), dtype=torch.float64)
+    assert train(big, x, d, method="auto", max_epochs=2).method == "lbfgs"
+
+
+# -- parametrized and wrapped models ---------------------------------------------------------------
+
+
+def test_parametrized_weights_are_refused_with_what_to_do():
+    model, x, d = problem()
+    torch.nn.utils.parametrizations.weight_norm(model.weights, "0")
+    with pytest.raises(ValueError, match=r"parametrized.*remove_parametrizations"):
+        train(model, x, d, lr=0.1, max_epochs=2)

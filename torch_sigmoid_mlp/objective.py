@@ -1,0 +1,185 @@
+r"""The objective over the test points: ``E_s``, its gradient and Gauss–Newton sums, however the points lie.
+
+.. code-block:: text
+
+    E_s(w)  = 1/2 · Σ_t s_t · ‖d_t − y^(L)(t)‖²          (s_t = 1 without sample weights)
+    ∇E_s    = −Σ_t δ^(l+1)(t) · y^(l)(t)ᵀ,   δ^(L)(t) = s_t · e(t) ⊙ y^(L)(t) ⊙ (1 − y^(L)(t))
+    JᵀSJ    = Σ_t s_t · J_tᵀ J_t,            JᵀSe = Σ_t s_t · J_tᵀ e_t
+
+Every quantity a solver needs is a sum over test points (or, for the uniform bound, a maximum), so
+an :class:`Objective` computes it a chunk of points at a time and sums over the ranks of a
+``torch.distributed`` group. The solvers and the training loop see one set of points and never
+ask how it is stored.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from .derivatives import jacobian
+from .distributed import FlatGradients, all_reduce_max, is_distributed
+from .functional import sse_loss
+
+__all__ = ["Objective"]
+
+#: :meth:`Objective.gauss_newton` forms the Jacobian of at most this many numbers at once (32 MB in
+#: float64): enough rows per chunk that the products run at full speed, and a memory bound that does
+#: not grow with ``T``.
+JACOBIAN_BLOCK = 1 << 22
+
+
+class Objective:
+    r"""``E_s``, ``max_t |e(t)|``, ``∇E_s`` and ``JᵀSJ``, ``JᵀSe`` over the test points of every rank.
+
+    Args:
+        model: the :class:`~torch_sigmoid_mlp.SigmoidMLP` whose weights ``w`` the quantities are at.
+        x: this process's test points, ``(T_r, n)``; in a process group, this rank's shard.
+        d: their measurements, ``(T_r, m)``.
+        sample_weight: ``s_t ≥ 0`` per point, ``(T_r,)``, or ``None`` for ``s_t = 1``. Points with
+            ``s_t = 0`` count neither in ``E_s`` nor in the uniform bound ``max_t |e(t)|``.
+        chunk_size: points per forward (and backward) pass; ``None`` is all of them at once.
+        distributed: sum over the ranks of the default process group (one ``all_reduce`` per sum).
+
+    Attributes:
+        T: the number of test points over all ranks.
+        N: ``T·m``, the number of errors ``e_ti``.
+        P: the number of weights.
+    """
+
+    def __init__(
+        self,
+        model,
+        x: Tensor,
+        d: Tensor,
+        *,
+        sample_weight: Tensor | None = None,
+        chunk_size: int | None = None,
+        distributed: bool = False,
+    ) -> None:
+        self.model = model
+        self.x, self.d, self.s = x, d, sample_weight
+        self.chunk_size = chunk_size
+        self.distributed = distributed
+        self.weights = list(model.weights)
+        self.P = sum(W.numel() for W in self.weights)
+        T = torch.tensor(float(x.shape[0]), dtype=torch.float64, device=self.weights[0].device)
+        if distributed and is_distributed():
+            dist.all_reduce(T)
+        self.T = int(T.item())
+        self.N = self.T * d.shape[1]
+        self._grads: FlatGradients | None = None
+
+    # -- the pieces ---------------------------------------------------------------------------------
+
+    def _chunks(self, size: int | None = None):
+        """``(x_c, d_c, s_c)`` for consecutive chunks on the model's device (``s_c`` may be ``None``)."""
+        device = self.weights[0].device
+        T = self.x.shape[0]
+        K = size or self.chunk_size or max(T, 1)
+        for start in range(0, T, K):
+            part = slice(start, start + K)
+            s = None if self.s is None else self.s[part].to(device, non_blocking=True)[:, None]  # (K, 1)
+            yield self.x[part].to(device, non_blocking=True), self.d[part].to(device, non_blocking=True), s
+
+    @staticmethod
+    def _terms(y: Tensor, d: Tensor, s: Tensor | None) -> tuple[Tensor, Tensor]:
+        """This chunk's ``E_s`` and largest ``|e|`` over points that count (``s_t > 0``)."""
+        if s is None:
+            return sse_loss(y, d), (d.detach() - y.detach()).abs().amax()
+        e = d - y  # e = d − y^(L), (K, m)
+        return 0.5 * (s * e.square()).sum(), torch.where(s > 0, e.detach().abs(), 0).amax()
+
+    def _sum(self, E: Tensor, max_error: Tensor) -> tuple[Tensor, Tensor]:
+        if self.distributed and is_distributed():
+            dist.all_reduce(E)
+            max_error = all_reduce_max(max_error)
+        return E, max_error
+
+    def _zeros(self) -> tuple[Tensor, Tensor]:
+        W0 = self.weights[0]
+        zero = torch.zeros((), dtype=W0.dtype, device=W0.device)
+        return zero, zero.clone()
+
+    # -- what solvers ask for -----------------------------------------------------------------------
+
+    def error(self) -> tuple[Tensor, Tensor]:
+        """``(E_s, max_t |e(t)|)`` at the current weights, 0-d tensors, no gradients."""
+        E, max_error = self._zeros()
+        with torch.no_grad():
+            for x, d, s in self._chunks():
+                E_c, max_c = self._terms(self.model(x), d, s)  # y^(L) = F(x; w), (K, m)
+                E += E_c
+                max_error = torch.maximum(max_error, max_c)
+        return self._sum(E, max_error)
+
+    def gradient(self) -> tuple[Tensor, Tensor]:
+        r"""``(E_s, max_t |e(t)|)`` at the current weights, with ``∂E_s/∂W^(l)`` left in ``W^(l).grad``.
+
+        The gradient comes from the model's backend (``"manual"``: the explicit deltas), a chunk at a
+        time, into one flat buffer that a single ``all_reduce`` sums over ranks together with ``E_s``.
+        """
+        if self._grads is None:
+            self._grads = FlatGradients(self.weights)
+        grads = self._grads
+        grads.zero_()
+        max_error = self._zeros()[1]
+        for x, d, s in self._chunks():
+            E_c, max_c = self._terms(self.model(x), d, s)
+            E_c.backward()  # adds ∂E_c/∂W^(l) into W^(l).grad, a view of the flat buffer
+            with torch.no_grad():
+                grads.loss += E_c
+                max_error = torch.maximum(max_error, max_c)
+        if self.distributed and is_distributed():
+            grads.all_reduce_()
+            max_error = all_reduce_max(max_error)
+        return grads.loss[0].clone(), max_error
+
+    def gradients(self) -> list[Tensor]:
+        """The ``∂E_s/∂W^(l)`` the last :meth:`gradient` left, shaped like the weights."""
+        return self._grads.views
+
+    def release(self) -> None:
+        """Drop the gradient buffer (and each ``W.grad`` that views it)."""
+        if self._grads is not None:
+            for W in self.weights:
+                W.grad = None
+            self._grads = None
+
+    def gauss_newton(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        r"""``(JᵀSJ, JᵀSe, E_s, max_t |e(t)|)`` at the current weights, the first two in float64.
+
+        ``J = ∂y^(L)/∂w`` comes from the explicit deltas (:func:`~torch_sigmoid_mlp.jacobian`) for
+        a block of points at a time, so memory is ``O(P²)`` whatever ``T`` is: the ``T·m × P``
+        Jacobian is never formed. The columns follow ``torch.cat([W.reshape(-1) for W in weights])``.
+        """
+        P, m = self.P, self.d.shape[1]
+        W0 = self.weights[0]
+        A = torch.zeros(P, P, dtype=torch.float64, device=W0.device)  # JᵀSJ, (P, P)
+        g = torch.zeros(P, dtype=torch.float64, device=W0.device)  # JᵀSe, (P,)
+        E, max_error = self._zeros()
+        block = max(1, min(self.chunk_size or math.inf, JACOBIAN_BLOCK // max(P * m, 1)))
+        with torch.no_grad():
+            for x, d, s in self._chunks(int(block)):
+                J = jacobian(self.model, x).double()  # ∂y^(L)/∂w, (K·m, P), rows t·m + i
+                y = self.model(x)  # y^(L), (K, m)
+                E_c, max_c = self._terms(y, d, s)
+                E += E_c
+                max_error = torch.maximum(max_error, max_c)
+                e = (d - y).double().reshape(-1)  # (K·m,)
+                if s is not None:
+                    rows = s.double().expand(-1, m).reshape(-1)  # s_t for each row (t, i), (K·m,)
+                    A.addmm_(J.T, J * rows[:, None])
+                    g.addmv_(J.T, rows * e)
+                else:
+                    A.addmm_(J.T, J)
+                    g.addmv_(J.T, e)
+        if self.distributed and is_distributed():
+            flat = torch.cat([A.reshape(-1), g])
+            dist.all_reduce(flat)
+            A, g = flat[: P * P].view(P, P), flat[P * P :]
+        E, max_error = self._sum(E, max_error)
+        return A, g, E, max_error

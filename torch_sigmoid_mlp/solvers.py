@@ -1,0 +1,574 @@
+r"""How one epoch moves the weights: steepest descent and the solvers beyond it, each a step of one loop.
+
+:func:`~torch_sigmoid_mlp.train` runs the same epoch for every solver — evaluate at ``w_k``, test
+the stop rules, step — and what varies is a :class:`Step`, chosen once before the loop
+(:func:`make_step`). A step sees the test points only through an
+:class:`~torch_sigmoid_mlp.objective.Objective`, so chunking and data parallelism are the
+objective's business, not the solver's.
+
+=============  ==========================================================================================
+``method``     the step ``w_k → w_{k+1}`` (SPEC.md's notation; ``g = ∇E_s(w_k)``)
+=============  ==========================================================================================
+``"sgd"``      ``w ← w − η·g`` (tape-free where it can be); with ``momentum=β`` ``torch.optim.SGD``
+``"adaptive"`` ``w ← w − η·g`` with the bold driver: ``η ← 1.05·η`` after a lower ``E``; after ``E``
+               rose by more than 4 % the step is taken back and ``η ← 0.7·η`` (MATLAB's ``traingda``)
+``"rprop"``    ``w ← w − sign(g)·Δ``, ``Δ`` per weight grown ×1.2 while the sign holds, halved when
+               it flips (``torch.optim.Rprop``; FANN's default)
+``"adam"``     ``torch.optim.Adam``
+``"lbfgs"``    one L-BFGS iteration with a strong-Wolfe line search (``torch.optim.LBFGS``)
+``"lm"``       Levenberg–Marquardt: ``(JᵀJ + μI) Δw = Jᵀe``, ``μ`` adapted until ``E`` falls
+``"br"``       Bayesian-regularised LM: ``(JᵀJ + (α/β + μ) I) Δw = Jᵀe − (α/β)·w``, then ``γ, α, β``
+=============  ==========================================================================================
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from .fused import FusedSGDStep
+from .objective import Objective
+
+__all__ = [
+    "LM_MAX_PARAMS",
+    "METHODS",
+    "AdaptiveDescent",
+    "BayesianRegularization",
+    "LevenbergMarquardt",
+    "MiniBatches",
+    "OptimizerStep",
+    "SteepestDescent",
+    "Step",
+    "choose_method",
+    "make_step",
+]
+
+#: The solvers of :func:`~torch_sigmoid_mlp.train` (``method=``).
+METHODS = ("sgd", "adaptive", "rprop", "adam", "lbfgs", "lm", "br")
+
+#: The most weights ``P`` Levenberg–Marquardt and Bayesian regularisation accept: each epoch
+#: factorises a dense ``P×P`` matrix in float64, ``8·P²`` bytes and ``P³/3`` flops.
+LM_MAX_PARAMS = 4000
+
+#: ``"auto"`` takes a dense ``P×P`` solver up to this many weights (see :func:`choose_method`).
+AUTO_DENSE_PARAMS = 1500
+
+
+def choose_method(P: int, N: int, *, tol: bool, validation: bool, batch_size: int | None = None) -> str:
+    r"""The solver ``"auto"`` runs, from the size of the problem and what the fit asks for.
+
+    .. code-block:: text
+
+        batch_size given                        →  "sgd"   (mini-batches are steepest descent's)
+        P ≤ AUTO_DENSE_PARAMS, a tol or held-out points  →  "lm"    (reaches a uniform bound in few epochs)
+        P ≤ AUTO_DENSE_PARAMS, neither          →  "br"    (chooses its own weight decay: no overfitting)
+        larger networks                         →  "lbfgs" (needs only gradients, O(P) memory)
+
+    ``P`` is the number of weights and ``N = T·m`` the number of errors. An LM or BR epoch costs
+    ``O(N·P² + P³)`` against steepest descent's ``O(N·P)``, and needs tens of epochs where steepest
+    descent needs thousands to hundreds of thousands (``benchmarks/results/fit.md``), so up to
+    about a thousand weights the dense solvers reach the bound first. Without a bound and without
+    held-out points to stop on, minimising ``E`` alone fits the noise; Bayesian regularisation is
+    the solver that stops short of that by itself.
+
+    Example::
+
+        >>> from torch_sigmoid_mlp.solvers import choose_method
+        >>> choose_method(97, 60, tol=True, validation=False)
+        'lm'
+        >>> choose_method(97, 442, tol=False, validation=False)
+        'br'
+        >>> choose_method(40_000, 10**6, tol=True, validation=False)
+        'lbfgs'
+    """
+    if batch_size is not None:
+        return "sgd"
+    if P <= AUTO_DENSE_PARAMS:
+        return "lm" if tol or validation else "br"
+    return "lbfgs"
+
+
+class Step:
+    """One solver's epoch, as :func:`~torch_sigmoid_mlp.train` drives it.
+
+    ``evaluate()`` returns ``(c·E_s(w_k), max_t |e(t)|)`` as 0-d tensors (``c = 1/loss_scale``), and
+    may keep what it computed for ``step()``, which moves the weights to ``w_{k+1}``. A step that finds
+    no way down sets :attr:`stop_reason` instead of moving them. :meth:`metrics` are the scalars worth
+    logging (``lr``, ``mu``, …); :meth:`state_dict` is what a resumed run needs to take the same steps.
+    """
+
+    method: str = ""
+    #: ``E = loss_scale · (what evaluate returns)``: the tape-free step hands back ``2E``.
+    loss_scale: float = 1.0
+    stop_reason: str | None = None
+    #: set by a watcher that logs gradient norms; a step that forms no full gradient of its own
+    #: (mini-batches) then sums its batches' gradients for :meth:`gradients`
+    keep_gradients: bool = False
+
+    def evaluate(self) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError
+
+    def step(self) -> None:
+        raise NotImplementedError
+
+    def gradients(self) -> list[Tensor] | None:
+        """``∂E/∂W^(l)`` (or ``−∂E/∂W^(l)``: norms are what it is read for) of the last step, if formed."""
+        return None
+
+    def metrics(self) -> dict[str, float]:
+        return {}
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state:
+            raise ValueError(f"method={self.method!r} keeps no state, got {sorted(state)}")
+
+
+class SteepestDescent(Step):
+    r"""``w_{k+1} = w_k − η·∇E_s(w_k)``, the seed's update.
+
+    Tape-free (:class:`~torch_sigmoid_mlp.FusedSGDStep`: no autograd graph, no ``.grad``) when the
+    points sit in one tensor on the model's device and the backend is ``"manual"``; otherwise through
+    :meth:`Objective.gradient` (chunks, ranks, or the autograd backend). Either way the same update.
+    """
+
+    method = "sgd"
+
+    def __init__(self, objective: Objective, lr: float) -> None:
+        self.objective, self.lr = objective, float(lr)
+        o = objective
+        W0 = o.weights[0]
+        tape_free = (
+            o.model.backend == "manual"
+            and o.chunk_size is None
+            and not o.distributed
+            and o.x.device == W0.device
+        )
+        self.fused = FusedSGDStep(o.weights, rows=o.x.shape[0]) if tape_free else None
+        self.loss_scale = 0.5 if tape_free else 1.0
+        self._plain = [W.detach() for W in o.weights]
+
+    def evaluate(self) -> tuple[Tensor, Tensor]:
+        if self.fused is not None:
+            # forward at w_k into the step's buffers: 2E_s (halved once read) and max_t |e(t)|
+            return self.fused.forward_sums(self.objective.x, self.objective.d, self.objective.s)
+        return self.objective.gradient()  # forward and backward at w_k, E_s and ∇E_s
+
+    def step(self) -> None:
+        if self.fused is not None:
+            self.fused.update(self.lr)  # W^(l) += η Σ_t δ^(l+1)(t) y^(l)(t)ᵀ from the forward's buffers
+        else:
+            with torch.no_grad():  # one foreach call: an interrupt never lands inside an update
+                torch._foreach_add_(self._plain, self.objective.gradients(), alpha=-self.lr)
+
+    def gradients(self) -> list[Tensor]:
+        return self.fused.gradients if self.fused is not None else self.objective.gradients()
+
+    def metrics(self) -> dict[str, float]:
+        return {"lr": self.lr}
+
+
+class AdaptiveDescent(SteepestDescent):
+    r"""Steepest descent with the learning rate adapted from ``E`` (MATLAB's ``traingda``, the bold driver).
+
+    .. code-block:: text
+
+        E(w_k) < E(w_{k−1})                 →  η ← lr_increase · η                    (1.05)
+        E(w_k) > max_increase · E(w_{k−1})  →  w_k ← w_{k−1},  η ← lr_decrease · η    (1.04, 0.7)
+        then                                    w_{k+1} = w_k − η·∇E(w_k)
+
+    The direction stays the seed's ``−∇E``; only ``η`` is not hand-tuned. A step taken back costs the
+    epoch that evaluated it (its ``E`` stays in the history). ``lr`` is the first ``η``.
+    """
+
+    method = "adaptive"
+
+    def __init__(
+        self,
+        objective: Objective,
+        lr: float,
+        *,
+        lr_increase: float = 1.05,
+        lr_decrease: float = 0.7,
+        max_increase: float = 1.04,
+    ) -> None:
+        super().__init__(objective, lr)
+        self.lr_increase, self.lr_decrease, self.max_increase = lr_increase, lr_decrease, max_increase
+        self._previous = [W.clone() for W in self._plain]  # w_{k−1}
+        self._E_previous = math.inf
+
+    def evaluate(self) -> tuple[Tensor, Tensor]:
+        self._E, max_error = super().evaluate()
+        return self._E, max_error
+
+    def step(self) -> None:
+        E_k = self._E.item() * self.loss_scale
+        if E_k > self.max_increase * self._E_previous:
+            with torch.no_grad():
+                torch._foreach_copy_(self._plain, self._previous)  # take the step to w_k back
+            self.lr *= self.lr_decrease
+            super().evaluate()  # at w_{k−1} again, for the shorter step from there
+        else:
+            if E_k < self._E_previous:
+                self.lr *= self.lr_increase
+            self._E_previous = E_k
+            with torch.no_grad():
+                torch._foreach_copy_(self._previous, self._plain)
+        super().step()
+
+    def state_dict(self) -> dict:
+        return {
+            "lr": self.lr,
+            "E_previous": self._E_previous,
+            "previous": [W.clone() for W in self._previous],
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.lr, self._E_previous = float(state["lr"]), float(state["E_previous"])
+        with torch.no_grad():
+            torch._foreach_copy_(self._previous, [p.to(W) for p, W in zip(state["previous"], self._previous)])
+
+
+class OptimizerStep(Step):
+    r"""A ``torch.optim`` optimizer stepping along the full-batch gradient ``∇E_s``.
+
+    ``evaluate()`` leaves ``∂E_s/∂W^(l)`` in each ``W^(l).grad`` (:meth:`Objective.gradient`), and
+    ``step()`` calls ``optimizer.step(closure)``; the closure re-evaluates ``E_s`` and its gradient
+    for optimizers that search along a line (L-BFGS), and hands back the epoch's own evaluation the
+    first time it is asked at ``w_k``. The optimizer's ``state_dict`` is the step's.
+    """
+
+    def __init__(self, objective: Objective, optimizer: torch.optim.Optimizer, method: str) -> None:
+        self.objective, self.optimizer, self.method = objective, optimizer, method
+        self._fresh: Tensor | None = None
+
+    def evaluate(self) -> tuple[Tensor, Tensor]:
+        E, max_error = self.objective.gradient()
+        self._fresh = E
+        return E, max_error
+
+    def _closure(self) -> Tensor:
+        if self._fresh is not None:  # E_s and ∇E_s at w_k are in place already
+            E, self._fresh = self._fresh, None
+            return E
+        return self.objective.gradient()[0]
+
+    def step(self) -> None:
+        self.optimizer.step(self._closure)
+        self._fresh = None
+
+    def gradients(self) -> list[Tensor]:
+        return self.objective.gradients()
+
+    def metrics(self) -> dict[str, float]:
+        return {"lr": float(self.optimizer.param_groups[0]["lr"])}
+
+    def state_dict(self) -> dict:
+        return {"optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
+class MiniBatches(Step):
+    r"""An epoch of mini-batch steps: one pass over the points in a (shuffled) order, a step per batch.
+
+    .. code-block:: text
+
+        for each batch B:   w ← optimizer step along ∇E_B(w),   E_B = 1/2 · Σ_{t ∈ B} s_t ‖e(t)‖²
+
+    ``evaluate()`` is ``E_s`` over all points at ``w_k`` (no gradient); the batch order is drawn from
+    ``generator`` each epoch when ``shuffle``. ``batch_size=1`` is online learning.
+    """
+
+    def __init__(
+        self,
+        objective: Objective,
+        optimizer: torch.optim.Optimizer,
+        method: str,
+        *,
+        batch_size: int,
+        shuffle: bool,
+        generator: torch.Generator | None,
+    ) -> None:
+        self.objective, self.optimizer, self.method = objective, optimizer, method
+        self.batch_size, self.shuffle, self.generator = batch_size, shuffle, generator
+        self._summed: list[Tensor] | None = None
+
+    def evaluate(self) -> tuple[Tensor, Tensor]:
+        return self.objective.error()
+
+    def step(self) -> None:
+        o = self.objective
+        T = o.x.shape[0]
+        if self.shuffle:
+            device = torch.device("cpu") if self.generator is None else self.generator.device
+            order = torch.randperm(T, generator=self.generator, device=device).to(o.x.device)  # (T,)
+        else:
+            order = torch.arange(T, device=o.x.device)  # (T,)
+        weights = o.weights
+        self._summed = None
+        for batch in order.split(self.batch_size):
+            y = o.model(o.x[batch])  # y^(L) on the batch, (B, m)
+            s = None if o.s is None else o.s[batch][:, None]
+            E_B, _ = o._terms(y, o.d[batch], s)
+            grads = torch.autograd.grad(E_B, weights)  # ∂E_B/∂W^(l), by the model's backend
+            for W, g in zip(weights, grads):
+                W.grad = g
+            self.optimizer.step()
+            if self.keep_gradients:
+                self._summed = (
+                    list(grads) if self._summed is None else torch._foreach_add(self._summed, grads)
+                )
+        for W in weights:
+            W.grad = None
+
+    def gradients(self) -> list[Tensor] | None:
+        return self._summed
+
+    def metrics(self) -> dict[str, float]:
+        return {"lr": float(self.optimizer.param_groups[0]["lr"])}
+
+    def state_dict(self) -> dict:
+        return {"optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
+class LevenbergMarquardt(Step):
+    r"""Levenberg–Marquardt (MATLAB's ``trainlm``): Gauss–Newton steps damped by ``μ``.
+
+    .. code-block:: text
+
+        (JᵀSJ + μI) Δw = JᵀSe                  by Cholesky, in float64
+        E_s(w + Δw) < E_s(w)   →  w ← w + Δw,  μ ← μ · mu_decrease       (accept)
+        otherwise              →  μ ← μ · mu_increase, solve again, until μ > mu_max
+
+    ``JᵀSJ`` and ``JᵀSe`` are sums over points (:meth:`Objective.gauss_newton`), accumulated a block of
+    points at a time: memory ``O(P²)`` whatever ``T`` is. Small ``μ`` is a Gauss–Newton step, large
+    ``μ`` a short steepest-descent step ``JᵀSe/μ``. When no ``μ ≤ mu_max`` lowers ``E_s``, the weights
+    stay at ``w_k`` and :attr:`stop_reason` is ``"mu_max"``: a minimum, to rounding. The system is
+    solved in float64 whatever the model's dtype: ``JᵀJ`` squares the condition number of ``J``.
+    """
+
+    method = "lm"
+
+    def __init__(
+        self,
+        objective: Objective,
+        *,
+        mu: float = 1e-3,
+        mu_increase: float = 10.0,
+        mu_decrease: float = 0.1,
+        mu_max: float = 1e10,
+    ) -> None:
+        if objective.P > LM_MAX_PARAMS:
+            raise ValueError(
+                f"method={self.method!r} solves a dense P×P system each epoch, and this network has "
+                f"P = {objective.P} weights, more than LM_MAX_PARAMS = {LM_MAX_PARAMS} (memory grows as P², "
+                f"time as P³); use method='sgd' or 'lbfgs' for a network this large"
+            )
+        if not (math.isfinite(mu) and mu > 0):
+            raise ValueError(f"mu must be positive and finite, got {mu!r}")
+        if not mu_increase > 1:
+            raise ValueError(f"mu_increase must be > 1, got {mu_increase!r}")
+        if not 0 < mu_decrease < 1:
+            raise ValueError(f"mu_decrease must lie in (0, 1), got {mu_decrease!r}")
+        if not mu_max > mu:
+            raise ValueError(f"mu_max must exceed mu ({mu!r}), got {mu_max!r}")
+        self.objective = objective
+        self.mu, self.mu_increase, self.mu_decrease, self.mu_max = mu, mu_increase, mu_decrease, mu_max
+        self._plain = [W.detach() for W in objective.weights]
+        self._numels = [W.numel() for W in objective.weights]
+        self._known: tuple[Tensor, Tensor] | None = None  # E_s and max |e| at the accepted w_{k+1}
+
+    def evaluate(self) -> tuple[Tensor, Tensor]:
+        known, self._known = self._known, None
+        return known if known is not None else self.objective.error()
+
+    def _flat(self) -> Tensor:
+        return torch.cat([W.reshape(-1) for W in self._plain]).double()  # w, (P,)
+
+    def _load(self, flat_w: Tensor) -> None:
+        with torch.no_grad():
+            for W, part in zip(self._plain, flat_w.split(self._numels)):
+                W.copy_(part.view_as(W))
+
+    def _system(self, A: Tensor, g: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
+        """The matrix without ``μI`` and the right-hand side of this solver's step."""
+        return A, g
+
+    def _objective_value(self, E: float, w: Tensor) -> float:
+        """What a step must lower: ``E_s`` here."""
+        return E
+
+    def _accepted(self, A: Tensor, w: Tensor, E: float) -> None:
+        """Called after each accepted step (at the new ``w`` and its ``E_s``)."""
+
+    def step(self) -> None:
+        A, g, E, _ = self.objective.gauss_newton()  # JᵀSJ, JᵀSe and E_s at w_k
+        w = self._flat()
+        M, rhs = self._system(A, g, w)
+        F_k = self._objective_value(E.item(), w)
+        eye = torch.eye(w.numel(), dtype=torch.float64, device=w.device)
+        while True:
+            factor, info = torch.linalg.cholesky_ex(M + self.mu * eye)
+            # A failed factorisation (μ too small for rounding) counts as a rejected step.
+            if info.item() == 0:
+                dw = torch.cholesky_solve(rhs[:, None], factor)[:, 0]  # Δw, (P,)
+                self._load(w + dw)
+                E_new, max_new = self.objective.error()
+                w_new = self._flat()  # as stored, in the model's dtype
+                if self._objective_value(E_new.item(), w_new) < F_k:
+                    self.mu *= self.mu_decrease
+                    self._known = (E_new, max_new)
+                    self._accepted(A, w_new, E_new.item())
+                    return
+            self.mu *= self.mu_increase
+            if self.mu > self.mu_max:
+                self._load(w)  # back to w_k
+                self.stop_reason = "mu_max"
+                return
+
+    def metrics(self) -> dict[str, float]:
+        return {"mu": self.mu}
+
+    def state_dict(self) -> dict:
+        return {"mu": self.mu}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.mu = float(state["mu"])
+
+
+class BayesianRegularization(LevenbergMarquardt):
+    r"""Bayesian-regularised Levenberg–Marquardt (MacKay; Foresee and Hagan; MATLAB's ``trainbr``).
+
+    Minimises ``F(w) = β·E_D + α·E_W`` with ``E_D = Σ_t s_t ‖e_t‖²`` (``2E_s``) and ``E_W = Σ w²``:
+
+    .. code-block:: text
+
+        (JᵀSJ + (α/β + μ) I) Δw = JᵀSe − (α/β)·w          accepted when F falls, μ as in LM
+        H = 2β·JᵀSJ + 2α·I,   γ = P − 2α·tr(H⁻¹)          after each accepted step
+        α ← γ / (2·E_W),      β ← (N − γ) / (2·E_D)
+
+    from ``α = 0``, ``β = 1``. ``γ`` is the effective number of parameters: the weight decay
+    ``α/β`` is chosen from the data, which is what keeps small noisy data from being over-fitted.
+    ``N`` is the number of errors ``T·m`` (with sample weights, ``Σ_t s_t · m``).
+    """
+
+    method = "br"
+
+    def __init__(self, objective: Objective, **options) -> None:
+        super().__init__(objective, **options)
+        self.alpha, self.beta, self.gamma = 0.0, 1.0, float(objective.P)
+        s = objective.s
+        if s is None:
+            self.N = float(objective.N)
+        else:
+            total = s.double().sum()
+            if objective.distributed:
+                total = objective._sum(total, total.clone())[0]
+            self.N = total.item() * objective.d.shape[1]
+
+    def _system(self, A: Tensor, g: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
+        ratio = self.alpha / self.beta
+        return A + ratio * torch.eye(w.numel(), dtype=A.dtype, device=A.device), g - ratio * w
+
+    def _objective_value(self, E: float, w: Tensor) -> float:
+        return self.beta * 2 * E + self.alpha * w.square().sum().item()  # F = β·E_D + α·E_W
+
+    def _accepted(self, A: Tensor, w: Tensor, E: float) -> None:
+        P = w.numel()
+        H = 2 * self.beta * A + 2 * self.alpha * torch.eye(P, dtype=A.dtype, device=A.device)
+        trace = torch.linalg.inv(H).diagonal().sum().item() if self.alpha > 0 else 0.0
+        self.gamma = P - 2 * self.alpha * trace  # γ, the effective number of parameters
+        E_D, E_W = 2 * E, w.square().sum().item()
+        # γ ≤ N keeps β positive when there are fewer errors than weights; E_D, E_W > 0 in practice
+        self.gamma = min(self.gamma, self.N - 1e-9 * self.N)
+        self.alpha = self.gamma / (2 * max(E_W, 1e-300))
+        self.beta = (self.N - self.gamma) / (2 * max(E_D, 1e-300))
+
+    def metrics(self) -> dict[str, float]:
+        return {"mu": self.mu, "gamma": self.gamma, "alpha": self.alpha, "beta": self.beta}
+
+    def state_dict(self) -> dict:
+        return self.metrics()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.mu, self.gamma = float(state["mu"]), float(state["gamma"])
+        self.alpha, self.beta = float(state["alpha"]), float(state["beta"])
+
+
+#: ``lr=None`` defaults of the optimizers ``train`` builds: Rprop's is its first step ``Δ_0`` (FANN's
+#: ``rprop_delta_zero``), L-BFGS's the line search's first trial step.
+_DEFAULT_LR = {"rprop": 0.1, "adam": 0.01, "lbfgs": 1.0}
+
+
+def make_step(
+    method: str | Callable,
+    objective: Objective,
+    *,
+    lr: float | None,
+    momentum: float = 0.0,
+    batch_size: int | None = None,
+    shuffle: bool = True,
+    generator: torch.Generator | None = None,
+    options: dict | None = None,
+) -> Step:
+    """The :class:`Step` for ``method``, built once before the loop.
+
+    ``method`` is a name in :data:`METHODS` or a factory ``params -> torch.optim.Optimizer``
+    (``functools.partial(torch.optim.SGD, lr=0.1, momentum=0.9)``, say). ``options`` go to the
+    solver (``mu``, ``mu_max`` … for ``"lm"``/``"br"``; ``lr_increase`` … for ``"adaptive"``; keyword
+    arguments of the ``torch.optim`` class otherwise).
+    """
+    options = dict(options or {})
+    params = objective.weights
+    if callable(method):
+        optimizer = method(params)
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(
+                f"method= called with the weights must give a torch.optim.Optimizer, got {optimizer!r}"
+            )
+        name = type(optimizer).__name__
+    elif method in ("lm", "br"):
+        if batch_size is not None:
+            raise ValueError(f"method={method!r} takes whole full-batch steps: batch_size must be None")
+        return (LevenbergMarquardt if method == "lm" else BayesianRegularization)(objective, **options)
+    elif method in ("sgd", "adaptive") and not momentum and batch_size is None:
+        if lr is None:
+            raise ValueError(f"lr is required with method={method!r} (steepest descent)")
+        return (SteepestDescent if method == "sgd" else AdaptiveDescent)(objective, lr, **options)
+    elif method == "adaptive":
+        raise ValueError(
+            "method='adaptive' adapts η over full-batch epochs: it takes no momentum or batch_size"
+        )
+    elif method == "sgd":
+        if lr is None:
+            raise ValueError("lr is required with method='sgd' (steepest descent)")
+        optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum, **options)
+        name = "sgd"
+    else:
+        lr = _DEFAULT_LR[method] if lr is None else lr
+        if method == "rprop":
+            optimizer = torch.optim.Rprop(params, lr=lr, **{"step_sizes": (1e-6, 50.0), **options})
+        elif method == "adam":
+            optimizer = torch.optim.Adam(params, lr=lr, **options)
+        else:
+            if batch_size is not None:
+                raise ValueError("method='lbfgs' takes full-batch steps: batch_size must be None")
+            # one iteration per epoch, so that the loop's stop rules see every iterate
+            options = {"max_iter": 1, "history_size": 20, "line_search_fn": "strong_wolfe", **options}
+            optimizer = torch.optim.LBFGS(params, lr=lr, **options)
+        name = method
+    if batch_size is not None:
+        return MiniBatches(
+            objective, optimizer, name, batch_size=batch_size, shuffle=shuffle, generator=generator
+        )
+    return OptimizerStep(objective, optimizer, name)
