@@ -117,8 +117,29 @@ def _formulas_are_text(app, doctree) -> None:
             block["language"] = "text"
 
 
+def _constant_docs(app, what, name, obj, options, lines) -> None:
+    """Document a constant that the package re-exports with the ``#:`` comment of its own module.
+
+    autodoc reads ``#:`` comments only in the module it is pointed at, the package's ``__init__``,
+    and would fall back on the docstring of the constant's type (``int``, ``tuple``).
+    """
+    if what != "data" or not name.startswith("torch_sigmoid_mlp."):
+        return
+    import pkgutil
+
+    from sphinx.pycode import ModuleAnalyzer
+
+    attribute = name.rsplit(".", 1)[1]
+    for module in pkgutil.iter_modules(torch_sigmoid_mlp.__path__, "torch_sigmoid_mlp."):
+        comment = ModuleAnalyzer.for_module(module.name).find_attr_docs().get(("", attribute))
+        if comment and getattr(sys.modules.get(module.name), attribute, None) is obj:
+            lines[:] = list(comment)
+            return
+
+
 def setup(app):
     _attributes_not_variables()
+    app.connect("autodoc-process-docstring", _constant_docs)
     app.connect("doctree-read", _formulas_are_text)
     app.add_directive("program-help", ProgramHelp)
     return {"parallel_read_safe": True}
