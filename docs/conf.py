@@ -6,6 +6,7 @@ Build it with ``python -m sphinx -W --keep-going -b html docs docs/_build/html``
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -33,9 +34,8 @@ extensions = [
 
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
 root_doc = "index"
-# SPEC.md is the plain-text source of math.md; README.md says how to build this site;
-# reliability.md is included into errors.md, not a page of its own.
-exclude_patterns = ["_build", "README.md", "SPEC.md", "reliability.md"]
+# SPEC.md is the plain-text source of math.md; README.md says how to build this site.
+exclude_patterns = ["_build", "README.md", "SPEC.md"]
 
 # Markdown pages: $…$ and $$…$$ for MathJax, ::: fences for directives, anchors for headings.
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]
@@ -137,8 +137,46 @@ def _constant_docs(app, what, name, obj, options, lines) -> None:
             return
 
 
+#: Titles, in page order, of the committed results that ``benchmarks.md`` shows; a results file not
+#: named here comes after them under its own name.
+BENCHMARK_TITLES = {
+    "step_cpu": "One training step",
+    "memory": "Memory of a step",
+    "fit": "Fitting to a bound",
+    "derivatives": "Derivatives",
+    "lm": "Levenberg–Marquardt against steepest descent",
+    "scaling_cpu": "Data-parallel steps, 2 cores",
+    "scaling_cpu16": "Data-parallel steps, 16 cores",
+    "chunk_memory_cpu": "Memory with chunks, CPU",
+    "chunk_memory_h100": "Memory with chunks, GPU",
+}
+
+
+def _benchmark_results(app, docname, source) -> None:
+    """Put every committed ``benchmarks/results/*.md`` where ``benchmarks.md`` says ``{results}``.
+
+    Each file comes under a heading of this page, its own headings one level below, so that a new
+    results file shows up without an edit here and the page's headings stay consecutive.
+    """
+    if docname != "benchmarks":
+        return
+    results = ROOT / "benchmarks" / "results"
+    order = list(BENCHMARK_TITLES)
+    paths = sorted(
+        results.glob("*.md"), key=lambda p: (order.index(p.stem) if p.stem in order else len(order), p.stem)
+    )
+    parts = []
+    for path in paths:
+        levels = [len(m.group(1)) for m in re.finditer(r"^(#+) ", path.read_text(encoding="utf-8"), re.M)]
+        offset = f":heading-offset: {3 - min(levels)}\n" if levels else ""
+        title = BENCHMARK_TITLES.get(path.stem, path.stem)
+        parts.append(f"## {title}\n\n```{{include}} ../benchmarks/results/{path.name}\n{offset}```\n")
+    source[0] = source[0].replace("{results}", "\n".join(parts))
+
+
 def setup(app):
     _attributes_not_variables()
+    app.connect("source-read", _benchmark_results)
     app.connect("autodoc-process-docstring", _constant_docs)
     app.connect("doctree-read", _formulas_are_text)
     app.add_directive("program-help", ProgramHelp)

@@ -34,7 +34,7 @@ def built(tmp_path_factory):
 def test_site_builds_without_warnings(built):
     tmp, html, _ = built
     assert html.returncode == 0, f"sphinx-build -W -b html failed:\n{html.stdout}\n{html.stderr}"
-    for page in ("index", "math", "tutorial", "fitting", "cli", "api", "benchmarks", "errors"):
+    for page in ("index", "math", "tutorial", "fitting", "cli", "api", "benchmarks", "reliability"):
         assert (tmp / "html" / f"{page}.html").is_file(), f"no page {page}.html"
 
 
