@@ -174,8 +174,20 @@ def _benchmark_results(app, docname, source) -> None:
     source[0] = source[0].replace("{results}", "\n".join(parts))
 
 
+def _skip_generated_members(app, what, name, obj, skip, options):
+    """Leave out the ``set_{method}_request`` methods scikit-learn generates on an estimator.
+
+    They are scikit-learn's metadata routing, documented by scikit-learn (their docstrings refer to
+    its glossary, which this site cannot link to), not part of this library's API.
+    """
+    if re.fullmatch(r"set_\w+_request", name):
+        return True
+    return None
+
+
 def setup(app):
     _attributes_not_variables()
+    app.connect("autodoc-skip-member", _skip_generated_members)
     app.connect("source-read", _benchmark_results)
     app.connect("autodoc-process-docstring", _constant_docs)
     app.connect("doctree-read", _formulas_are_text)
