@@ -14,3 +14,9 @@ def device(request) -> torch.device:
     if request.param == "cuda" and not torch.cuda.is_available():
         pytest.skip("CUDA is not available on this machine")
     return torch.device(request.param)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "slow: takes tens of seconds; it runs by default (deselect: -m 'not slow')"
+    )

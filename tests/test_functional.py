@@ -1,8 +1,8 @@
-"""The hand-written backward of ``SigmoidMLPFunction`` against autograd, and its bookkeeping.
+"""The hand-written backward and jvp of ``SigmoidMLPFunction`` against autograd, and their bookkeeping.
 
-Every gradient test runs the same weights through :func:`sigmoid_mlp` (explicit deltas) and
-:func:`sigmoid_mlp_autograd` (plain torch ops) and compares, or runs ``gradcheck`` against
-finite differences in float64.
+Every gradient test runs the same weights through :func:`sigmoid_mlp` (explicit deltas, or the
+forward-mode tangents of SPEC.md) and :func:`sigmoid_mlp_autograd` (plain torch ops) and compares,
+or runs ``gradcheck`` against finite differences in float64.
 """
 
 import itertools
@@ -12,10 +12,11 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from torch.autograd import forward_ad as fwAD
 from torch.autograd.graph import saved_tensors_hooks
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from torch_sigmoid_mlp import SigmoidMLPFunction, sigmoid_mlp, sigmoid_mlp_autograd, sse_loss
+from torch_sigmoid_mlp import SigmoidMLPFunction, functional, sigmoid_mlp, sigmoid_mlp_autograd, sse_loss
 from torch_sigmoid_mlp.functional import check_inputs
 
 # max |manual − autograd| / max |autograd| allowed, by dtype (the issue's bounds).
@@ -418,3 +419,268 @@ print("ok")
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+# --- forward mode (jvp) -----------------------------------------------------------------------
+
+# Which inputs carry a tangent: x alone, the weights alone, or both (as jvp receives them: the
+# others arrive as None).
+TANGENTS = {"x": (True, False), "weights": (False, True), "both": (True, True)}
+
+
+def with_tangents(x, weights, which):
+    """``(primals, tangents)``: the inputs that carry a tangent under ``which``, and random tangents."""
+    x_t, w_t = TANGENTS[which]
+    primals = ([x] if x_t else []) + (list(weights) if w_t else [])
+    g = torch.Generator().manual_seed(len(primals))
+    tangents = [torch.randn(p.shape, generator=g, dtype=torch.float64).to(p) for p in primals]
+    return primals, tangents
+
+
+def network_of(x, weights, which, forward):
+    """``forward(x, weights)`` as a function of the inputs that carry a tangent under ``which``."""
+    x_t, w_t = TANGENTS[which]
+
+    def f(*primals):
+        xs = primals[0] if x_t else x
+        ws = list(primals[int(x_t) :]) if w_t else weights
+        return forward(xs, ws)
+
+    return f
+
+
+def plain_layers(x, weights):
+    """``(y^(1), …, y^(L))`` as plain ops: what autograd's own forward mode differentiates."""
+    ys, y = [], x
+    for W in weights:
+        y = torch.sigmoid(y @ W.T)
+        ys.append(y)
+    return tuple(ys)
+
+
+@pytest.mark.parametrize("sizes, T", [((1, 1), 1), ((3, 1), 5), ((2, 2, 2, 1), 4), ((5, 1, 4, 3, 2), 6)])
+@pytest.mark.parametrize("which", list(TANGENTS))
+def test_gradcheck_forward_ad(sizes, T, which):
+    # gradcheck builds the Jacobian column by column from jvp (and row by row from backward) for
+    # every output y^(1..L), against finite differences; batched: jvp under vmap (jacfwd's path).
+    x, *weights, _ = make_problem(sizes, T, seed=21 + T)
+    x_t, w_t = TANGENTS[which]
+    inputs = (x.requires_grad_(x_t), *(W.requires_grad_(w_t) for W in weights))
+    assert torch.autograd.gradcheck(
+        SigmoidMLPFunction.apply,
+        inputs,
+        check_forward_ad=True,
+        check_backward_ad=True,
+        check_batched_forward_grad=True,
+    )
+
+
+@given(sizes=sizes_st, T=points_st, seed=seeds_st, which=st.sampled_from(list(TANGENTS)))
+@fast_settings
+def test_gradcheck_forward_ad_random_architectures(sizes, T, seed, which):
+    x, *weights, _ = make_problem(sizes, T, seed=seed)
+    x_t, w_t = TANGENTS[which]
+    inputs = (x.requires_grad_(x_t), *(W.requires_grad_(w_t) for W in weights))
+    assert torch.autograd.gradcheck(SigmoidMLPFunction.apply, inputs, check_forward_ad=True, fast_mode=True)
+
+
+@pytest.mark.parametrize("sizes", [(2, 3, 1), (3, 2, 4, 2)])
+def test_gradgradcheck_forward_over_reverse(sizes):
+    # forward mode through the hand-written backward: what torch.func.hessian does
+    x, *weights, _ = make_problem(sizes, 4, seed=22)
+    inputs = (x.requires_grad_(), *(W.requires_grad_() for W in weights))
+    assert torch.autograd.gradgradcheck(lambda x, *w: sigmoid_mlp(x, w), inputs, check_fwd_over_rev=True)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("which", list(TANGENTS))
+def test_func_jvp_matches_autograd_backend(device, dtype, which):
+    x, *weights, _ = make_problem((4, 6, 5, 3), 9, seed=23, dtype=dtype, device=device)
+    primals, tangents = with_tangents(x, weights, which)
+    y, y_t = torch.func.jvp(network_of(x, weights, which, sigmoid_mlp), tuple(primals), tuple(tangents))
+    ref, ref_t = torch.func.jvp(
+        network_of(x, weights, which, sigmoid_mlp_autograd), tuple(primals), tuple(tangents)
+    )
+    rtol = RTOL[dtype]
+    torch.testing.assert_close(y, ref, rtol=rtol, atol=0.0, msg="primal output of torch.func.jvp")
+    # rtol of the tangent's scale: an entry near zero is a difference of larger terms
+    scale = ref_t.abs().max().item()
+    torch.testing.assert_close(y_t, ref_t, rtol=rtol, atol=rtol * scale, msg=f"ẏ^(L), tangents on {which}")
+
+
+@pytest.mark.parametrize("which", list(TANGENTS))
+def test_dual_numbers_match_autograd_forward_mode(which):
+    # torch.autograd.forward_ad, every layer's tangent ẏ^(l), against autograd's forward mode of the
+    # plain ops; 1-D and 3-D x go through sigmoid_mlp's reshape.
+    x, *weights, _ = make_problem((3, 4, 5, 2), 6, seed=24)
+    primals, tangents = with_tangents(x, weights, which)
+    results = []
+    for layers in (lambda x, ws: SigmoidMLPFunction.apply(x, *ws), plain_layers):
+        with fwAD.dual_level():
+            duals = [fwAD.make_dual(p, t) for p, t in zip(primals, tangents)]
+            ys = network_of(x, weights, which, layers)(*duals)
+            results.append([fwAD.unpack_dual(y) for y in ys])
+    for l, (ours, ref) in enumerate(zip(*results), start=1):
+        torch.testing.assert_close(ours.primal, ref.primal, rtol=1e-12, atol=0.0, msg=f"y^({l})")
+        assert ours.tangent is not None, f"ẏ^({l}) missing"
+        torch.testing.assert_close(ours.tangent, ref.tangent, rtol=1e-12, atol=1e-15, msg=f"ẏ^({l}), {which}")
+
+
+def test_dual_numbers_through_any_leading_shape():
+    g = torch.Generator().manual_seed(25)
+    weights = [torch.randn(4, 3, generator=g, dtype=torch.float64), torch.randn(2, 4, generator=g).double()]
+    for shape in [(3,), (2, 5, 3)]:
+        x, x_t = torch.rand(shape, generator=g).double(), torch.randn(shape, generator=g).double()
+        with fwAD.dual_level():
+            ours = fwAD.unpack_dual(sigmoid_mlp(fwAD.make_dual(x, x_t), weights)).tangent
+            ref = fwAD.unpack_dual(sigmoid_mlp_autograd(fwAD.make_dual(x, x_t), weights)).tangent
+        assert ours.shape == (*shape[:-1], 2)
+        torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-15, msg=f"ẏ for x of shape {shape}")
+
+
+def test_tangent_below_the_lowest_tangent_is_zero():
+    # Only W^(2) carries a tangent: y^(1), y^(2) do not depend on it, so their tangents are zero.
+    x, *weights, _ = make_problem((3, 4, 5, 2), 6, seed=26)
+    with fwAD.dual_level():
+        W2 = fwAD.make_dual(weights[2], torch.ones_like(weights[2]))
+        tangents = [fwAD.unpack_dual(y).tangent for y in SigmoidMLPFunction.apply(x, *weights[:2], W2)]
+    assert torch.count_nonzero(tangents[0]) == 0 and torch.count_nonzero(tangents[1]) == 0
+    assert torch.count_nonzero(tangents[2]) > 0
+
+
+@pytest.mark.parametrize(
+    "x_t, w_t, expected",
+    # per layer, with ẏ^(l) present one product W^(l) ẏ^(l); with Ẇ^(l) one more, Ẇ^(l) y^(l)
+    [(True, [False] * 3, 3), (False, [True] * 3, 5), (True, [True] * 3, 6), (False, [False, False, True], 1)],
+    ids=["x", "weights", "both", "last W"],
+)
+def test_jvp_skips_terms_without_tangent(x_t, w_t, expected):
+    x, *weights, _ = make_problem((3, 4, 5, 2), 6, seed=27)
+    L = len(weights)
+    with fwAD.dual_level():
+        duals = [
+            fwAD.make_dual(t, torch.ones_like(t)) if wanted else t
+            for t, wanted in zip([x, *weights], [x_t, *w_t])
+        ]
+        with CountMatmuls() as counter:
+            SigmoidMLPFunction.apply(*duals)
+    products = counter.mm + len(counter.other) - L  # less the forward pass's L products
+    assert products == expected, f"{products} matrix products in jvp"
+
+
+@pytest.mark.parametrize("wrt", ["x", "weights"])
+def test_jacfwd_matches_jacrev(wrt):
+    x, *weights, _ = make_problem((3, 4, 2), 5, seed=28)
+    if wrt == "x":
+        ours = torch.func.jacfwd(lambda x: sigmoid_mlp(x, weights))(x)  # (T, m, T, n)
+        ref = torch.func.jacrev(lambda x: sigmoid_mlp_autograd(x, weights))(x)
+        blocks = [(ours, ref)]
+    else:
+        ours = torch.func.jacfwd(lambda ws: sigmoid_mlp(x, ws))(weights)  # [(T, m, *W^(l).shape)]
+        ref = torch.func.jacrev(lambda ws: sigmoid_mlp_autograd(x, ws))(weights)
+        blocks = list(zip(ours, ref))
+    for i, (a, b) in enumerate(blocks):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-15, msg=f"jacfwd block {i} against jacrev")
+
+
+@pytest.mark.parametrize("wrt", ["x", "weights"])
+def test_hessian_matches_autograd_backend(wrt):
+    # torch.func.hessian is jacfwd(jacrev(E)): jvp of the forward, then forward mode through backward
+    x, *weights, d = make_problem((3, 4, 2), 5, seed=29)
+
+    def E(forward):
+        if wrt == "x":
+            return lambda x: sse_loss(forward(x, weights), d)
+        return lambda ws: sse_loss(forward(x, ws), d)
+
+    arg = x if wrt == "x" else weights
+    ours, ref = torch.func.hessian(E(sigmoid_mlp))(arg), torch.func.hessian(E(sigmoid_mlp_autograd))(arg)
+    flat = [(ours, ref)] if wrt == "x" else [(a, b) for ra, rb in zip(ours, ref) for a, b in zip(ra, rb)]
+    for i, (a, b) in enumerate(flat):
+        torch.testing.assert_close(a, b, rtol=1e-11, atol=1e-14, msg=f"Hessian block {i} of E")
+
+
+def test_forward_mode_runs_the_hand_written_jvp(monkeypatch):
+    calls = []
+    jvp = SigmoidMLPFunction.jvp
+
+    def counted(ctx, *tangents):
+        calls.append(len(tangents))
+        return jvp(ctx, *tangents)
+
+    monkeypatch.setattr(SigmoidMLPFunction, "jvp", staticmethod(counted))
+    x, *weights, d = make_problem((3, 4, 2), 5, seed=30)
+    uses = {
+        "func.jvp": lambda: torch.func.jvp(lambda x: sigmoid_mlp(x, weights), (x,), (torch.ones_like(x),)),
+        "jacfwd": lambda: torch.func.jacfwd(lambda ws: sigmoid_mlp(x, ws))(weights),
+        "hessian": lambda: torch.func.hessian(lambda x: sse_loss(sigmoid_mlp(x, weights), d))(x),
+    }
+    for name, use in uses.items():
+        calls.clear()
+        use()
+        assert calls, f"{name} did not call SigmoidMLPFunction.jvp"
+
+
+def test_compile_traces_the_function_without_jvp():
+    # Dynamo refuses a Function that defines jvp; sigmoid_mlp hands it the same Function without it.
+    assert functional._TracedSigmoidMLPFunction.jvp is torch.autograd.Function.jvp
+    x, *weights, _ = make_problem((3, 4, 2), 5, seed=31)
+    weights = [W.requires_grad_() for W in weights]
+    compiled = torch.compile(lambda x, ws: sigmoid_mlp(x, ws).sum(), backend="aot_eager", fullgraph=True)
+    grads = torch.autograd.grad(compiled(x, weights), weights)
+    ref = torch.autograd.grad(sigmoid_mlp_autograd(x, weights).sum(), weights)
+    for l, (a, b) in enumerate(zip(grads, ref)):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-15, msg=f"compiled ∂/∂W^({l})")
+
+
+# --- autocast -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("forward", [sigmoid_mlp, sigmoid_mlp_autograd])
+@pytest.mark.parametrize("x_dtype", [torch.float16, torch.bfloat16, torch.float32])
+def test_autocast_casts_every_floating_dtype_but_float64(forward, x_dtype):
+    # As nn.Linear: under autocast the product runs in the autocast dtype whatever the (non-float64)
+    # dtypes of x and W^(l); the gradients come back in each one's own dtype.
+    g = torch.Generator().manual_seed(32)
+    x = torch.rand(5, 3, generator=g).to(x_dtype).requires_grad_()
+    weights = [
+        torch.randn(4, 3, generator=g).requires_grad_(),
+        torch.randn(2, 4, generator=g).requires_grad_(),
+    ]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = forward(x, weights)
+    assert y.dtype == torch.bfloat16
+    y.float().sum().backward()
+    assert x.grad.dtype == x_dtype and [W.grad.dtype for W in weights] == [torch.float32] * 2
+    ref = x.detach().to(torch.bfloat16)
+    for W in weights:
+        ref = torch.sigmoid(ref @ W.detach().to(torch.bfloat16).T)
+    # the same bfloat16 operations in the same order, up to the summation order inside a product
+    torch.testing.assert_close(y, ref, rtol=1e-2, atol=1e-2, msg="y^(L) under autocast")
+
+
+@pytest.mark.parametrize("forward", [sigmoid_mlp, sigmoid_mlp_autograd])
+def test_autocast_names_a_float64_mix(forward):
+    weights = [torch.randn(4, 3), torch.randn(2, 4, dtype=torch.float64)]
+    with (
+        torch.autocast("cpu", dtype=torch.bfloat16),
+        pytest.raises(
+            TypeError,
+            match=r"W\^\(1\) has dtype torch.float64 but x has dtype torch.float32 \(under autocast",
+        ),
+    ):
+        forward(torch.rand(5, 3), weights)
+    with torch.autocast("cpu", dtype=torch.bfloat16), pytest.raises(TypeError, match=r"W\^\(0\) has dtype"):
+        forward(torch.rand(5, 3, dtype=torch.float64), weights[:1])
+
+
+def test_check_inputs_follows_autocast_only_when_told():
+    # fused.py and lm.py compute in the weights' own dtype: for them a dtype mismatch stays one,
+    # under autocast too; sigmoid_mlp passes the autocast dtype.
+    x, weights = torch.rand(5, 3, dtype=torch.bfloat16), _weights()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        with pytest.raises(
+            TypeError, match=r"W\^\(0\) has dtype torch.float32 but x has dtype torch.bfloat16$"
+        ):
+            check_inputs(x, weights)
+        check_inputs(x, weights, amp_dtype=torch.bfloat16)

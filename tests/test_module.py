@@ -1,5 +1,6 @@
 """``SigmoidMLP``: architecture, initialisation, backends, conversions, and its checks."""
 
+import copy
 import math
 
 import pytest
@@ -286,3 +287,53 @@ def test_to_moves_and_casts(device):
     x = torch.rand(4, 3, dtype=torch.float64, device=device)
     expected = sigmoid_mlp_autograd(x, [W.detach() for W in model.weights])
     torch.testing.assert_close(model(x), expected, msg="F(x) after .to()")
+
+
+# --- autocast inside a larger model -----------------------------------------------------------
+
+# The dtype torch.autocast computes in, by device type: bfloat16 is what CPUs support.
+AMP_DTYPE = {"cpu": torch.bfloat16, "cuda": torch.float16}
+
+
+def seeded_linear(fan_in: int, fan_out: int, g: torch.Generator) -> nn.Linear:
+    linear = nn.Linear(fan_in, fan_out)
+    with torch.no_grad():
+        for p in linear.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) / fan_in**0.5)
+    return linear
+
+
+@pytest.mark.parametrize("backend", ["manual", "autograd"])
+def test_autocast_inside_sequential_matches_to_sequential(device, backend):
+    # Linear → SigmoidMLP → Linear under autocast, against the same network with the SigmoidMLP
+    # replaced by its to_sequential(): nn.Linear and nn.Sigmoid are autocast's own reference.
+    amp = AMP_DTYPE[device.type]
+    g = seeded(20)
+    mlp = SigmoidMLP(3, (5,), 2, backend=backend, generator=g)
+    model = nn.Sequential(seeded_linear(4, 3, g), mlp, seeded_linear(2, 1, g)).to(device)
+    reference = nn.Sequential(copy.deepcopy(model[0]), mlp.to_sequential(), copy.deepcopy(model[2]))
+    x = torch.rand(32, 4, generator=g).to(device)
+    d = torch.rand(32, 1, generator=g).to(device)
+    seen = []
+    mlp.register_forward_hook(lambda module, args, out: seen.append((args[0].dtype, out.dtype)))
+
+    results = []
+    for net in (model, reference):
+        with torch.autocast(device.type, dtype=amp):
+            y = net(x)
+        sse_loss(y.float(), d).backward()
+        results.append((y, [p.grad for p in net.parameters()]))
+    (y, grads), (y_ref, grads_ref) = results
+
+    # The SigmoidMLP takes the previous Linear's autocast output and computes in that dtype.
+    assert seen == [(amp, amp)], f"SigmoidMLP saw and returned dtypes {seen}"
+    assert y.dtype == y_ref.dtype == amp
+    assert all(p.dtype == torch.float32 for p in model.parameters()), "autocast must not cast the weights"
+    assert [g.dtype for g in grads] == [torch.float32] * len(grads), "gradients in the weights' dtype"
+    # Both run the same low-precision operations on the same values; a product's summation order
+    # inside the kernel may still differ, which moves a result by a few units of its last place
+    # (bfloat16 keeps 8 significant bits: one unit is 2^-8 relative; float16, 2^-11).
+    torch.testing.assert_close(y, y_ref, rtol=2e-2, atol=2e-2, msg="y under autocast")
+    for i, (a, b) in enumerate(zip(grads, grads_ref)):
+        scale = b.abs().max().item()
+        torch.testing.assert_close(a, b, rtol=2e-2, atol=2e-2 * scale, msg=f"gradient of parameter {i}")

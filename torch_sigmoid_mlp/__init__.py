@@ -9,6 +9,7 @@ from .demo import sine_demo
 from .derivatives import hvp, jacobian, per_sample_gradients
 from .distributed import init_from_env, is_main_process, shard
 from .estimator import SigmoidMLPRegressor
+from .export import export_c, export_onnx
 from .functional import SigmoidMLPFunction, sigmoid_mlp, sigmoid_mlp_autograd, sse_loss
 from .fused import FusedSGDStep
 from .gradients import GradientComparison, GradientReport, compare_gradients, local_gradients
@@ -39,6 +40,8 @@ __all__ = [
     "choose_method",
     "chunked_error",
     "compare_gradients",
+    "export_c",
+    "export_onnx",
     "hvp",
     "init_from_env",
     "is_main_process",

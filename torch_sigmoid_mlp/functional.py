@@ -64,6 +64,17 @@ class SigmoidMLPFunction(torch.autograd.Function):
     needs no gradient. Backward is itself made of differentiable operations, so
     ``gradgradcheck`` and Hessian-vector products work through it.
 
+    Forward mode (``jvp``: ``torch.func.jvp``/``jacfwd``/``hessian``, ``torch.autograd.forward_ad``),
+    with tangents ``ẋ``, ``Ẇ^(l)`` and ``ẏ^(0) = ẋ``, reuses the same saved signals in the forward
+    order::
+
+        v̇^(l+1) = Ẇ^(l) y^(l) + W^(l) ẏ^(l)
+        ẏ^(l+1) = y^(l+1) ⊙ (1 − y^(l+1)) ⊙ v̇^(l+1)
+
+    A term whose tangent is absent (an input without one) is skipped, not multiplied as zeros;
+    the layers below the lowest tangent get zero tangents.
+    The jvp is made of differentiable operations too, so forward-over-reverse (``hessian``) works.
+
     Use :func:`sigmoid_mlp`, which checks the inputs and accepts any leading batch shape.
     """
 
@@ -96,6 +107,27 @@ class SigmoidMLPFunction(torch.autograd.Function):
         ctx.num_layers = len(weights)
         ctx.set_materialize_grads(False)  # unused intermediate outputs arrive as None, not zeros
         ctx.save_for_backward(x, *output, *weights)
+        ctx.save_for_forward(x, *output, *weights)  # forward mode (jvp) reads the same signals
+
+    @staticmethod
+    def jvp(ctx, x_t: Tensor | None, *weight_ts: Tensor | None) -> tuple[Tensor, ...]:
+        """``(ẏ^(1), …, ẏ^(L))`` from the tangents ``ẋ, Ẇ^(0), …`` (``None``: zero), in the forward order."""
+        saved = ctx.saved_tensors
+        L = ctx.num_layers
+        ys, weights = saved[: L + 1], saved[L + 1 :]  # y^(0..L), W^(0..L−1)
+        # An input without a tangent arrives as None: its term is skipped, not multiplied as zeros.
+        y_t = x_t  # ẏ^(0) = ẋ
+        y_ts: list[Tensor | None] = []
+        for l, W_t in enumerate(weight_ts):
+            v_t = None if y_t is None else F.linear(y_t, weights[l])  # W^(l) ẏ^(l), (T, size_{l+1})
+            if W_t is not None:
+                # v̇^(l+1) = Ẇ^(l) y^(l) + W^(l) ẏ^(l)
+                v_t = F.linear(ys[l], W_t) if v_t is None else torch.addmm(v_t, ys[l], W_t.t())
+            # ẏ^(l+1) = y^(l+1) ⊙ (1 − y^(l+1)) ⊙ v̇^(l+1)
+            y_t = None if v_t is None else _sigmoid_backward(v_t, ys[l + 1])
+            # autograd takes no None for an output's tangent: below the lowest tangent, zeros
+            y_ts.append(torch.zeros_like(ys[l + 1]) if y_t is None else y_t)
+        return tuple(y_ts)
 
     @staticmethod
     def backward(ctx, *grad_ys: Tensor | None) -> tuple[Tensor | None, ...]:
@@ -133,12 +165,32 @@ class SigmoidMLPFunction(torch.autograd.Function):
         return tuple(grads)
 
 
-def check_inputs(x: Tensor, weights: Sequence[Tensor]) -> None:
+class _TracedSigmoidMLPFunction(SigmoidMLPFunction):
+    """:class:`SigmoidMLPFunction` without forward mode, for Dynamo to trace (``torch.compile``).
+
+    Dynamo refuses to trace a Function that defines ``jvp``; this one has the same forward and
+    backward, and a context that saves nothing for forward mode.
+    """
+
+    jvp = staticmethod(torch.autograd.Function.jvp)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        x, *weights = inputs
+        ctx.num_layers = len(weights)
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(x, *output, *weights)
+
+
+def check_inputs(x: Tensor, weights: Sequence[Tensor], *, amp_dtype: torch.dtype | None = None) -> None:
     """Raise a ``TypeError``/``ValueError`` naming the problem if ``x`` and ``weights`` don't fit.
 
     ``weights[l]`` must be a floating 2-D tensor of shape ``(size_{l+1}, size_l)`` with the
     sizes chaining, all on ``x``'s device and of ``x``'s dtype, and ``x`` of shape
-    ``(..., size_0)`` with at least one dimension.
+    ``(..., size_0)`` with at least one dimension. With ``amp_dtype``, the dtype ``torch.autocast``
+    computes in, the dtypes are those the products run in, as for ``nn.Linear``: every floating
+    dtype but float64 becomes ``amp_dtype``, so float32 weights take a bfloat16 ``x``, and
+    float64 mixes with nothing else.
     """
     if not isinstance(x, Tensor):
         raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
@@ -159,11 +211,19 @@ def check_inputs(x: Tensor, weights: Sequence[Tensor]) -> None:
             raise ValueError(
                 f"W^({l}) expects {W.shape[1]} features but {what} {size} (shape {tuple(W.shape)})"
             )
-        if W.dtype != x.dtype:
-            raise TypeError(f"W^({l}) has dtype {W.dtype} but x has dtype {x.dtype}")
+        if _amp_cast(W.dtype, amp_dtype) != _amp_cast(x.dtype, amp_dtype):
+            under = "" if amp_dtype is None else f" (under autocast to {amp_dtype}, float64 is not cast)"
+            raise TypeError(f"W^({l}) has dtype {W.dtype} but x has dtype {x.dtype}{under}")
         if W.device != x.device:
             raise ValueError(f"W^({l}) is on {W.device} but x is on {x.device}")
         size = W.shape[0]
+
+
+def _amp_cast(dtype: torch.dtype, amp_dtype: torch.dtype | None) -> torch.dtype:
+    """The dtype an operand of ``dtype`` has in a matrix product under autocast to ``amp_dtype``."""
+    if amp_dtype is None or not dtype.is_floating_point or dtype == torch.float64:
+        return dtype
+    return amp_dtype
 
 
 def _as_rows(x: Tensor) -> Tensor:
@@ -195,25 +255,27 @@ def sigmoid_mlp(x: Tensor, weights: Sequence[Tensor]) -> Tensor:
     # Checking every W^(l) up front costs more than a small network's forward pass. The cheap
     # tests run first; the weights are checked in full only when the products refuse them (a
     # wrong shape, dtype or device), so that the error names the W^(l) at fault.
+    amp_dtype = _amp_dtype_of(x)
     if not _looks_right(x, weights):
-        check_inputs(x, weights)
+        check_inputs(x, weights, amp_dtype=amp_dtype)
     rows = _as_rows(x)
     # With grad mode off there is nothing to differentiate, and the Function's forward runs as
     # plain ops: torch.compile needs this, because Dynamo inlines a Function's forward when grad
     # is off and passes ctx as forward(x, *weights)'s x once there are two or more weights.
-    apply = SigmoidMLPFunction.apply if torch.is_grad_enabled() else SigmoidMLPFunction.forward
-    amp_dtype = _autocast_dtype(x.device.type) if _any_autocast() else None
+    function = _TracedSigmoidMLPFunction if torch.compiler.is_compiling() else SigmoidMLPFunction
+    apply = function.apply if torch.is_grad_enabled() else function.forward
     if amp_dtype is None or x.dtype == torch.float64:  # autocast leaves float64 alone, so do we
         try:
             ys = apply(rows, *weights)
         except (RuntimeError, TypeError):
-            check_inputs(x, weights)
+            check_inputs(x, weights, amp_dtype=amp_dtype)
             raise
     else:
-        check_inputs(x, weights)  # the casts below would hide weights of another dtype
-        # AMP: compute in the autocast dtype. The casts sit outside the Function, so autograd
-        # casts the gradients back to the weights' dtype; autocast itself is switched off
-        # inside so that backward sees the dtypes forward saved.
+        check_inputs(x, weights, amp_dtype=amp_dtype)  # the casts below would hide a float64 W^(l)
+        # AMP, as nn.Linear has it wherever it sits in a model: x and the weights are cast to the
+        # autocast dtype, whatever floating dtype (but float64) each has. The casts sit outside
+        # the Function, so autograd casts the gradients back to each one's own dtype; autocast
+        # itself is switched off inside so that backward sees the dtypes forward saved.
         with torch.autocast(x.device.type, enabled=False):
             ys = apply(rows.to(amp_dtype), *(W.to(amp_dtype) for W in weights))
     y = ys[-1]
@@ -236,6 +298,11 @@ def _looks_right(x, weights) -> bool:
         return False
 
 
+def _amp_dtype_of(x) -> torch.dtype | None:
+    """The dtype autocast computes ``x``'s products in, or ``None`` (autocast off, or ``x`` no tensor)."""
+    return _autocast_dtype(x.device.type) if _any_autocast() and isinstance(x, Tensor) else None
+
+
 def _autocast_dtype(device_type: str) -> torch.dtype | None:
     """The dtype ``torch.autocast`` computes in on ``device_type``, or ``None`` when it is off.
 
@@ -256,7 +323,7 @@ def sigmoid_mlp_autograd(x: Tensor, weights: Sequence[Tensor]) -> Tensor:
 
     The reference the hand-written backward is checked against.
     """
-    check_inputs(x, weights)
+    check_inputs(x, weights, amp_dtype=_amp_dtype_of(x))  # the products follow autocast
     y = x
     for W in weights:
         y = torch.sigmoid(y @ W.T)  # (..., size_{l+1})

@@ -46,6 +46,11 @@ class SigmoidMLP(nn.Module):
         - Input: ``(..., in_features)``
         - Output: ``(..., out_features)``, every entry in ``(0, 1)``
 
+    Under ``torch.autocast`` it computes in the autocast dtype, as ``nn.Linear`` does, wherever it
+    sits in a model; its gradients come back in the weights' dtype. Forward mode (``torch.func.jvp``,
+    ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``) runs the hand-written tangents of
+    :class:`~torch_sigmoid_mlp.SigmoidMLPFunction` as backward runs its deltas.
+
     Attributes:
         weights: ``nn.ParameterList`` of ``W^(0), …, W^(L−1)``.
         sizes: the tuple of layer sizes ``(size_0, …, size_L)``.

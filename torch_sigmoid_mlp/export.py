@@ -1,0 +1,378 @@
+"""A fitted regressor without Python: an ONNX graph, or one dependency-free C99 source file.
+
+Both carry the whole prediction of :meth:`SigmoidMLPRegressor.predict
+<torch_sigmoid_mlp.SigmoidMLPRegressor.predict>`: the min–max scaling of the inputs, the network,
+and the inverse scaling of the outputs, so that they take and give values in the data's own units::
+
+    x'  = (x − min_x) ⊙ s_x + o_x                 s_x = (b − a)/(max_x − min_x), o_x = a
+                                                   (a constant column: s_x = 0, o_x = (a + b)/2)
+    y^(0) = x',   y^(l+1) = σ(W^(l) y^(l))
+    ŷ   = min_y + (y^(L) − a_y) ⊙ (max_y − min_y)/(b_y − a_y)
+
+the same operations, in the same order, as :class:`~torch_sigmoid_mlp.MinMaxScaler`'s
+``transform`` and ``inverse_transform``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .data import atomic_path
+from .estimator import SigmoidMLPRegressor
+from .plotting import MissingDependencyError
+
+__all__ = ["c_source", "check_c_name", "export_c", "export_onnx"]
+
+#: The ONNX operator set the graph is written for: every operator in it (Sub, Mul, Add, MatMul,
+#: Sigmoid, Squeeze) has had its present form since opset 13, and onnxruntime releases from 1.12
+#: (2022) run opset 17.
+ONNX_OPSET = 17
+#: The ONNX file format version matching opset 17, so that runtimes of that age read the file.
+ONNX_IR_VERSION = 8
+
+# C99's keywords, which cannot name a function.
+# fmt: off
+_C_KEYWORDS = frozenset((
+    "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else", "enum",
+    "extern", "float", "for", "goto", "if", "inline", "int", "long", "register", "restrict", "return",
+    "short", "signed", "sizeof", "static", "struct", "switch", "typedef", "union", "unsigned", "void",
+    "volatile", "while", "_Bool", "_Complex", "_Imaginary",
+))
+# fmt: on
+_C_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class _Affine(NamedTuple):
+    """Per-column constants of ``x ↦ (x − c) ⊙ s + o``, float64, read from a fitted scaler."""
+
+    center: Tensor
+    scale: Tensor
+    offset: Tensor
+
+
+def _input_scaling(regressor: SigmoidMLPRegressor) -> _Affine:
+    """``x' = (x − min) ⊙ s + o`` as ``MinMaxScaler.transform`` computes it."""
+    scaler = regressor.x_scaler_
+    lo, hi = scaler.feature_range
+    data_min = scaler.data_min_.double().cpu()
+    span = scaler.data_max_.double().cpu() - data_min
+    constant = span == 0
+    scale = ((hi - lo) / span).masked_fill_(constant, 0.0)
+    offset = torch.full_like(span, lo).masked_fill_(constant, (lo + hi) / 2)
+    return _Affine(data_min, scale, offset)
+
+
+def _output_scaling(regressor: SigmoidMLPRegressor) -> _Affine:
+    """``ŷ = (y − a) ⊙ s + min`` as ``MinMaxScaler.inverse_transform`` computes it (``min + (y − a) ⊙ s``)."""
+    scaler = regressor.y_scaler_
+    lo, hi = scaler.feature_range
+    data_min = scaler.data_min_.double().cpu().reshape(-1)  # (m,)
+    span = scaler.data_max_.double().cpu().reshape(-1) - data_min
+    return _Affine(torch.full_like(span, lo), span / (hi - lo), data_min)
+
+
+def _fitted(regressor) -> list[Tensor]:
+    """The weights ``W^(0..L−1)`` of a fitted regressor as float64 CPU tensors; checks what export needs."""
+    if not isinstance(regressor, SigmoidMLPRegressor):
+        raise TypeError(f"expected a fitted SigmoidMLPRegressor, got {type(regressor).__name__}")
+    if not hasattr(regressor, "model_"):
+        raise ValueError("this SigmoidMLPRegressor is not fitted yet: call fit first")
+    weights = [W.detach().cpu().double() for W in regressor.model_.weights]
+    for l, W in enumerate(weights):
+        if not bool(torch.isfinite(W).all()):
+            raise ValueError(
+                f"W^({l}) holds NaN or infinite values: the fit diverged, there is nothing to export"
+            )
+    return weights
+
+
+def _column_names(regressor: SigmoidMLPRegressor) -> list[str] | None:
+    names = getattr(regressor, "feature_names_in_", None)
+    return None if names is None else [str(name) for name in names]
+
+
+# -- ONNX ------------------------------------------------------------------------------------------
+
+
+def export_onnx(
+    regressor: SigmoidMLPRegressor, path: str | os.PathLike, *, dtype: torch.dtype | None = None
+) -> Path:
+    r"""Write ``regressor``'s prediction ``ŷ = scale_y⁻¹(F(scale_x(x); w))`` as an ONNX graph.
+
+    The graph has one input ``x`` of shape ``(N, n)`` and one output ``y`` of shape ``(N, m)``, or
+    ``(N,)`` when the regressor was fitted on a 1-D ``y`` (the shapes :meth:`predict
+    <torch_sigmoid_mlp.SigmoidMLPRegressor.predict>` gives); ``N`` is free. It is built from
+    ``Sub``, ``Mul``, ``Add``, ``MatMul`` and ``Sigmoid`` (opset :data:`ONNX_OPSET`), with the
+    weights and the scalers' constants stored in the file. It needs the ``onnx`` package to write
+    (``pip install onnx``) and any ONNX runtime to run; the file is written atomically.
+
+    Args:
+        regressor: a fitted :class:`~torch_sigmoid_mlp.SigmoidMLPRegressor`.
+        path: the ``.onnx`` file to write.
+        dtype: of the graph's input, output and arithmetic, ``torch.float32`` or ``torch.float64``;
+            ``None`` (default) is float64 for a float64 model and float32 otherwise. In float32
+            the scaling runs in float32 too, where :meth:`predict` scales in float64.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        MissingDependencyError: ``onnx`` is not installed.
+
+    Example::
+
+        >>> import numpy as np, pathlib, tempfile, onnxruntime
+        >>> X = np.linspace(0.0, 2.0, 20).reshape(-1, 1)
+        >>> reg = SigmoidMLPRegressor(hidden=(4,), max_epochs=50, device="cpu").fit(X, 3.0 + X[:, 0])
+        >>> path = export_onnx(reg, pathlib.Path(tempfile.mkdtemp()) / "model.onnx")
+        >>> session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+        >>> y = session.run(None, {"x": X.astype(np.float32)})[0]
+        >>> y.shape, bool(np.allclose(y, reg.predict(X), rtol=0, atol=1e-5))
+        ((20,), True)
+    """
+    weights = _fitted(regressor)
+    if dtype is None:
+        dtype = torch.float64 if regressor.model_.weights[0].dtype == torch.float64 else torch.float32
+    if dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
+    try:
+        import onnx
+        from onnx import TensorProto, helper, numpy_helper
+    except ImportError:
+        raise MissingDependencyError(
+            "ONNX export needs the onnx package, which is not installed: pip install onnx"
+        ) from None
+
+    elem = TensorProto.DOUBLE if dtype == torch.float64 else TensorProto.FLOAT
+    initializers = []
+
+    def constant(name: str, value: Tensor) -> str:
+        initializers.append(numpy_helper.from_array(value.to(dtype).numpy(), name))
+        return name
+
+    nodes = []
+
+    def op(kind: str, *inputs: str, out: str) -> str:
+        nodes.append(helper.make_node(kind, list(inputs), [out]))
+        return out
+
+    n, m = weights[0].shape[1], weights[-1].shape[0]
+    scale_x, scale_y = _input_scaling(regressor), _output_scaling(regressor)
+    y = op("Sub", "x", constant("x_min", scale_x.center), out="x_centred")
+    y = op("Mul", y, constant("x_scale", scale_x.scale), out="x_stretched")
+    y = op("Add", y, constant("x_offset", scale_x.offset), out="y0")  # y^(0) = x', (N, n)
+    for l, W in enumerate(weights):
+        # test points are rows: v^(l+1) = y^(l) W^(l)ᵀ, so the graph stores W^(l)ᵀ
+        v = op("MatMul", y, constant(f"W{l}_T", W.T.contiguous()), out=f"v{l + 1}")
+        y = op("Sigmoid", v, out=f"y{l + 1}")  # (N, size_{l+1})
+    y = op("Sub", y, constant("y_lo", scale_y.center), out="y_centred")
+    y = op("Mul", y, constant("y_scale", scale_y.scale), out="y_stretched")
+    if regressor._y_1d:  # (N, 1) → (N,), as predict gives it
+        y = op("Add", y, constant("y_min", scale_y.offset), out="y_column")
+        initializers.append(numpy_helper.from_array(np.array([1], dtype=np.int64), "column_axis"))
+        op("Squeeze", y, "column_axis", out="y")
+        out_shape = ["N"]
+    else:
+        op("Add", y, constant("y_min", scale_y.offset), out="y")
+        out_shape = ["N", m]
+
+    sizes = "-".join(str(s) for s in regressor.model_.sizes)
+    graph = helper.make_graph(
+        nodes,
+        "torch_sigmoid_mlp",
+        [helper.make_tensor_value_info("x", elem, ["N", n])],
+        [helper.make_tensor_value_info("y", elem, out_shape)],
+        initializers,
+        doc_string=f"A bias-free sigmoid network {sizes} with min–max scaling of its inputs and outputs.",
+    )
+    model = helper.make_model(
+        graph,
+        producer_name="torch-sigmoid-mlp",
+        opset_imports=[helper.make_opsetid("", ONNX_OPSET)],
+        ir_version=ONNX_IR_VERSION,
+    )
+    names = _column_names(regressor)
+    if names is not None:
+        helper.set_model_props(model, {"input_columns": ",".join(names)})
+    onnx.checker.check_model(model, full_check=True)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        onnx.save(model, tmp)
+    return path
+
+
+# -- C ---------------------------------------------------------------------------------------------
+
+
+def check_c_name(name: str) -> str:
+    """``name`` if it can name the exported C function, else a ``ValueError`` saying why not.
+
+    A C identifier (letters, digits and ``_``, not starting with a digit) that is not a C99
+    keyword, not reserved to the implementation (``__…``, ``_`` and a capital), and not ``main``
+    or ``exp`` (which the file calls).
+
+    Example::
+
+        >>> check_c_name("sensor_model")
+        'sensor_model'
+        >>> check_c_name("2x")
+        Traceback (most recent call last):
+        ...
+        ValueError: the C function name must be an identifier (letters, digits, _, no digit first), got '2x'
+    """
+    if not isinstance(name, str) or not _C_IDENTIFIER.fullmatch(name):
+        raise ValueError(
+            f"the C function name must be an identifier (letters, digits, _, no digit first), got {name!r}"
+        )
+    if name in _C_KEYWORDS:
+        raise ValueError(f"the C function name {name!r} is a C keyword")
+    if name.startswith("__") or re.match(r"_[A-Z]", name):
+        raise ValueError(
+            f"the C function name {name!r} is reserved to the C implementation (__…, or _ and a capital)"
+        )
+    if name in ("main", "exp"):
+        taken = "the program's entry point" if name == "main" else "math.h's, which the file calls"
+        raise ValueError(f"the C function name {name!r} is taken: it is {taken}")
+    return name
+
+
+def _c_array(values: Tensor) -> str:
+    """``{v, v, …}`` (nested for a matrix) with ``%.17g``, which reads back as the same double."""
+    if values.dim() == 1:
+        return "{" + ", ".join(format(v, ".17g") for v in values.tolist()) + "}"
+    return "{\n" + ",\n".join("    " + _c_array(row) for row in values) + "\n}"
+
+
+def _c_comment(text: str) -> str:
+    """``text`` safe inside a C comment: printable ASCII, no ``*/`` to end it, no ``??`` trigraph."""
+    text = "".join(c if " " <= c <= "~" else "?" for c in text)
+    return text.replace("*/", "* /").replace("??", "? ?")
+
+
+def c_source(regressor: SigmoidMLPRegressor, name: str = "tsm_predict") -> str:
+    """The C99 source that :func:`export_c` writes, as a string (see there).
+
+    Example::
+
+        >>> import numpy as np
+        >>> X = np.linspace(0.0, 2.0, 20).reshape(-1, 1)
+        >>> reg = SigmoidMLPRegressor(hidden=(4,), max_epochs=5, device="cpu").fit(X, 3.0 + X[:, 0])
+        >>> [line for line in c_source(reg).splitlines() if line.startswith("void")]
+        ['void tsm_predict(const double *x, double *y);', 'void tsm_predict(const double *x, double *y)']
+    """
+    name = check_c_name(name)
+    weights = _fitted(regressor)
+    sizes = regressor.model_.sizes
+    n, m, width = sizes[0], sizes[-1], max(sizes)
+    scale_x, scale_y = _input_scaling(regressor), _output_scaling(regressor)
+    names = _column_names(regressor)
+    inputs = f"x[0..{n - 1}]" + ("" if names is None else ": " + _c_comment(", ".join(names)))
+    lines = [
+        f"/* {name}: a fitted bias-free sigmoid network {'-'.join(map(str, sizes))}, with the min-max",
+        "   scaling of its inputs and outputs, written by torch-sigmoid-mlp export.",
+        "",
+        f"   void {name}(const double *x, double *y);",
+        "",
+        f"   reads the {n} input{'s' if n > 1 else ''} {inputs}",
+        f"   and writes the {m} output{'s' if m > 1 else ''} y[0..{m - 1}], both in the data's own units.",
+        "   x must be finite. C99; needs only libm (link with -lm). */",
+        "",
+        "#include <math.h>",
+        "",
+        f"void {name}(const double *x, double *y);",
+        "",
+        "/* x' = (x - x_min) * x_scale + x_offset */",
+        f"static const double {name}_x_min[{n}] = {_c_array(scale_x.center)};",
+        f"static const double {name}_x_scale[{n}] = {_c_array(scale_x.scale)};",
+        f"static const double {name}_x_offset[{n}] = {_c_array(scale_x.offset)};",
+        "",
+    ]
+    for l, W in enumerate(weights):
+        lines.append(f"/* W^({l}), {W.shape[0]} x {W.shape[1]} */")
+        lines.append(f"static const double {name}_W{l}[{W.shape[0]}][{W.shape[1]}] = {_c_array(W)};")
+        lines.append("")
+    lines += [
+        "/* y = (y^(L) - y_lo) * y_scale + y_min */",
+        f"static const double {name}_y_lo[{m}] = {_c_array(scale_y.center)};",
+        f"static const double {name}_y_scale[{m}] = {_c_array(scale_y.scale)};",
+        f"static const double {name}_y_min[{m}] = {_c_array(scale_y.offset)};",
+        "",
+        f"void {name}(const double *x, double *y)",
+        "{",
+        f"    double a[{width}], b[{width}];",
+        "    int i, j;",
+        "",
+        f"    for (j = 0; j < {n}; ++j) {{",
+        f"        a[j] = (x[j] - {name}_x_min[j]) * {name}_x_scale[j] + {name}_x_offset[j];",
+        "    }",
+    ]
+    src, dst = "a", "b"
+    for l, W in enumerate(weights):
+        rows, cols = W.shape
+        lines += [
+            f"    /* y^({l + 1}) = sigma(W^({l}) y^({l})) */",
+            f"    for (i = 0; i < {rows}; ++i) {{",
+            "        double v = 0.0;",
+            f"        for (j = 0; j < {cols}; ++j) {{",
+            f"            v += {name}_W{l}[i][j] * {src}[j];",
+            "        }",
+            f"        {dst}[i] = 1.0 / (1.0 + exp(-v));",
+            "    }",
+        ]
+        src, dst = dst, src
+    lines += [
+        f"    for (i = 0; i < {m}; ++i) {{",
+        f"        y[i] = {name}_y_min[i] + ({src}[i] - {name}_y_lo[i]) * {name}_y_scale[i];",
+        "    }",
+        "}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def export_c(regressor: SigmoidMLPRegressor, path: str | os.PathLike, *, name: str = "tsm_predict") -> Path:
+    r"""Write ``regressor``'s prediction as one dependency-free C99 source file.
+
+    The file defines ``void NAME(const double *x, double *y)``, which reads the ``n`` inputs
+    ``x[0..n−1]`` (in the order of the columns the model was fitted on) and writes the ``m``
+    outputs ``y[0..m−1]`` in the data's own units::
+
+        y = scale_y⁻¹(F(scale_x(x); w)),   y^(l+1) = σ(W^(l) y^(l)),   σ(v) = 1 / (1 + exp(−v))
+
+    The weights and the scalers' constants are ``static const double`` arrays printed with
+    ``%.17g``, so each reads back as the same double; it includes only ``<math.h>`` (link with
+    ``-lm``) and compiles with ``-std=c99 -Wall -Wextra -pedantic`` without a warning. It
+    computes in double: a float64 model gives :meth:`predict
+    <torch_sigmoid_mlp.SigmoidMLPRegressor.predict>`'s outputs to rounding (``~1e-15``
+    relative), a float32 model its float32 weights evaluated in double. The file is written
+    atomically.
+
+    Args:
+        regressor: a fitted :class:`~torch_sigmoid_mlp.SigmoidMLPRegressor`.
+        path: the ``.c`` file to write.
+        name: the function's name, a C identifier (its constants are prefixed with it too).
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Example::
+
+        >>> import numpy as np, pathlib, tempfile
+        >>> X = np.linspace(0.0, 2.0, 20).reshape(-1, 1)
+        >>> reg = SigmoidMLPRegressor(hidden=(4,), max_epochs=50, device="cpu").fit(X, 3.0 + X[:, 0])
+        >>> path = export_c(reg, pathlib.Path(tempfile.mkdtemp()) / "model.c", name="model_predict")
+        >>> print(path.read_text().splitlines()[3])
+           void model_predict(const double *x, double *y);
+    """
+    source = c_source(regressor, name)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(source, encoding="utf-8")
+    return path
