@@ -145,6 +145,7 @@ BENCHMARK_TITLES = {
     "fit": "Fitting to a bound",
     "derivatives": "Derivatives",
     "lm": "Levenberg–Marquardt against steepest descent",
+    "lm_memory": "Memory of a Levenberg–Marquardt epoch",
     "scaling_cpu": "Data-parallel steps, 2 cores",
     "scaling_cpu16": "Data-parallel steps, 16 cores",
     "chunk_memory_cpu": "Memory with chunks, CPU",
