@@ -53,7 +53,7 @@ def flip_a_weight_byte(src: Path, dst: Path) -> None:
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
-    """Inputs for every case: data files, a model fitted on ``d.csv`` for 20 epochs of steepest descent, a damaged copy."""
+    """Inputs for every case: data files, a model fitted on ``d.csv`` by 20 sgd epochs, a damaged copy."""
     here = tmp_path_factory.mktemp("bad")
     (here / "d.csv").write_text(POINTS)
     (here / "other.csv").write_text(OTHER_POINTS)
