@@ -356,6 +356,10 @@ def train(
     x, d = _check_points(model, x, d, ("x", "d"), any_device=chunk_size is not None)
     sample_weight = _check_sample_weight(sample_weight, x)
     _positive(lr, "lr", optional=True)
+    if lr is not None and lr > torch.finfo(x.dtype).max:
+        raise ValueError(
+            f"lr={lr!r} overflows the weights' dtype {x.dtype} (largest {torch.finfo(x.dtype).max:.4g})"
+        )
     _positive(tol, "tol", optional=True)
     _positive(batch_size, "batch_size", integer=True, optional=True)
     _positive(log_every, "log_every", integer=True)
