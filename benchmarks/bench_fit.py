@@ -9,7 +9,8 @@ Two kinds of problem, all generated here or loaded from ``sklearn.datasets`` (no
 - **Held-out error**: Friedman 1, 2, 3 (600 points, ``random_state=0``, no noise) and the diabetes
   data, each split 75/25 (``train_test_split(random_state=0)``); no ``tol``; test R² and MSE.
 
-Contenders, each from seeds 0–9 for a bound (0–2 with ``--quick``) and 0–2 for a held-out set:
+Contenders, each from seeds 0–9 for a bound (0–2 with ``--quick``) and 0–2 for a held-out set,
+interleaved (seed by seed, every contender in turn, in an order that rotates):
 
 - ours: ``SigmoidMLPRegressor(hidden=h, tol=tol, solver=S, seed=k, device="cpu")`` with every
   other setting at its default, for each ``S`` in ``torch_sigmoid_mlp.training.METHODS`` and
@@ -632,18 +633,25 @@ def main() -> None:
     todo = [p for p in problems() if p.quick or not args.quick]
     record = []
     for p in todo:
-        rows, fits_of = {}, {}
-        for name, run in contenders.items():
-            if p.tol is not None and name in heldout_only:
-                continue
-            plan = {}
-            fits = []
-            for seed in range(seeds if p.tol is not None else seeds_heldout):
-                fit = evaluate(p, run(p, seed, budget if p.tol is not None else budget_heldout, plan))
+        names = [k for k in contenders if p.tol is None or k not in heldout_only]
+        plans = {k: {} for k in names}  # ours: the max_epochs found for the problem
+        fits_of = {k: [] for k in names}
+        stopped = set()
+        for seed in range(seeds if p.tol is not None else seeds_heldout):
+            # interleaved, in an order that rotates from seed to seed: load from other work on the
+            # machine falls on every contender alike
+            turn = seed % len(names)
+            for name in names[turn:] + names[:turn]:
+                if name in stopped:
+                    continue
+                run = contenders[name]
+                fit = evaluate(p, run(p, seed, budget if p.tol is not None else budget_heldout, plans[name]))
+                fits = fits_of[name]
                 fits.append({"seed": seed, **fit})
                 if p.tol is not None and len(fits) == give_up and not any(f["reached"] for f in fits):
-                    break  # each of these took the whole budget; the rest would too, most likely
-            rows[name], fits_of[name] = summarise(p, fits) | plan, fits
+                    stopped.add(name)  # each of these took the whole budget; the rest would too, most likely
+        rows = {k: summarise(p, fits_of[k]) | plans[k] for k in names}
+        for name in names:
             print(json.dumps({"problem": p.name, "contender": name, **rows[name]}), flush=True)
         record.append({"problem": p.label, "tol": p.tol, "hidden": p.hidden, "T": len(p.X),
                        "summary": rows, "fits": fits_of})  # fmt: skip
