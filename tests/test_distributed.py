@@ -27,6 +27,7 @@ from torch_sigmoid_mlp.distributed import (
     all_reduce_max,
     any_rank,
     broadcast_,
+    end_process_group,
     get_rank,
     get_world_size,
     global_error,
@@ -148,9 +149,11 @@ def _worker(rank: int, port: int, outdir: str) -> None:
         opt.step()
     out["ddp_weights"] = [W.detach().clone() for W in model.weights]
 
+    del ddp, opt  # DDP refers to the group: it must go before the group does (end_process_group)
+
     _train_scenarios(rank, outdir, out)
     torch.save(out, os.path.join(outdir, f"rank{rank}.pt"))
-    dist.destroy_process_group()
+    end_process_group()
 
 
 def _train_scenarios(rank: int, outdir: str, out: dict) -> None:
@@ -220,12 +223,16 @@ def test_reduced_gradient_equals_single_process(ranks):
     max_abs_error = (d - model(x)).abs().max().detach()
     for r, out in enumerate(ranks):
         torch.testing.assert_close(out["E"], E, rtol=1e-12, atol=0, msg=f"E on rank {r}")
-        torch.testing.assert_close(out["max_abs_error"], max_abs_error, rtol=0, atol=0, msg=f"max on {r}")
+        # a shard's forward pass is a matrix product of another shape than the whole batch's, which
+        # a BLAS may sum in another order: equal up to float64 rounding, not bit for bit
+        torch.testing.assert_close(out["max_abs_error"], max_abs_error, rtol=1e-12, atol=0, msg=f"max on {r}")
         for l, (g, ref) in enumerate(zip(out["grads"], grads)):
             torch.testing.assert_close(g, ref, rtol=1e-12, atol=1e-14, msg=f"∂E/∂W^({l}) on rank {r}")
         assert out["all_reduce_max"].item() == WORLD_SIZE - 1
         torch.testing.assert_close(out["global_error"][0], E, rtol=1e-12, atol=0, msg=f"global E on {r}")
-        torch.testing.assert_close(out["global_error"][1], max_abs_error, rtol=0, atol=0, msg=f"max on {r}")
+        torch.testing.assert_close(
+            out["global_error"][1], max_abs_error, rtol=1e-12, atol=0, msg=f"max on {r}"
+        )
 
 
 def test_two_ranks_train_like_one_process(ranks):
@@ -258,7 +265,8 @@ def test_chunked_gradient_equals_unchunked(backend, chunk_size):
     E_ref, grads = reference_gradients(model, x, d)
     E, max_abs_error = accumulate_gradients(model, x, d, chunk_size=chunk_size)
     torch.testing.assert_close(E, E_ref, rtol=1e-12, atol=0, msg="E")
-    torch.testing.assert_close(max_abs_error, (d - model(x)).abs().max().detach(), rtol=0, atol=0)
+    # chunks are matrix products of other shapes (see test_reduced_gradient_equals_single_process)
+    torch.testing.assert_close(max_abs_error, (d - model(x)).abs().max().detach(), rtol=1e-12, atol=0)
     for l, (W, ref) in enumerate(zip(model.weights, grads)):
         torch.testing.assert_close(W.grad, ref, rtol=1e-12, atol=1e-14, msg=f"∂E/∂W^({l}), K={chunk_size}")
 
@@ -269,7 +277,8 @@ def test_chunked_error_equals_one_pass(chunk_size):
     E, max_abs_error = chunked_error(model, x, d, chunk_size=chunk_size)
     y = model(x).detach()
     torch.testing.assert_close(E, sse_loss(y, d), rtol=1e-12, atol=0, msg="E")
-    torch.testing.assert_close(max_abs_error, (d - y).abs().max(), rtol=0, atol=0, msg="max |e|")
+    # chunks are matrix products of other shapes: equal up to float64 rounding
+    torch.testing.assert_close(max_abs_error, (d - y).abs().max(), rtol=1e-12, atol=0, msg="max |e|")
     assert not E.requires_grad and all(W.grad is None for W in model.weights)
 
 

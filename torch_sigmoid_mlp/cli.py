@@ -1,11 +1,19 @@
 """The command line: ``torch-sigmoid-mlp fit | predict | gradcheck`` (also ``python -m torch_sigmoid_mlp``).
 
-Exit status, so that scripts can rely on it:
+Exit status, so that scripts can rely on it (docs/reliability.md has the table and every bad input):
 
 - ``0``: the fit reached ``--tol`` (or no tolerance was asked for); ``gradcheck``: the gradients agree;
 - ``1``: the fit ran to the end (or diverged) without reaching ``--tol``; ``gradcheck``: they disagree;
-- ``2``: bad input (a file, a column, an option, a device); one line on stderr names the problem;
-- ``130``: interrupted with Ctrl-C (after saving what there was, when ``--save`` was given).
+- ``2``: bad input (a file, a column, an option, an output, a device, a network too large for memory);
+  one line on stderr names the problem, found before any training where it can be;
+- ``70``: an internal error, a bug (``EX_SOFTWARE``); one line, and ``--debug`` shows the traceback;
+- ``130``: interrupted with Ctrl-C (after saving what there was, when ``--save`` was given);
+- ``141``: stdout was closed early (``predict … | head``): a quiet stop;
+- ``143``: terminated by SIGTERM, which ``fit`` handles as Ctrl-C.
+
+Outputs (``--save``, ``--plot``, ``-o``, ``--logdir``) are checked before any work by
+:func:`~torch_sigmoid_mlp.data.check_output`: an input, a FIFO, a device node or a directory is never
+replaced, a symlink is written through, and the directory must take new files.
 
 ``fit`` runs :meth:`SigmoidMLPRegressor.fit <torch_sigmoid_mlp.SigmoidMLPRegressor.fit>` with
 ``warm_start``, on an estimator fitted for 0 epochs (scalers and initial weights) or loaded by
@@ -21,10 +29,12 @@ whole data file and trains on its own shard of the points (``gloo`` on CPUs, ``n
 rank, which ``--device auto`` picks), with the same steps as one process; rank 0 alone prints and
 writes files.
 
-``predict`` reads the inputs by position: the model file keeps the scalers and the number of inputs,
-not the names of the columns. A file with one column more than the model's inputs has the target in
-it (the last column, or ``--target COL``), which is ignored; the prediction column is then named
-``<target>_prediction``, else ``prediction``.
+``predict`` finds the model's inputs in DATA.csv by name when the model knows their names (a model
+that ``fit`` saved from a CSV file): other columns are copied and ignored, a missing one is bad input.
+A model without names (saved from arrays) reads the inputs by position: a file with one column more
+than the model's inputs has the target in it (the last column, or ``--target COL``), which is ignored.
+The prediction column is named ``<target>_prediction`` when there is one such column, else
+``prediction``. ``fit`` uses one intra-op thread for a small problem (:data:`SMALL_PROBLEM`).
 """
 
 from __future__ import annotations
@@ -32,17 +42,21 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import itertools
 import os
 import signal
 import sys
+import threading
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from .data import DataError, atomic_path, read_csv, write_csv
+from .data import DataError, OutputError, atomic_path, check_output, fingerprint, read_csv, write_csv
 from .demo import sine_demo
-from .distributed import default_device, init_from_env, is_distributed, is_main_process
+from .distributed import default_device, end_process_group, init_from_env, is_distributed, is_main_process
 from .estimator import MAX_EPOCHS, SOLVERS, SigmoidMLPRegressor
 from .gradients import compare_gradients
 from .module import SigmoidMLP
@@ -53,7 +67,12 @@ __all__ = ["main"]
 
 PROG = "torch-sigmoid-mlp"
 EXIT_OK, EXIT_NOT_CONVERGED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_INTERNAL_ERROR = 70  # EX_SOFTWARE of sysexits.h: a bug, not the user's input
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for `yes | head`
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+
+#: The largest seed: torch.Generator.manual_seed takes 64-bit unsigned integers.
+MAX_SEED = 2**64 - 1
 
 
 class UsageError(ValueError):
@@ -67,8 +86,8 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{command}: {message}" if command else message)
 
 
-def _integer(minimum: int):
-    """An argparse ``type`` for integers of at least ``minimum`` (0 or 1)."""
+def _integer(minimum: int, maximum: int | None = None):
+    """An argparse ``type`` for integers of at least ``minimum`` (0 or 1), at most ``maximum``."""
     kind = "a positive integer" if minimum == 1 else "a non-negative integer"
 
     def parse(text: str) -> int:
@@ -78,12 +97,14 @@ def _integer(minimum: int):
             value = None
         if value is None or value < minimum:
             raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"expected {kind} of at most {maximum}, got {text!r}")
         return value
 
     return parse
 
 
-_positive_int, _non_negative_int = _integer(1), _integer(0)
+_positive_int, _non_negative_int, _seed = _integer(1), _integer(0), _integer(0, MAX_SEED)
 
 
 def _positive_float(text: str) -> float:
@@ -94,6 +115,15 @@ def _positive_float(text: str) -> float:
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
+
+
+def _output_file(text: str) -> Path:
+    """An argparse ``type`` for an output file: ``Path`` drops a trailing ``/``, which names a directory."""
+    if text.endswith(os.sep) or (os.altsep and text.endswith(os.altsep)):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} ends in {os.sep!r}, which names a directory; give a file name"
+        )
+    return Path(text)
 
 
 def _device(name: str) -> torch.device:
@@ -107,13 +137,41 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _writable(path: Path, option: str) -> Path:
-    """Check before any work is done that an output file can be created where it is asked for."""
-    if path.is_dir():
-        raise UsageError(f"{option} {path}: is a directory, expected a file name")
-    if not path.parent.is_dir():
-        raise UsageError(f"{option} {path}: the directory {path.parent} does not exist")
-    return path
+def _same_file(a: Path, b: Path) -> bool:
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _memory_needed(sizes: Sequence[int], T: int, dtype: torch.dtype) -> int:
+    """Bytes a fit of a ``sizes`` network on ``T`` points needs at the least: the weights ``W^(l)``
+    three times (weights, gradients, the step's buffer) and every layer's signals ``y^(l)(t)`` twice
+    (forward values and backward deltas)."""
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    weights = sum(a * b for a, b in itertools.pairwise(sizes))
+    return itemsize * (3 * weights + 2 * T * sum(sizes))
+
+
+def _memory_available(device: torch.device) -> int | None:
+    """Free memory on ``device`` in bytes, where the system says (Linux, CUDA); else ``None``."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _check_memory(sizes: Sequence[int], T: int, device: torch.device) -> None:
+    """Refuse, before allocating, a network that cannot fit in the memory that is free."""
+    needed, free = _memory_needed(sizes, T, torch.float32), _memory_available(device)
+    if free is not None and needed > free:
+        raise UsageError(
+            f"--hidden {' '.join(map(str, sizes[1:-1]))}: a {_architecture(sizes)} network on {T} points "
+            f"needs at least {needed / 2**30:.3g} GiB, and {free / 2**30:.3g} GiB are free on {device}"
+        )
 
 
 # -- fit ---------------------------------------------------------------------------------------------------
@@ -123,10 +181,14 @@ class _StopRequest:
     """Ctrl-C (or SIGTERM) asks the run to stop after the current epoch; a second Ctrl-C aborts at once."""
 
     def __init__(self) -> None:
-        self.asked = False
+        self.signal: int | None = None
+
+    @property
+    def asked(self) -> bool:
+        return self.signal is not None
 
     def _handle(self, signum, frame) -> None:
-        self.asked = True
+        self.signal = signum
         # the next Ctrl-C is the impatient one: let it raise KeyboardInterrupt as usual
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
@@ -139,20 +201,33 @@ class _StopRequest:
             signal.signal(s, handler)
 
 
+class _Terminated(BaseException):
+    """SIGTERM outside the training loop: stop at once (a ``BaseException``, as ``KeyboardInterrupt``)."""
+
+
+def _terminate(signum, frame) -> None:
+    raise _Terminated
+
+
 def _load_model(path: Path, device: str) -> SigmoidMLPRegressor:
     """A saved model, or a one-line ``UsageError`` naming the file."""
     if not path.is_file():
         raise UsageError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
-    with open(path, "rb") as f:
-        is_zip = f.read(4) == b"PK\x03\x04"
+    try:
+        with open(path, "rb") as f:
+            is_zip = f.read(4) == b"PK\x03\x04"
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     if not is_zip:
         # torch.save writes a zip archive; anything else would only get torch's long unpickling story
         raise UsageError(f"{path}: not a torch-sigmoid-mlp model file (not written by torch.save)")
     try:
         return SigmoidMLPRegressor.load(path, device=device)
     except ValueError as exc:
-        cause = exc.__cause__ if exc.__cause__ is not None else exc
-        reason = " ".join(str(cause).split()) or type(cause).__name__
+        if exc.__cause__ is None:
+            # load's own finding about a model file (damaged, non-finite weights): it names the file
+            raise UsageError(f"{path}: {_one_line(exc).removeprefix(str(path)).lstrip(' :')}") from None
+        reason = _one_line(exc.__cause__)
         if len(reason) > 120:
             reason = reason[:117] + "..."
         raise UsageError(f"{path}: not a torch-sigmoid-mlp model file ({reason})") from None
@@ -171,13 +246,19 @@ def _fit_data(args: argparse.Namespace):
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
-    """Refuse, before any training, outputs that could not be written at the end."""
+    """Refuse, before any training, outputs that could not be written at the end or would overwrite
+    what is not theirs (:func:`~torch_sigmoid_mlp.data.check_output`'s rules)."""
     if args.checkpoint_every is not None and args.save is None:
         raise UsageError("--checkpoint-every writes the model to --save MODEL.pt: give --save as well")
+    data = [args.data] if args.data is not None else []
     if args.save is not None:
-        _writable(args.save, "--save")
+        # --save may be --resume: the run's file is replaced by its continuation
+        check_output(args.save, inputs=data, option="--save")
     if args.plot is not None:
-        _writable(args.plot, "--plot")
+        resume = [args.resume] if args.resume is not None else []
+        check_output(args.plot, inputs=data + resume, option="--plot")
+        if args.save is not None and _same_file(args.plot, args.save):
+            raise UsageError(f"--plot {args.plot}: the same file as --save {args.save}")
         require_matplotlib()
         from matplotlib.backend_bases import FigureCanvasBase
 
@@ -186,11 +267,13 @@ def _check_outputs(args: argparse.Namespace) -> None:
             raise UsageError(
                 f"--plot {args.plot}: unknown image type; use one of .{', .'.join(sorted(kinds))}"
             )
-    if args.logdir is not None and args.logdir.exists() and not args.logdir.is_dir():
-        raise UsageError(f"--logdir {args.logdir}: is a file, expected a directory")
+    if args.logdir is not None:
+        check_output(args.logdir, option="--logdir", directory=True)
 
 
-def _estimator(args: argparse.Namespace, X, y, what: str, demo, device: torch.device) -> SigmoidMLPRegressor:
+def _estimator(
+    args: argparse.Namespace, X, y, input_names, what: str, demo, device: torch.device
+) -> SigmoidMLPRegressor:
     """An estimator whose ``fit`` runs the epochs that are left: a fresh one with scalers and initial
     weights (no epoch yet), or the one ``--resume`` saved."""
     if args.resume is None:
@@ -207,6 +290,9 @@ def _estimator(args: argparse.Namespace, X, y, what: str, demo, device: torch.de
             seed=0 if args.seed is None else args.seed,
         )
         est.fit(X, y)
+        # predict matches a CSV's columns to the inputs by these names; --resume checks the points
+        est.feature_names_in_ = np.asarray(input_names, dtype=object)
+        est.data_fingerprint_ = fingerprint(X, y)
         return est.set_params(max_epochs=args.epochs, warm_start=True)
     est = _load_model(args.resume, str(device))
     n, sizes = X.shape[1], est.model_.sizes
@@ -214,6 +300,20 @@ def _estimator(args: argparse.Namespace, X, y, what: str, demo, device: torch.de
         raise UsageError(
             f"--resume {args.resume}: the model takes {est.n_features_in_} inputs, {what} has {n}"
         )
+    names = getattr(est, "feature_names_in_", None)
+    if names is not None and tuple(names) != tuple(input_names) and not args.force_resume:
+        raise UsageError(
+            f"--resume {args.resume}: the model's inputs are {', '.join(names)}; {what} has "
+            f"{', '.join(input_names)} (--force-resume continues all the same, by position)"
+        )
+    saved = getattr(est, "data_fingerprint_", None)
+    if saved is not None and saved != fingerprint(X, y) and not args.force_resume:
+        raise UsageError(
+            f"--resume {args.resume}: the run was fitted on other points than those of {what} "
+            "(--force-resume continues it on these all the same)"
+        )
+    est.feature_names_in_ = np.asarray(input_names, dtype=object)
+    est.data_fingerprint_ = fingerprint(X, y)
     if args.hidden is not None and tuple(args.hidden) != sizes[1:-1]:
         raise UsageError(
             f"--hidden {' '.join(map(str, args.hidden))}: the resumed model {args.resume} "
@@ -233,17 +333,68 @@ def _estimator(args: argparse.Namespace, X, y, what: str, demo, device: torch.de
             setattr(est, option, getattr(args, option))
     if args.epochs is not None:
         est.max_epochs = args.epochs
+    done = est.result_.epochs
+    if est.max_epochs <= done:
+        asked = f"--epochs {args.epochs}" if args.epochs is not None else f"its --epochs {est.max_epochs}"
+        raise UsageError(
+            f"--resume {args.resume}: the run has taken {done} epochs, {asked} asks for no more; "
+            f"give --epochs above {done} to continue it"
+        )
     return est.set_params(warm_start=True)
+
+
+#: ``fit`` trains with one intra-op thread when ``T·P`` (points times weights: the multiply-adds of one
+#: pass) is at most this and the user set no ``OMP_NUM_THREADS``. Measured on a shared 2-core machine
+#: (docs/reliability.md): two threads made fits of ``T·P`` from 3·10³ to 9·10⁷ 1.1–4 times slower than one.
+SMALL_PROBLEM = 10**8
+
+
+def _threads_for(T: int, sizes: Sequence[int], device: torch.device) -> int:
+    """Intra-op threads for fitting ``sizes`` on ``T`` points: 1 for a small problem on the CPU, else
+    torch's setting as it is."""
+    P = sum(a * b for a, b in itertools.pairwise(sizes))
+    if device.type == "cpu" and T * P <= SMALL_PROBLEM and "OMP_NUM_THREADS" not in os.environ:
+        # a small product is split into pieces that cost more to hand out than to compute
+        return 1
+    return torch.get_num_threads()
 
 
 def _fit(args: argparse.Namespace) -> int:
     device = _device(args.device)
     _check_outputs(args)
+    if args.lr is not None and args.lr > torch.finfo(torch.float32).max:
+        # the weights are float32: a step size they cannot hold overflows in the first update
+        raise UsageError(
+            f"--lr {args.lr:g}: larger than the largest float32 ({torch.finfo(torch.float32).max:.3g}), "
+            "the weights' precision"
+        )
     X, y, input_names, target_name, what, demo = _fit_data(args)
     T = X.shape[0]
-    est = _estimator(args, X, y, what, demo, device)
+    if args.resume is None:
+        n = X.shape[1]
+        hidden = args.hidden if args.hidden is not None else demo.hidden if demo is not None else (n, n)
+        _check_memory((n, *hidden, 1), T, device)
+    threads = torch.get_num_threads()
+    try:
+        return _fit_run(args, device, X, y, input_names, target_name, what, demo)
+    finally:
+        # main() may be called in a process that goes on (a test, a notebook): leave torch as it was
+        torch.set_num_threads(threads)
+
+
+def _fit_run(args, device, X, y, input_names, target_name, what, demo) -> int:
+    """``fit`` once the data is read and the outputs are checked."""
+    T = X.shape[0]
+    try:
+        est = _estimator(args, X, y, input_names, what, demo, device)
+    except (MemoryError, torch.OutOfMemoryError, RuntimeError) as exc:
+        # the estimate above is a lower bound: the allocation itself may still fail
+        if isinstance(exc, RuntimeError) and "allocate" not in str(exc):
+            raise
+        raise UsageError(f"not enough memory for this network on {device}: {_one_line(exc)}") from None
     done = est.result_.epochs
     sizes = est.model_.sizes
+    torch.set_num_threads(_threads_for(T, sizes, device))
     unit = _target_unit(est)
 
     if not args.quiet:
@@ -316,7 +467,8 @@ def _fit(args: argparse.Namespace) -> int:
     _report(result, est, T, input_names, target_name, device, done, max_error, outputs, figure_note)
 
     if interrupted:
-        return EXIT_INTERRUPTED
+        # SIGINT or SIGTERM here; another rank's stop (under torchrun) counts as a Ctrl-C
+        return 128 + (stop.signal or signal.SIGINT)
     if result.stop_reason == "diverged" or (est.tol is not None and not result.converged):
         return EXIT_NOT_CONVERGED
     return EXIT_OK
@@ -385,22 +537,46 @@ def _progress_bar(total: int, initial: int):
 # -- predict -----------------------------------------------------------------------------------------------
 
 
+def _predict_columns(
+    args: argparse.Namespace, est: SigmoidMLPRegressor, table
+) -> tuple[list[int], int | None]:
+    """The columns of ``table`` that are the model's inputs, in its order, and the target's (or None).
+
+    By name when the model knows its inputs' names (a CSV fitted by ``fit``): other columns are
+    copied and ignored. By position for a model without names: the inputs, and optionally the target.
+    """
+    n, columns = est.n_features_in_, table.columns
+    names = getattr(est, "feature_names_in_", None)
+    if names is not None:
+        missing = [name for name in names if name not in columns]
+        if missing:
+            raise DataError(
+                f"{table.path}: no column named {missing[0]!r}, an input of the model {args.model} "
+                f"(its inputs: {', '.join(names)})"
+            )
+        inputs = [columns.index(name) for name in names]
+        if args.target is not None:
+            return inputs, table.column(args.target)
+        others = [i for i in range(len(columns)) if i not in inputs]
+        return inputs, others[0] if len(others) == 1 else None
+    if len(columns) == n:
+        return list(range(n)), None
+    if len(columns) == n + 1:
+        target = table.column(args.target) if args.target is not None else n
+        return [i for i in range(n + 1) if i != target], target
+    raise DataError(
+        f"{table.path}: has {len(columns)} columns; the model {args.model} takes {n} input"
+        f"{'s' if n > 1 else ''}, plus optionally the target column"
+    )
+
+
 def _predict(args: argparse.Namespace) -> int:
     if args.output is not None:
-        _writable(args.output, "-o")
+        check_output(args.output, inputs=[args.model, args.data], option="-o")
     est = _load_model(args.model, "cpu")
     table = read_csv(args.data)
-    n, columns = est.n_features_in_, table.columns
-    if len(columns) == n:
-        inputs, target = list(range(n)), None
-    elif len(columns) == n + 1:
-        target = table.column(args.target) if args.target is not None else n
-        inputs = [i for i in range(n + 1) if i != target]
-    else:
-        raise DataError(
-            f"{table.path}: has {len(columns)} columns; the model {args.model} takes {n} input"
-            f"{'s' if n > 1 else ''}, plus optionally the target column"
-        )
+    columns = table.columns
+    inputs, target = _predict_columns(args, est, table)
     T = len(table.cells)
     prediction = est.predict(table.values[:, inputs]).reshape(T, -1)  # (T, m) float64, the target's units
     base = "prediction" if target is None else f"{columns[target]}_prediction"
@@ -483,7 +659,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fit bias-free sigmoid networks until the error is below a bound "
         "at every test point; predict with them; check the hand-written gradients against autograd.",
         epilog="Exit status: 0 converged (or no --tol asked for), 1 not converged, 2 bad input, "
-        "130 interrupted.",
+        "70 internal error (a bug; --debug shows its traceback), 130 interrupted (Ctrl-C), "
+        "141 stdout closed early (| head), 143 terminated (SIGTERM).",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -536,13 +713,15 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="(default: auto)")
     fit.add_argument(
         "--seed",
-        type=_non_negative_int,
+        type=_seed,
         metavar="S",
         help="seed of the initial weights and the batch order (default 0)",
     )
     fit.add_argument("--logdir", type=Path, metavar="DIR", help="write a TensorBoard run here")
-    fit.add_argument("--save", type=Path, metavar="MODEL.pt", help="save the fitted model here")
-    fit.add_argument("--plot", type=Path, metavar="FIT.png", help="draw the fit and the loss curve here")
+    fit.add_argument("--save", type=_output_file, metavar="MODEL.pt", help="save the fitted model here")
+    fit.add_argument(
+        "--plot", type=_output_file, metavar="FIT.png", help="draw the fit and the loss curve here"
+    )
     fit.add_argument(
         "--checkpoint-every",
         type=_positive_int,
@@ -560,14 +739,22 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="no progress bar and no opening line (the table is still printed)",
     )
+    fit.add_argument(
+        "--force-resume",
+        action="store_true",
+        help="with --resume: continue even if DATA.csv holds other points than the run was fitted on",
+    )
+    fit.add_argument("--debug", action="store_true", help="show the traceback of an internal error")
     fit.set_defaults(run=_fit)
 
     predict = commands.add_parser(
         "predict",
         help="predict with a saved model",
         description="Append the model's predictions, in the target's units, as a last column to the rows "
-        "of DATA.csv. DATA.csv holds the model's inputs in the order they had when it was fitted; it may "
-        "also hold the target column (the last one, or --target COL), which is ignored.",
+        "of DATA.csv. A model fitted by `fit` on a CSV file finds its inputs by their column names, and "
+        "other columns are ignored; a model without names takes them by position, in the order they had "
+        "when it was fitted, and the file may also hold the target column (the last one, or --target "
+        "COL), which is ignored.",
     )
     predict.add_argument("model", type=Path, metavar="MODEL.pt")
     predict.add_argument("data", type=Path, metavar="DATA.csv")
@@ -576,7 +763,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="COL",
         help="the column of DATA.csv to ignore when it has one more than the inputs (default: the last)",
     )
-    predict.add_argument("-o", "--output", type=Path, metavar="OUT.csv", help="write here (default: stdout)")
+    predict.add_argument(
+        "-o", "--output", type=_output_file, metavar="OUT.csv", help="write here (default: stdout)"
+    )
+    predict.add_argument("--debug", action="store_true", help="show the traceback of an internal error")
     predict.set_defaults(run=_predict)
 
     gradcheck = commands.add_parser(
@@ -596,7 +786,8 @@ def build_parser() -> argparse.ArgumentParser:
     gradcheck.add_argument(
         "--device", choices=("auto", "cpu", "cuda"), default="auto", help="(default: auto)"
     )
-    gradcheck.add_argument("--seed", type=_non_negative_int, default=0, metavar="S", help="(default 0)")
+    gradcheck.add_argument("--seed", type=_seed, default=0, metavar="S", help="(default 0)")
+    gradcheck.add_argument("--debug", action="store_true", help="show the traceback of an internal error")
     gradcheck.set_defaults(run=_gradcheck)
 
     export = commands.add_parser(
@@ -614,38 +805,70 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line on ``argv`` (default: ``sys.argv[1:]``) and return the exit status."""
+    """Run the command line on ``argv`` (default: ``sys.argv[1:]``) and return the exit status.
+
+    Every status is in the table of the module's docstring; nothing but ``--debug`` shows a traceback.
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
-        args = build_parser().parse_args(argv)
-        # Under torchrun, fit joins the process group its environment names (gloo on CPUs, nccl on GPUs).
-        started = args.command == "fit" and not is_distributed() and init_from_env()
-        if not started:
-            return args.run(args)
-        try:
-            if is_main_process():
-                status = args.run(args)
-                sys.stdout.flush()
-            else:
-                # rank 0 alone prints and writes files; the other ranks train their shards in silence
-                args.save = args.logdir = args.plot = args.checkpoint_every = None
-                args.quiet = True
-                with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
-                    status = args.run(args)
-            # torchrun stops every rank once one exits with a status other than 0 (1: not converged):
-            # the others wait here until rank 0 has written everything
-            torch.distributed.barrier()
-            return status
-        finally:
-            torch.distributed.destroy_process_group()
-    except (UsageError, DataError, MissingDependencyError) as exc:
-        message = " ".join(str(exc).split())
-        print(f"{PROG}: error: {message}", file=sys.stderr)
+        return _main(argv)
+    except (UsageError, DataError, OutputError, MissingDependencyError) as exc:
+        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except _Terminated:
+        print(f"{PROG}: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
     except BrokenPipeError:
         # the reader of stdout went away (``| head``): stop quietly, as the Python docs advise
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        else:
+            print(
+                f"{PROG}: internal error: {type(exc).__name__}: {_one_line(exc)} "
+                "(a bug in torch-sigmoid-mlp; rerun with --debug for the traceback)",
+                file=sys.stderr,
+            )
+        return EXIT_INTERNAL_ERROR
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    # Under torchrun, fit joins the process group its environment names (gloo on CPUs, nccl on GPUs).
+    started = args.command == "fit" and not is_distributed() and init_from_env()
+    if not started:
+        return args.run(args)
+    try:
+        if is_main_process():
+            status = args.run(args)
+            sys.stdout.flush()
+        else:
+            # rank 0 alone prints and writes files; the other ranks train their shards in silence
+            args.save = args.logdir = args.plot = args.checkpoint_every = None
+            args.quiet = True
+            with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+                status = args.run(args)
+    except BaseException:
+        # the other ranks may be inside a collective: no barrier to wait for them at
+        end_process_group(wait=False)
+        raise
+    # torchrun stops every rank once one exits with a status other than 0 (1: not converged):
+    # end_process_group's barrier keeps the others until rank 0 has written everything
+    end_process_group()
+    return status

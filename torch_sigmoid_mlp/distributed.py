@@ -18,6 +18,7 @@ here answers as a single process would (rank 0 of 1) and communicates nothing.
 from __future__ import annotations
 
 import datetime
+import gc
 import os
 from collections.abc import Iterable
 
@@ -34,6 +35,7 @@ __all__ = [
     "any_rank",
     "broadcast_",
     "default_device",
+    "end_process_group",
     "get_rank",
     "get_world_size",
     "global_error",
@@ -261,7 +263,7 @@ def init_from_env(backend: str | None = None, timeout: datetime.timedelta | None
     them (``init_method="env://"``). The default backend is ``gloo`` on a machine without GPUs
     for this job, and ``"cpu:gloo,cuda:nccl"`` when every local rank has a GPU: ``nccl`` then
     carries CUDA tensors and ``gloo`` CPU ones, and ``LOCAL_RANK`` becomes the current CUDA device
-    (see :func:`default_device`). Call ``torch.distributed.destroy_process_group()`` at the end.
+    (see :func:`default_device`). Call :func:`end_process_group` at the end.
 
     Args:
         backend: overrides the choice above (e.g. ``"gloo"``).
@@ -304,3 +306,31 @@ def default_device() -> torch.device:
     if "LOCAL_RANK" in os.environ and _local_gpus():
         return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
     return torch.device("cuda")
+
+
+def end_process_group(wait: bool = True) -> None:
+    """End the default group on every rank: wait for all ranks, free the group, then return.
+
+    Call it once per process, on every rank, when no collective is left (nothing without a group).
+    ``torch.distributed.destroy_process_group()`` alone only drops the group's entry in
+    ``torch.distributed``: an object that still refers to the group (a ``DistributedDataParallel``
+    in a reference cycle, say) keeps ``gloo``'s worker threads alive into interpreter shutdown,
+    where a thread that drops its last tensor needs the GIL, is stopped by the exiting interpreter
+    inside C++ code and aborts the process (``terminate called without an active exception``,
+    ``SIGABRT``). So: collect such cycles, wait at a barrier until every rank is done
+    communicating, destroy the group while the interpreter is fully alive (its threads are joined
+    then), and collect again. Delete your own references to the group (a DDP wrapper) first.
+
+    Args:
+        wait: ``False`` skips the barrier, for a rank that stops on an error while the others
+            may still be inside a collective (which a barrier would be mistaken for).
+    """
+    if not is_distributed():
+        return
+    gc.collect()
+    try:
+        if wait:
+            dist.barrier()
+    finally:
+        dist.destroy_process_group()
+        gc.collect()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import numbers
 import os
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .data import atomic_path
+from .data import atomic_path, check_output
 from .distributed import default_device, is_distributed, shard
 from .functional import sigmoid_mlp
 from .module import SigmoidMLP
@@ -36,7 +37,15 @@ else:
     # RegressorMixin first: scikit-learn's tags and clone expect the mixin before BaseEstimator
     _SKLEARN_BASES = (RegressorMixin, BaseEstimator)
 
-__all__ = ["LR_CONSTANT", "MAX_EPOCHS", "PATIENCE", "SOLVERS", "NotFittedError", "SigmoidMLPRegressor"]
+__all__ = [
+    "HISTORY_KEPT",
+    "LR_CONSTANT",
+    "MAX_EPOCHS",
+    "PATIENCE",
+    "SOLVERS",
+    "NotFittedError",
+    "SigmoidMLPRegressor",
+]
 
 #: ``lr=None`` with steepest descent (``"sgd"``, and the first ``η`` of ``"adaptive"``) uses
 #: ``η = LR_CONSTANT / T`` (full batch) or ``LR_CONSTANT / batch_size``. ``E`` sums over points, so
@@ -85,9 +94,16 @@ INPUT_RANGE = (-1.0, 1.0)
 Callback = Callable[[int, TrainResult], bool | None]
 
 #: Written by :meth:`SigmoidMLPRegressor.save`; ``/2`` added ``warm_start`` and the batch-order
-#: generator's state. ``/1`` files still load (and resume, on full batches: they draw no order).
-_FORMAT = "torch-sigmoid-mlp/regressor/2"
-_READABLE = ("torch-sigmoid-mlp/regressor/1", _FORMAT)
+#: generator's state; ``/3`` a SHA-256 of the contents (:func:`_digest`), ``feature_names_in_``,
+#: the training data's fingerprint, and a loss history bounded by :data:`HISTORY_KEPT`. ``/1`` and
+#: ``/2`` files still load (``/1`` ones resume on full batches only: they draw no order).
+_FORMAT = "torch-sigmoid-mlp/regressor/3"
+_READABLE = ("torch-sigmoid-mlp/regressor/1", "torch-sigmoid-mlp/regressor/2", _FORMAT)
+
+#: A model file keeps ``E`` (and the validation SSE) of at most this many of the run's last epochs:
+#: 80 kB as float64, so that a checkpoint of a long run costs what one of a short run does. The
+#: run's :class:`~torch_sigmoid_mlp.TrainResult` in memory keeps all of them.
+HISTORY_KEPT = 10_000
 _DTYPES = {
     str(t).removeprefix("torch."): t for t in (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 }
@@ -611,12 +627,26 @@ class SigmoidMLPRegressor(*_SKLEARN_BASES):
         With ``warm_start``, the loaded estimator's ``fit`` continues the run where it was saved
         (the state of the generator that draws the mini-batch orders is kept). The file is
         written next to ``path`` under a temporary name and renamed over it, so a crash never
-        leaves a half-written model at ``path``. It holds only tensors and plain Python values,
-        which :meth:`load` reads with ``torch.load(weights_only=True)``.
+        leaves a half-written model at ``path``; ``path`` follows
+        :func:`~torch_sigmoid_mlp.data.check_output`'s rules (a symlink is written through; a
+        directory, FIFO or device node is refused). It holds only tensors and plain Python values,
+        which :meth:`load` reads with ``torch.load(weights_only=True)``, and a SHA-256 of all of
+        them that :meth:`load` checks. Of the loss history it keeps the last :data:`HISTORY_KEPT`
+        entries, so that a checkpoint costs the same at epoch 10⁶ as at epoch 10⁴; it also keeps
+        ``feature_names_in_`` and ``data_fingerprint_`` when the estimator has them.
+
+        Raises:
+            ValueError: the weights hold NaN or infinite values, or ``path`` cannot be written
+                (:class:`~torch_sigmoid_mlp.data.OutputError`, naming ``path``).
         """
         self._check_fitted()
+        for l, W in enumerate(self.model_.weights):
+            if not bool(torch.isfinite(W).all()):
+                raise ValueError(f"W^({l}) holds NaN or infinite values: refusing to save a broken model")
+        check_output(path)
         params = self._plain_params()
         generator = getattr(self, "_generator", None)
+        names = getattr(self, "feature_names_in_", None)
         state = {
             "format": _FORMAT,
             "params": params,
@@ -625,10 +655,13 @@ class SigmoidMLPRegressor(*_SKLEARN_BASES):
             "x_scaler": _cpu_state(self.x_scaler_),
             "y_scaler": _cpu_state(self.y_scaler_),
             "y_1d": self._y_1d,
-            "result": dataclasses.asdict(self.result_),
+            "result": _bounded(dataclasses.asdict(self.result_)),
             # a uint8 tensor, which torch.load(weights_only=True) reads; None after loading a /1 file
             "generator": None if generator is None else generator.get_state(),
+            "feature_names": None if names is None else [str(name) for name in names],
+            "data_fingerprint": getattr(self, "data_fingerprint_", None),
         }
+        state["sha256"] = _digest(state)
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             torch.save(state, f)
             f.flush()
@@ -639,12 +672,16 @@ class SigmoidMLPRegressor(*_SKLEARN_BASES):
     def load(cls, path, *, device=None) -> SigmoidMLPRegressor:
         """Read a model written by :meth:`save`. Never runs code from the file.
 
+        Checks the file's SHA-256 (format ``/3``) and that every weight is finite. A loss history
+        longer than :data:`HISTORY_KEPT` reads back with NaN for the epochs the file did not keep.
+
         Args:
             path: the file.
             device: where to put the model; ``None`` uses the saved setting (``"auto"`` by default).
 
         Raises:
-            ValueError: the file is missing, unreadable, truncated, or not a saved regressor.
+            ValueError: the file is missing, unreadable, truncated, damaged (its checksum does
+                not match), holds non-finite weights, or is not a saved regressor.
         """
         if device is not None:
             _device(device)  # a device this machine lacks is named as such, not as a bad file
@@ -652,12 +689,29 @@ class SigmoidMLPRegressor(*_SKLEARN_BASES):
         if not path.is_file():
             raise ValueError(f"no model file at {path}")
         try:
+            with open(path, "rb") as f:
+                is_zip = f.read(4) == b"PK\x03\x04"
+        except OSError as exc:
+            raise ValueError(f"{path} is not a readable model file ({exc.strerror or exc})") from exc
+        if not is_zip:
+            # save() writes torch.save's zip archive; anything else would only get unpickling's story
+            raise ValueError(f"{path} is not a readable model file (not a zip archive, which save() writes)")
+        try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:
             raise ValueError(f"{path} is not a readable model file ({type(exc).__name__}: {exc})") from exc
+        if not isinstance(state, dict) or state.get("format") not in _READABLE:
+            found = state.get("format") if isinstance(state, dict) else type(state).__name__
+            raise ValueError(
+                f"{path} is not a compatible SigmoidMLPRegressor file: format {found!r}, expected {_FORMAT!r}"
+            )
+        if state["format"] == _FORMAT:
+            saved = state.pop("sha256", None)
+            if saved != _digest(state):
+                raise ValueError(
+                    f"{path} is damaged: its contents do not match the checksum it was saved with"
+                )
         try:
-            if state.get("format") not in _READABLE:
-                raise ValueError(f"format {state.get('format')!r}, expected {_FORMAT!r}")
             params = dict(state["params"])
             dtype = _DTYPES[params["dtype"]]
             params["target_range"] = tuple(params["target_range"])
@@ -673,9 +727,11 @@ class SigmoidMLPRegressor(*_SKLEARN_BASES):
             if len(weights) != len(reg.model_.weights):
                 raise ValueError(f"{len(weights)} weight matrices for sizes {sizes}")
             with torch.no_grad():
-                for mine, saved in zip(reg.model_.weights, weights):
+                for l, (mine, saved) in enumerate(zip(reg.model_.weights, weights)):
                     if not isinstance(saved, Tensor) or saved.shape != mine.shape:
                         raise ValueError(f"a weight matrix does not have the shape {tuple(mine.shape)}")
+                    if not bool(torch.isfinite(saved).all()):
+                        raise ValueError(f"W^({l}) holds NaN or infinite values")
                     mine.copy_(saved)
             reg.x_scaler_ = MinMaxScaler().load_state_dict(state["x_scaler"])
             reg.y_scaler_ = MinMaxScaler().load_state_dict(state["y_scaler"])
@@ -683,17 +739,21 @@ class SigmoidMLPRegressor(*_SKLEARN_BASES):
                 raise ValueError("the input scaler does not match the network's inputs")
             reg.n_features_in_ = sizes[0]
             reg._y_1d = bool(state["y_1d"])
-            result = dict(state["result"])
-            # asdict wrote each start's result as a dict as well
-            result["restarts"] = [TrainResult(**r) for r in result.get("restarts", [])]
-            reg.result_ = TrainResult(**result)
+            reg.result_ = _result(state["result"])
             reg._generator = None
-            saved = state["generator"] if state["format"] == _FORMAT else None
+            saved = state["generator"] if state["format"] != _READABLE[0] else None
             if saved is not None:
                 if not isinstance(saved, Tensor) or saved.dtype != torch.uint8:
                     raise ValueError("the generator state is not a uint8 tensor")
                 reg._generator = torch.Generator()
                 reg._generator.set_state(saved)
+            names = state.get("feature_names")
+            if names is not None:
+                if len(names) != sizes[0] or not all(isinstance(n, str) for n in names):
+                    raise ValueError(f"feature_names must be {sizes[0]} strings, got {names!r}")
+                reg.feature_names_in_ = np.asarray(names, dtype=object)
+            if state.get("data_fingerprint") is not None:
+                reg.data_fingerprint_ = str(state["data_fingerprint"])
         except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
             raise ValueError(f"{path} is not a compatible SigmoidMLPRegressor file: {exc}") from exc
         return reg
@@ -1041,3 +1101,58 @@ def _cpu_state(scaler: MinMaxScaler) -> dict:
     state = scaler.state_dict()
     state["feature_range"] = list(state["feature_range"])
     return {k: v.cpu() if isinstance(v, Tensor) else v for k, v in state.items()}
+
+
+def _bounded(result: dict) -> dict:
+    """A result (``asdict``) whose histories keep their last :data:`HISTORY_KEPT` entries.
+
+    ``history_length`` records how many there were, so that :func:`_result` can put each kept
+    entry back at its epoch.
+    """
+    out = dict(result)
+    out["history_length"] = [len(result["loss_history"]), len(result["val_history"])]
+    out["loss_history"] = list(result["loss_history"][-HISTORY_KEPT:])
+    out["val_history"] = list(result["val_history"][-HISTORY_KEPT:])
+    out["restarts"] = [_bounded(r) for r in result.get("restarts", [])]
+    return out
+
+
+def _result(saved: dict) -> TrainResult:
+    """The :class:`TrainResult` of a saved result: ``loss_history[k]`` is NaN where not kept."""
+    saved = dict(saved)
+    lengths = saved.pop("history_length", None)
+    if lengths is not None:
+        for key, length in zip(("loss_history", "val_history"), lengths):
+            kept = list(saved[key])
+            saved[key] = [math.nan] * (length - len(kept)) + kept
+    saved["restarts"] = [_result(r) for r in saved.get("restarts", [])]
+    return TrainResult(**saved)
+
+
+def _digest(value) -> str:
+    """SHA-256 of a saved state's contents: every tensor's dtype, shape and bytes, every plain value.
+
+    Dicts are read in sorted key order, so the digest does not depend on how the file stored them.
+    """
+    h = hashlib.sha256()
+
+    def feed(v) -> None:
+        if isinstance(v, Tensor):
+            t = v.detach().cpu().contiguous()
+            h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        elif isinstance(v, dict):
+            h.update(f"D{len(v)}".encode())
+            for k in sorted(v, key=str):
+                feed(str(k))
+                feed(v[k])
+        elif isinstance(v, (list, tuple)):
+            h.update(f"L{len(v)}".encode())
+            for item in v:
+                feed(item)
+        else:
+            # repr keeps every bit of a float (and tells 1 from 1.0 from True)
+            h.update(f"V{v!r};".encode())
+
+    feed(value)
+    return h.hexdigest()

@@ -106,11 +106,14 @@ class Objective:
 
     # -- what solvers ask for -----------------------------------------------------------------------
 
-    def error(self) -> tuple[Tensor, Tensor]:
-        """``(E_s, max_t |e(t)|)`` at the current weights, 0-d tensors, no gradients."""
+    def error(self, rows: int | None = None) -> tuple[Tensor, Tensor]:
+        """``(E_s, max_t |e(t)|)`` at the current weights, 0-d tensors, no gradients.
+
+        ``rows`` points per forward pass (default ``chunk_size``, or all at once).
+        """
         E, max_error = self._zeros()
         with torch.no_grad():
-            for x, d, s in self._chunks():
+            for x, d, s in self._chunks(rows):
                 E_c, max_c = self._terms(self.model(x), d, s)  # y^(L) = F(x; w), (K, m)
                 E += E_c
                 max_error = torch.maximum(max_error, max_c)
@@ -149,6 +152,12 @@ class Objective:
                 W.grad = None
             self._grads = None
 
+    def jacobian_rows(self) -> int:
+        """Points per block of :meth:`gauss_newton`: ``chunk_size``, or as many as keep a block of ``J``
+        within :data:`JACOBIAN_BLOCK` numbers."""
+        rows = JACOBIAN_BLOCK // max(self.P * self.d.shape[1], 1)
+        return int(max(1, min(self.chunk_size or math.inf, rows)))
+
     def gauss_newton(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         r"""``(JᵀSJ, JᵀSe, E_s, max_t |e(t)|)`` at the current weights, the first two in float64.
 
@@ -156,14 +165,14 @@ class Objective:
         a block of points at a time, so memory is ``O(P²)`` whatever ``T`` is: the ``T·m × P``
         Jacobian is never formed. The columns follow ``torch.cat([W.reshape(-1) for W in weights])``.
         """
-        P, m = self.P, self.d.shape[1]
+        P = self.P
         W0 = self.weights[0]
         A = torch.zeros(P, P, dtype=torch.float64, device=W0.device)  # JᵀSJ, (P, P)
         g = torch.zeros(P, dtype=torch.float64, device=W0.device)  # JᵀSe, (P,)
         E, max_error = self._zeros()
-        block = max(1, min(self.chunk_size or math.inf, JACOBIAN_BLOCK // max(P * m, 1)))
+        m = self.d.shape[1]
         with torch.no_grad():
-            for x, d, s in self._chunks(int(block)):
+            for x, d, s in self._chunks(self.jacobian_rows()):
                 J = jacobian(self.model, x).double()  # ∂y^(L)/∂w, (K·m, P), rows t·m + i
                 y = self.model(x)  # y^(L), (K, m)
                 E_c, max_c = self._terms(y, d, s)

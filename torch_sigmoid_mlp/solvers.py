@@ -387,10 +387,12 @@ class LevenbergMarquardt(Step):
         self._plain = [W.detach() for W in objective.weights]
         self._numels = [W.numel() for W in objective.weights]
         self._known: tuple[Tensor, Tensor] | None = None  # E_s and max |e| at the accepted w_{k+1}
+        # the trial evaluations go a block of points at a time too, so that no pass holds all T
+        self._rows = objective.jacobian_rows()
 
     def evaluate(self) -> tuple[Tensor, Tensor]:
         known, self._known = self._known, None
-        return known if known is not None else self.objective.error()
+        return known if known is not None else self.objective.error(self._rows)
 
     def _flat(self) -> Tensor:
         return torch.cat([W.reshape(-1) for W in self._plain]).double()  # w, (P,)
@@ -423,7 +425,7 @@ class LevenbergMarquardt(Step):
             if info.item() == 0:
                 dw = torch.cholesky_solve(rhs[:, None], factor)[:, 0]  # Δw, (P,)
                 self._load(w + dw)
-                E_new, max_new = self.objective.error()
+                E_new, max_new = self.objective.error(self._rows)
                 w_new = self._flat()  # as stored, in the model's dtype
                 if self._objective_value(E_new.item(), w_new) < F_k:
                     self.mu *= self.mu_decrease
