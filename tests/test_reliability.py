@@ -53,7 +53,7 @@ def flip_a_weight_byte(src: Path, dst: Path) -> None:
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
-    """Inputs for every case: data files, a model fitted on ``d.csv`` for 20 epochs, a damaged copy."""
+    """Inputs for every case: data files, a model fitted on ``d.csv`` for 20 epochs of steepest descent, a damaged copy."""
     here = tmp_path_factory.mktemp("bad")
     (here / "d.csv").write_text(POINTS)
     (here / "other.csv").write_text(OTHER_POINTS)
@@ -63,7 +63,7 @@ def workdir(tmp_path_factory):
     (here / "afile").write_text("not a directory\n")
     (here / "sub").mkdir()
     os.mkfifo(here / "fifo")
-    fit = run("fit", "d.csv", "--epochs", "20", "--quiet", "--save", "m.pt", cwd=here)
+    fit = run("fit", "d.csv", "--solver", "sgd", "--epochs", "20", "--quiet", "--save", "m.pt", cwd=here)
     assert fit.returncode == 0, fit.stdout + fit.stderr
     flip_a_weight_byte(here / "m.pt", here / "damaged.pt")
     return here

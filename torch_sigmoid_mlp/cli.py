@@ -629,7 +629,7 @@ def _export(args: argparse.Namespace) -> int:
             check_c_name(args.name)
         except ValueError as exc:
             raise UsageError(f"export --name: {exc}") from None
-    _writable(out, "export")
+    check_output(out, inputs=[args.model], option="export OUT")
     est = _load_model(args.model, "cpu")
     try:
         if suffix == ".onnx":

@@ -873,7 +873,8 @@ class SigmoidMLPRegressor(*_SKLEARN_BASES):
         X_t = self._as_2d(X)
         cls = type(self).__name__
         fitted = getattr(self, "feature_names_in_", None)
-        if fitted is not None and names is None:
+        # a tensor never carries column names: it is read by position, as the command line reads a CSV
+        if fitted is not None and names is None and not isinstance(X, Tensor):
             warnings.warn(
                 f"X does not have valid feature names, but {cls} was fitted with feature names",
                 UserWarning,
@@ -883,7 +884,11 @@ class SigmoidMLPRegressor(*_SKLEARN_BASES):
             warnings.warn(
                 f"X has feature names, but {cls} was fitted without feature names", UserWarning, stacklevel=3
             )
-        elif fitted is not None and (len(names) != len(fitted) or (names != fitted).any()):
+        elif (
+            fitted is not None
+            and names is not None
+            and (len(names) != len(fitted) or (names != fitted).any())
+        ):
             unseen = [n for n in names if n not in set(fitted)]
             missing = [n for n in fitted if n not in set(names)]
             parts = [f"unseen at fit time: {unseen}"] if unseen else []
