@@ -48,7 +48,6 @@ import signal
 import sys
 import threading
 import traceback
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -820,11 +819,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
-        with warnings.catch_warnings():
-            # the commands match a CSV's columns to the model's inputs by name themselves and hand
-            # the estimator arrays in that order, which it would otherwise warn of
-            warnings.filterwarnings("ignore", "X does not have valid feature names", UserWarning)
-            return _main(argv)
+        return _main(argv)
     except (UsageError, DataError, OutputError, MissingDependencyError) as exc:
         print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
