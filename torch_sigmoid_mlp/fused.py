@@ -60,7 +60,8 @@ class FusedSGDStep:
     layer and ``G^(l)`` per layer: about ``T · (2·Σ hidden sizes + 2·size_L) + P`` numbers, nothing
     saved for an autograd graph and no ``.grad``. After :meth:`update`, :attr:`gradients` holds
     the ``G^(l) = −∂E/∂W^(l)`` the step took (above :data:`ONE_ADD_ROWS` points, or when asked).
-    The weights are updated in place (through detached aliases of the same storage), so a :class:`~torch_sigmoid_mlp.SigmoidMLP` whose ``weights`` were passed in
+    The weights are updated in place (through detached aliases of the same storage), so a
+    :class:`~torch_sigmoid_mlp.SigmoidMLP` whose ``weights`` were passed in
     sees every step; ``W.grad`` is left alone.
 
     Nothing here waits for the device: ``E`` and ``max_t |e(t)|`` come back as 0-d tensors, and
