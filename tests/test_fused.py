@@ -214,9 +214,9 @@ def spy_on_the_step(monkeypatch):
     calls = {"update": 0, "grad": 0}
     update, grad, gradient = FusedSGDStep.update, torch.autograd.grad, Objective.gradient
 
-    def counted_update(self, lr):
+    def counted_update(self, lr, **kwargs):
         calls["update"] += 1
-        update(self, lr)
+        update(self, lr, **kwargs)
 
     def counted_grad(*args, **kwargs):
         calls["grad"] += 1

@@ -519,16 +519,20 @@ def _train_one(
                     stop = any_rank(stop, weights[0].device)  # a stop on one rank stops them all
                 if stop:
                     reason = "callback"
-            state = EpochState(epoch, E_k, max_k, val[0] if val else None, reason, step, model)
-            for watcher in watchers:
-                watcher.epoch(state)
+            # log
+            if watchers:
+                state = EpochState(epoch, E_k, max_k, val[0] if val else None, reason, step, model)
+                for watcher in watchers:
+                    watcher.epoch(state)
             if reason is not None:
                 break
 
             # step: w_{k+1}
             step.step()
             if step.stop_reason is not None:  # no step was taken: the run ends at w_k
-                reason = state.reason = step.stop_reason
+                reason = step.stop_reason
+                if watchers:
+                    state.reason = reason
                 break
             for watcher in watchers:
                 watcher.stepped(state)
