@@ -466,3 +466,16 @@ def test_a_checkpoint_through_a_model_file_resumes_bit_for_bit_with_every_solver
     again = SigmoidMLPRegressor.load(tmp_path / "m.pt").set_params(max_epochs=12, warm_start=True).fit(X, y)
     assert again.result_.epochs == whole.result_.epochs == 12
     assert all(torch.equal(a, b) for a, b in zip(again.model_.weights, whole.model_.weights))
+
+
+@pytest.mark.parametrize("batch_size", [None, 8])
+def test_momentum_is_torch_sgd_and_its_velocity_resumes(batch_size):
+    model, x, d = problem()
+    whole_model = copy.deepcopy(model)
+    settings = {"lr": 0.05, "momentum": 0.9, "batch_size": batch_size, "shuffle": False}
+    whole = train(whole_model, x, d, max_epochs=8, **settings)
+    part = train(model, x, d, max_epochs=3, **settings)
+    assert "momentum_buffer" in str(part.solver_state), "the velocity is part of the saved state"
+    train(model, x, d, max_epochs=8, resume=part, **settings)
+    assert torch.equal(flat(model), flat(whole_model))
+    assert whole.method == "sgd"
