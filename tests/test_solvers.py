@@ -449,3 +449,33 @@ def test_a_distributed_data_parallel_wrapper_is_trained_through_its_module(tmp_p
     reference = train(twin, x, d, method="lm", max_epochs=3)
     assert result.loss_history == pytest.approx(reference.loss_history, rel=1e-12)
     torch.testing.assert_close(flat(model), flat(twin), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_checkpoint_through_a_model_file_resumes_bit_for_bit_with_every_solver(method, tmp_path):
+    """What the command line's --checkpoint-every and --resume do: save, load, warm_start on."""
+    import numpy as np
+
+    from torch_sigmoid_mlp import SigmoidMLPRegressor
+
+    X = np.linspace(0.0, 2.0, 30).reshape(-1, 1)
+    y = 3.0 + 2.0 * np.tanh(X[:, 0])
+    settings = {"solver": method, "device": "cpu", "dtype": "float64"}
+    whole = SigmoidMLPRegressor(max_epochs=12, **settings).fit(X, y)
+    SigmoidMLPRegressor(max_epochs=5, **settings).fit(X, y).save(tmp_path / "m.pt")
+    again = SigmoidMLPRegressor.load(tmp_path / "m.pt").set_params(max_epochs=12, warm_start=True).fit(X, y)
+    assert again.result_.epochs == whole.result_.epochs == 12
+    assert all(torch.equal(a, b) for a, b in zip(again.model_.weights, whole.model_.weights))
+
+
+@pytest.mark.parametrize("batch_size", [None, 8])
+def test_momentum_is_torch_sgd_and_its_velocity_resumes(batch_size):
+    model, x, d = problem()
+    whole_model = copy.deepcopy(model)
+    settings = {"lr": 0.05, "momentum": 0.9, "batch_size": batch_size, "shuffle": False}
+    whole = train(whole_model, x, d, max_epochs=8, **settings)
+    part = train(model, x, d, max_epochs=3, **settings)
+    assert "momentum_buffer" in str(part.solver_state), "the velocity is part of the saved state"
+    train(model, x, d, max_epochs=8, resume=part, **settings)
+    assert torch.equal(flat(model), flat(whole_model))
+    assert whole.method == "sgd"
