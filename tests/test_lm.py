@@ -142,10 +142,10 @@ def test_refuses_networks_too_large_for_a_dense_system():
         ({"max_epochs": -1}, "max_epochs must be a non-negative integer"),
         ({"max_epochs": 2.5}, "max_epochs must be a non-negative integer"),
         ({"tol": 0.0}, "tol must be a positive"),
-        ({"mu": 0.0}, "mu must be positive"),
-        ({"mu": math.inf}, "mu must be positive and finite"),
+        ({"mu": 0.0}, "mu must be a positive finite number"),
+        ({"mu": math.inf}, "mu must be a positive finite number"),
         ({"mu_increase": 1.0}, "mu_increase must be > 1"),
-        ({"mu_decrease": 1.0}, r"mu_decrease must lie in \(0, 1\)"),
+        ({"mu_decrease": 1.0}, r"mu_decrease must be a number in \(0, 1\.0\)"),
         ({"mu_max": 1e-4}, "mu_max must exceed mu"),
     ],
 )

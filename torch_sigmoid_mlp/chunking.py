@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ._checks import check_integer
 from .functional import sse_loss
 from .module import SigmoidMLP
 
@@ -99,10 +100,7 @@ def chunked_error(
 
 def _chunks(model: SigmoidMLP, x: Tensor, d: Tensor, chunk_size: int | None):
     """``(x_c, d_c)`` for consecutive chunks of ``chunk_size`` points, each on the model's device."""
-    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int)):
-        raise TypeError(f"chunk_size must be an int or None, got {type(chunk_size).__name__}")
-    if chunk_size is not None and chunk_size < 1:
-        raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+    chunk_size = check_integer(chunk_size, "chunk_size", optional=True)
     if x.dim() != 2 or d.dim() != 2 or x.shape[0] != d.shape[0]:
         raise ValueError(
             f"x and d must be (T, size_0) and (T, size_L) with the same T; "

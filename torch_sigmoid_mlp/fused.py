@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from ._checks import check_integer
 from .functional import check_inputs
 
 __all__ = ["FusedSGDStep"]
@@ -88,8 +89,7 @@ class FusedSGDStep:
 
     def __init__(self, weights: Sequence[Tensor], rows: int) -> None:
         weights = list(weights)
-        if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
-            raise ValueError(f"rows must be a positive integer, got {rows!r}")
+        rows = check_integer(rows, "rows")
         if not weights:
             raise ValueError("weights must hold at least one matrix W^(0)")
         W0 = weights[0]
@@ -215,8 +215,7 @@ class FusedSGDStep:
             the bound was met, and ``E`` and ``max_t |e(t)|`` of the last forward pass (at the
             weights now held when converged, at the weights before the last update otherwise).
         """
-        if epochs < 1:
-            raise ValueError(f"epochs must be at least 1, got {epochs}")
+        epochs = check_integer(epochs, "epochs")
         forward, update = self.forward, self.update
         for epoch in range(1, epochs + 1):
             E, max_error = forward(x, d)

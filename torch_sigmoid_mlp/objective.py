@@ -20,6 +20,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from ._checks import check_integer
 from .derivatives import jacobian
 from .distributed import FlatGradients, all_reduce_max, is_distributed
 from .functional import sse_loss
@@ -62,7 +63,7 @@ class Objective:
     ) -> None:
         self.model = model
         self.x, self.d, self.s = x, d, sample_weight
-        self.chunk_size = chunk_size
+        self.chunk_size = check_integer(chunk_size, "chunk_size", optional=True)
         self.distributed = distributed
         self.weights = list(model.weights)
         self.P = sum(W.numel() for W in self.weights)

@@ -29,6 +29,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from ._checks import check_number
 from .fused import FusedSGDStep
 from .objective import Objective
 
@@ -374,12 +375,10 @@ class LevenbergMarquardt(Step):
                 f"P = {objective.P} weights, more than LM_MAX_PARAMS = {LM_MAX_PARAMS} (memory grows as P², "
                 f"time as P³); use method='sgd' or 'lbfgs' for a network this large"
             )
-        if not (math.isfinite(mu) and mu > 0):
-            raise ValueError(f"mu must be positive and finite, got {mu!r}")
+        check_number(mu, "mu")
         if not mu_increase > 1:
             raise ValueError(f"mu_increase must be > 1, got {mu_increase!r}")
-        if not 0 < mu_decrease < 1:
-            raise ValueError(f"mu_decrease must lie in (0, 1), got {mu_decrease!r}")
+        check_number(mu_decrease, "mu_decrease", high=1.0)
         if not mu_max > mu:
             raise ValueError(f"mu_max must exceed mu ({mu!r}), got {mu_max!r}")
         self.objective = objective

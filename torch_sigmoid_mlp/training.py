@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from ._checks import check_integer, check_number
 from .distributed import any_rank, broadcast_, is_distributed, is_main_process
 from .handlers import EpochState, Handler, ProgressBar, TensorBoard
 from .module import SigmoidMLP
@@ -119,16 +120,6 @@ def _check_sample_weight(s, x: Tensor) -> Tensor | None:
     if not bool((s > 0).any()):
         raise ValueError("sample_weight is 0 for every point: nothing to fit")
     return s
-
-
-def _positive(value, name: str, *, integer: bool = False, optional: bool = False):
-    if value is None and optional:
-        return None
-    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok or not math.isfinite(value) or value <= 0:
-        kind = "a positive integer" if integer else "a positive finite number"
-        raise ValueError(f"{name} must be {kind}, got {value!r}")
-    return value
 
 
 class _Snapshots:
@@ -350,22 +341,20 @@ def train(
         raise ValueError(
             f"method must be one of {(*METHODS, 'auto')} or a torch.optim factory, got {method!r}"
         )
-    _positive(restarts, "restarts", integer=True)
+    restarts = check_integer(restarts, "restarts")
     # -- the settings, checked before any work -----------------------------------------------------
     # with chunks, the points may stay in host memory: each chunk is copied to the model's device
     x, d = _check_points(model, x, d, ("x", "d"), any_device=chunk_size is not None)
     sample_weight = _check_sample_weight(sample_weight, x)
-    _positive(lr, "lr", optional=True)
-    _positive(tol, "tol", optional=True)
-    _positive(batch_size, "batch_size", integer=True, optional=True)
-    _positive(log_every, "log_every", integer=True)
-    _positive(check_every, "check_every", integer=True, optional=True)
-    _positive(patience, "patience", integer=True, optional=True)
-    _positive(chunk_size, "chunk_size", integer=True, optional=True)
-    if isinstance(max_epochs, bool) or not isinstance(max_epochs, int) or max_epochs < 0:
-        raise ValueError(f"max_epochs must be a non-negative integer, got {max_epochs!r}")
-    if not 0.0 <= momentum < 1.0:
-        raise ValueError(f"momentum must lie in [0, 1), got {momentum!r}")
+    check_number(lr, "lr", optional=True)
+    check_number(tol, "tol", optional=True)
+    batch_size = check_integer(batch_size, "batch_size", optional=True)
+    log_every = check_integer(log_every, "log_every")
+    check_every = check_integer(check_every, "check_every", optional=True)
+    patience = check_integer(patience, "patience", optional=True)
+    chunk_size = check_integer(chunk_size, "chunk_size", optional=True)
+    max_epochs = check_integer(max_epochs, "max_epochs", low=0)
+    check_number(momentum, "momentum", low=0.0, high=1.0)
     if momentum and method != "sgd":
         raise ValueError(f"momentum is steepest descent's (method='sgd'); method={method!r} takes none")
     if validation is not None:
