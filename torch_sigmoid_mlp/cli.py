@@ -59,7 +59,7 @@ from .data import DataError, OutputError, atomic_path, check_output, fingerprint
 from .demo import sine_demo
 from .distributed import default_device, end_process_group, init_from_env, is_distributed, is_main_process
 from .estimator import MAX_EPOCHS, SOLVERS, SigmoidMLPRegressor
-from .gradients import compare_gradients
+from .gradient_check import compare_gradients
 from .module import SigmoidMLP
 from .plotting import MissingDependencyError, fit_figure, require_matplotlib
 from .training import TrainResult

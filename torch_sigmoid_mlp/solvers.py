@@ -30,8 +30,8 @@ import torch
 from torch import Tensor
 
 from ._checks import check_number
-from .fused import FusedSGDStep
 from .objective import Objective
+from .tape_free import TapeFreeStep
 
 __all__ = [
     "LM_MAX_PARAMS",
@@ -133,7 +133,7 @@ class Step:
 class SteepestDescent(Step):
     r"""``w_{k+1} = w_k − η·∇E_s(w_k)``, the seed's update.
 
-    Tape-free (:class:`~torch_sigmoid_mlp.FusedSGDStep`: no autograd graph, no ``.grad``) when the
+    Tape-free (:class:`~torch_sigmoid_mlp.TapeFreeStep`: no autograd graph, no ``.grad``) when the
     points sit in one tensor on the model's device and the backend is ``"manual"``; otherwise through
     :meth:`Objective.gradient` (chunks, ranks, or the autograd backend). Either way the same update.
     """
@@ -150,25 +150,25 @@ class SteepestDescent(Step):
             and not o.distributed
             and o.x.device == W0.device
         )
-        self.fused = FusedSGDStep(o.weights, rows=o.x.shape[0]) if tape_free else None
+        self.tape_free = TapeFreeStep(o.weights, rows=o.x.shape[0]) if tape_free else None
         self.loss_scale = 0.5 if tape_free else 1.0
         self._plain = [W.detach() for W in o.weights]
 
     def evaluate(self) -> tuple[Tensor, Tensor]:
-        if self.fused is not None:
+        if self.tape_free is not None:
             # forward at w_k into the step's buffers: 2E_s (halved once read) and max_t |e(t)|
-            return self.fused.forward_sums(self.objective.x, self.objective.d, self.objective.s)
+            return self.tape_free.forward_sum_of_squares(self.objective.x, self.objective.d, self.objective.s)
         return self.objective.gradient()  # forward and backward at w_k, E_s and ∇E_s
 
     def step(self) -> None:
-        if self.fused is not None:
-            self.fused.update(self.lr)  # W^(l) += η Σ_t δ^(l+1)(t) y^(l)(t)ᵀ from the forward's buffers
+        if self.tape_free is not None:
+            self.tape_free.update(self.lr)  # W^(l) += η Σ_t δ^(l+1)(t) y^(l)(t)ᵀ from the forward's buffers
         else:
             with torch.no_grad():  # one foreach call: an interrupt never lands inside an update
                 torch._foreach_add_(self._plain, self.objective.gradients(), alpha=-self.lr)
 
     def gradients(self) -> list[Tensor]:
-        return self.fused.gradients if self.fused is not None else self.objective.gradients()
+        return self.tape_free.gradients if self.tape_free is not None else self.objective.gradients()
 
     def metrics(self) -> dict[str, float]:
         return {"lr": self.lr}

@@ -251,7 +251,7 @@ def train(
       the weights stay at ``w_k``.
 
     Plain full-batch steepest descent with the ``"manual"`` backend, on points held in one tensor
-    on the model's device, runs tape-free (:class:`~torch_sigmoid_mlp.FusedSGDStep`): no autograd
+    on the model's device, runs tape-free (:class:`~torch_sigmoid_mlp.TapeFreeStep`): no autograd
     graph, no ``.grad``, buffers allocated once. Logging reads what the step computed and never
     changes the path.
 
@@ -286,7 +286,7 @@ def train(
         writer: a ``torch.utils.tensorboard.SummaryWriter`` to log to (left open).
         logdir: a directory for a ``SummaryWriter`` that ``train`` opens and closes.
         log_every: epochs between TensorBoard records (see
-            :class:`~torch_sigmoid_mlp.tracking.TrainingLog` for the tags).
+            :class:`~torch_sigmoid_mlp.handlers.TrainingLog` for the tags).
         check_every: every this many epochs, log ``check/max_rel_diff``, the largest relative
             difference between the manual and the autograd gradient of ``E``; needs a writer.
         callback: called as ``callback(k, result)`` at each epoch that does not stop otherwise.

@@ -1,4 +1,4 @@
-"""Full-batch steepest descent without autograd: preallocated signals, explicit deltas, fused update.
+"""Full-batch steepest descent off the autograd tape: preallocated signals, explicit deltas, in-place update.
 
 Backpropagation written out by hand knows what autograd cannot: ``y^(l)`` is dead once
 ``W^(l)`` is updated, the gradient is only ever added to ``W^(l)``, and ``σ'`` is formed from
@@ -24,14 +24,14 @@ from torch import Tensor
 from ._checks import check_integer
 from .functional import check_inputs
 
-__all__ = ["FusedSGDStep"]
+__all__ = ["FusedSGDStep", "TapeFreeStep"]
 
 # δ = e ⊙ y ⊙ (1 − y) in one kernel, written into a given buffer.
 _sigmoid_backward_out = torch.ops.aten.sigmoid_backward.grad_input
 _INF = float("inf")
 
 
-class FusedSGDStep:
+class TapeFreeStep:
     r"""One epoch of full-batch steepest descent on ``E``, split into a forward and an update.
 
     :meth:`forward` evaluates the network at the current weights and returns ``E`` and the
@@ -78,7 +78,7 @@ class FusedSGDStep:
         >>> model = SigmoidMLP(2, generator=torch.Generator().manual_seed(0))
         >>> x = torch.tensor([[0.1, 0.9], [0.9, 0.1]])
         >>> d = torch.tensor([[0.2], [0.8]])
-        >>> step = FusedSGDStep(model.weights, rows=2)
+        >>> step = TapeFreeStep(model.weights, rows=2)
         >>> E, max_error = step.forward(x, d)
         >>> step.update(lr=0.5)
         >>> E, step.forward(x, d)[0] < E
@@ -138,10 +138,10 @@ class FusedSGDStep:
         ``sample_weight`` (``(T,)``, ``s_t ≥ 0``) makes ``E`` SPEC.md's ``E_s`` and weights the
         deltas of the following :meth:`update`.
         """
-        sum_of_squares, max_error = self.forward_sums(x, d, sample_weight)
+        sum_of_squares, max_error = self.forward_sum_of_squares(x, d, sample_weight)
         return sum_of_squares.mul_(self._half), max_error  # E = 1/2 Σ_t s_t ‖e(t)‖²
 
-    def forward_sums(
+    def forward_sum_of_squares(
         self, x: Tensor, d: Tensor, sample_weight: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
         """:meth:`forward` with ``2E = Σ_t s_t ‖e(t)‖²`` in place of ``E``: one kernel fewer, for a
@@ -223,3 +223,8 @@ class FusedSGDStep:
                 return epoch, True, E, max_error
             update(lr)
         return epochs, False, E, max_error
+
+
+#: :class:`TapeFreeStep` under its first name: "fused" meant one pass without the tape, not one
+#: multi-tensor kernel as in ``torch.optim``'s ``fused=True``. Both names stay importable.
+FusedSGDStep = TapeFreeStep
