@@ -26,7 +26,6 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from .chunking import accumulate_gradients, chunked_error
 from .module import SigmoidMLP
 
 __all__ = [
@@ -229,6 +228,8 @@ def global_gradients(
     Returns:
         ``(E, max_abs_error)``, 0-d tensors, the same on every rank.
     """
+    from .chunking import accumulate_gradients  # chunking's Objective sums over ranks with this module
+
     grads.zero_()
     E_r, max_abs_error_r = accumulate_gradients(model, x, d, chunk_size=chunk_size)
     if not reduce:
@@ -247,6 +248,8 @@ def global_error(
     ``all_reduce(SUM)`` and one ``all_reduce(MAX)`` (none with ``reduce=False``). Returns 0-d
     tensors, the same on every rank.
     """
+    from .chunking import chunked_error  # chunking's Objective sums over ranks with this module
+
     E_r, max_abs_error_r = chunked_error(model, x, d, chunk_size=chunk_size)
     if not reduce:
         return E_r, max_abs_error_r
