@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from ._flat import num_weights
 from .functional import SigmoidMLPFunction, _as_rows, _sigmoid_backward, check_inputs, sigmoid_mlp, sse_loss
 
 __all__ = ["hvp", "jacobian", "local_gradients", "per_sample_gradients"]
@@ -141,7 +142,7 @@ def jacobian(model, x: Tensor) -> Tensor:
     units = torch.eye(m, dtype=ys[-1].dtype, device=ys[-1].device)  # u_k, (m, m)
     e = units[:, None, :].expand(m, T, m)  # e(t) = u_k for every t, (m, T, m)
     deltas = _deltas(weights, ys, e)  # δ^(l+1), (m, T, size_{l+1})
-    P = sum(W.numel() for W in weights)
+    P = num_weights(weights)
     J = ys[-1].new_empty(T, m, P)
     offset = 0
     for delta, y in zip(deltas, ys):

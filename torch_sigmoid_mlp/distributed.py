@@ -26,6 +26,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from ._flat import as_weights, flatten, num_weights
 from .module import SigmoidMLP
 
 __all__ = [
@@ -135,13 +136,9 @@ class FlatGradients:
                     f"every parameter must share one dtype and device; got {p.dtype} on {p.device} "
                     f"and {first.dtype} on {first.device}"
                 )
-        numel = sum(p.numel() for p in self.params)
+        numel = num_weights(self.params)
         self.buffer = torch.zeros(numel + 1, dtype=first.dtype, device=first.device)  # (P + 1,)
-        self.views: list[Tensor] = []
-        offset = 0
-        for p in self.params:
-            self.views.append(self.buffer[offset : offset + p.numel()].view_as(p))
-            offset += p.numel()
+        self.views: list[Tensor] = as_weights(self.buffer, self.params)
         self.loss = self.buffer[numel:]  # (1,)
         self.attach()
 
@@ -190,11 +187,9 @@ def broadcast_(tensors: Iterable[Tensor], src: int = 0) -> None:
         return
     tensors = list(tensors)
     with torch.no_grad():
-        flat = torch.cat([t.detach().reshape(-1) for t in tensors])  # (P,)
+        flat = flatten(tensors)  # (P,)
         dist.broadcast(flat, src)
-        torch._foreach_copy_(
-            tensors, [v.view_as(t) for v, t in zip(flat.split([t.numel() for t in tensors]), tensors)]
-        )
+        torch._foreach_copy_(tensors, as_weights(flat, tensors))
 
 
 def global_gradients(

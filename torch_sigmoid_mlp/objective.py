@@ -21,6 +21,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from ._checks import check_integer
+from ._flat import num_weights
 from .derivatives import jacobian
 from .distributed import FlatGradients, all_reduce_max, is_distributed
 from .functional import sse_loss
@@ -66,7 +67,7 @@ class Objective:
         self.chunk_size = check_integer(chunk_size, "chunk_size", optional=True)
         self.distributed = distributed
         self.weights = list(model.weights)
-        self.P = sum(W.numel() for W in self.weights)
+        self.P = num_weights(self.weights)
         self.T = x.shape[0]
         if distributed and is_distributed():
             T = torch.tensor(float(self.T), dtype=torch.float64, device=self.weights[0].device)

@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from ._checks import check_number
+from ._flat import as_weights, flatten
 from .objective import Objective
 from .tape_free import TapeFreeStep
 
@@ -384,7 +385,6 @@ class LevenbergMarquardt(Step):
         self.objective = objective
         self.mu, self.mu_increase, self.mu_decrease, self.mu_max = mu, mu_increase, mu_decrease, mu_max
         self._plain = [W.detach() for W in objective.weights]
-        self._numels = [W.numel() for W in objective.weights]
         self._known: tuple[Tensor, Tensor] | None = None  # E_s and max |e| at the accepted w_{k+1}
         # the trial evaluations go a block of points at a time too, so that no pass holds all T
         self._rows = objective.jacobian_rows()
@@ -394,12 +394,12 @@ class LevenbergMarquardt(Step):
         return known if known is not None else self.objective.error(self._rows)
 
     def _flat(self) -> Tensor:
-        return torch.cat([W.reshape(-1) for W in self._plain]).double()  # w, (P,)
+        return flatten(self._plain).double()  # w, (P,)
 
     def _load(self, flat_w: Tensor) -> None:
         with torch.no_grad():
-            for W, part in zip(self._plain, flat_w.split(self._numels)):
-                W.copy_(part.view_as(W))
+            for W, part in zip(self._plain, as_weights(flat_w, self._plain)):
+                W.copy_(part)  # rounded to the model's dtype
 
     def _system(self, A: Tensor, g: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
         """The matrix without ``μI`` and the right-hand side of this solver's step."""

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from ._checks import check_integer, check_number
+from ._flat import as_weights, num_weights
 from .distributed import any_rank, broadcast_, is_distributed, is_main_process
 from .handlers import EpochState, Handler, ProgressBar, TensorBoard
 from .module import SigmoidMLP
@@ -133,13 +134,9 @@ class _Snapshots:
         self._weights = list(weights)
         # views of contiguous weights are taken once; any other layout is flattened (copied) per epoch
         self._flat = [W.view(-1) for W in weights] if all(W.is_contiguous() for W in weights) else None
-        numel = sum(W.numel() for W in weights)
         options = {"dtype": weights[0].dtype, "device": weights[0].device}
-        self._buffers = [torch.empty(numel, **options) for _ in range(2)]
-        self._as_weights = [
-            [part.view(W.shape) for part, W in zip(buffer.split([W.numel() for W in weights]), weights)]
-            for buffer in self._buffers
-        ]
+        self._buffers = [torch.empty(num_weights(weights), **options) for _ in range(2)]
+        self._as_weights = [as_weights(buffer, weights) for buffer in self._buffers]
         self.take(0)
         self._buffers[1].copy_(self._buffers[0])  # before the first update, w_{−1} is w_0
 
@@ -382,7 +379,7 @@ def train(
     if resume is not None and restarts > 1:
         raise ValueError("resume= continues one run: it takes restarts=1")
     if method == "auto":
-        P = sum(W.numel() for W in model.weights)
+        P = num_weights(model.weights)
         method = choose_method(
             P,
             x.shape[0] * d.shape[1],
