@@ -1,10 +1,11 @@
-"""The checks on arguments that every public function shares, worded one way everywhere.
+"""The checks that every public function shares, on numbers and on test points, worded one way everywhere.
 
 A bad value is a ``ValueError`` naming the argument, what it must be and what it got
 (``lr must be a positive finite number or None, got 0.0``). A value of the wrong kind altogether (a
 float for a count, a string for a rate) is an :class:`ArgumentTypeError`, which is a ``TypeError``
 and a ``ValueError`` at once, as scikit-learn's ``InvalidParameterError`` is: callers catching
-either see it.
+either see it. The test points ``x``, their targets ``d`` and their weights ``s_t`` are checked
+here too, once they are tensors of shape ``(T, n)``, ``(T, m)`` and ``(T,)``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,18 @@ from __future__ import annotations
 import math
 import numbers
 
-__all__ = ["ArgumentTypeError", "check_integer", "check_number", "integer_words", "number_words"]
+import torch
+from torch import Tensor
+
+__all__ = [
+    "ArgumentTypeError",
+    "check_integer",
+    "check_number",
+    "check_points",
+    "check_sample_weight",
+    "integer_words",
+    "number_words",
+]
 
 
 class ArgumentTypeError(TypeError, ValueError):
@@ -87,3 +99,36 @@ def check_number(
         or_none = " or None" if optional else ""
         raise error(f"{name} must be {number_words(low, high)}{or_none}, got {value!r}")
     return float(value)
+
+
+def check_points(x: Tensor, d: Tensor, names: tuple[str, str] = ("x", "d")) -> None:
+    """``x`` and ``d`` hold the same number ``T`` of test points (rows), every value finite.
+
+    Example::
+
+        >>> from torch_sigmoid_mlp._checks import check_points
+        >>> check_points(torch.zeros(3, 2), torch.zeros(2, 1))
+        Traceback (most recent call last):
+        ...
+        ValueError: x has 3 test points but d has 2
+    """
+    (xn, dn) = names
+    if x.shape[0] != d.shape[0]:
+        raise ValueError(f"{xn} has {x.shape[0]} test points but {dn} has {d.shape[0]}")
+    for value, name in ((x, xn), (d, dn)):
+        if not bool(torch.isfinite(value).all()):
+            raise ValueError(f"{name} contains NaN or infinite values")
+
+
+def check_sample_weight(s: Tensor, T: int) -> None:
+    """``s`` holds one weight ``s_t ≥ 0`` per test point, ``(T,)``, finite and not all zero."""
+    if s.shape != (T,):
+        raise ValueError(
+            f"sample_weight must have shape ({T},), one weight per test point, got {tuple(s.shape)}"
+        )
+    if not bool(torch.isfinite(s).all()):
+        raise ValueError("sample_weight contains NaN or infinite values")
+    if bool((s < 0).any()):
+        raise ValueError(f"sample_weight must be ≥ 0, got {s.min().item()!r}")
+    if not bool((s > 0).any()):
+        raise ValueError("sample_weight is zero for every test point: at least one weight must be > 0")

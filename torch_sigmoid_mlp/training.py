@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from ._checks import check_integer, check_number
+from ._checks import check_integer, check_number, check_points, check_sample_weight
 from ._flat import as_weights, num_weights
 from .distributed import any_rank, broadcast_, is_distributed, is_main_process
 from .handlers import EpochState, Handler, ProgressBar, TensorBoard
@@ -91,12 +91,7 @@ def _check_points(
         raise ValueError(f"{dn} must have shape (T, {m}), got {tuple(d.shape)}")
     if x.shape[0] == 0:
         raise ValueError(f"{xn} holds no test points (T = 0)")
-    if x.shape[0] != d.shape[0]:
-        raise ValueError(f"{xn} has {x.shape[0]} test points but {dn} has {d.shape[0]}")
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{xn} contains NaN or infinite values")
-    if not bool(torch.isfinite(d).all()):
-        raise ValueError(f"{dn} contains NaN or infinite values")
+    check_points(x, d, names)
     if not bool(((d > 0) & (d < 1)).all()):
         raise ValueError(
             f"{dn} must lie strictly inside (0, 1), the range of the output sigmoid; got values in "
@@ -111,15 +106,8 @@ def _check_sample_weight(s, x: Tensor) -> Tensor | None:
         return None
     if not isinstance(s, Tensor):
         raise TypeError(f"sample_weight must be a torch.Tensor, got {type(s).__name__}")
-    if s.dim() != 1 or s.shape[0] != x.shape[0]:
-        raise ValueError(
-            f"sample_weight must have shape ({x.shape[0]},), one s_t per point, got {tuple(s.shape)}"
-        )
     s = s.to(device=x.device, dtype=x.dtype)
-    if not bool(torch.isfinite(s).all()) or bool((s < 0).any()):
-        raise ValueError("sample_weight must be finite and ≥ 0")
-    if not bool((s > 0).any()):
-        raise ValueError("sample_weight is 0 for every point: nothing to fit")
+    check_sample_weight(s, x.shape[0])
     return s
 
 
