@@ -69,6 +69,11 @@ def _deltas(weights: list[Tensor], ys: list[Tensor], e: Tensor) -> list[Tensor]:
 
     ``e`` of shape ``(..., T, size_L)`` gives ``δ^(l)`` of shape ``(..., T, size_l)``: one
     backward pass per leading index, all in one batched matmul per layer.
+
+    :class:`~torch_sigmoid_mlp.SigmoidMLPFunction`'s backward and the tape-free step run this
+    recursion in loops of their own, each where it is hot: the first stays differentiable (double
+    backward) and carries ``−δ`` to spend no negation on it, the second writes ``δ^(l)`` over
+    ``y^(l)`` in its buffers between the updates of the weights.
     """
     with torch.no_grad():
         deltas = [_sigmoid_backward(e, ys[-1])]  # δ^(L) = e ⊙ y^(L) ⊙ (1 − y^(L))

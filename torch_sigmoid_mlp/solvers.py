@@ -277,7 +277,7 @@ class OptimizerStep(Step):
         self.optimizer.load_state_dict(state["optimizer"])
 
 
-class MiniBatches(Step):
+class MiniBatches(OptimizerStep):
     r"""An epoch of mini-batch steps: one pass over the points in a (shuffled) order, a step per batch.
 
     .. code-block:: text
@@ -298,7 +298,7 @@ class MiniBatches(Step):
         shuffle: bool,
         generator: torch.Generator | None,
     ) -> None:
-        self.objective, self.optimizer, self.method = objective, optimizer, method
+        super().__init__(objective, optimizer, method)  # its metrics and state are the optimizer's
         self.batch_size, self.shuffle, self.generator = batch_size, shuffle, generator
         self._summed: list[Tensor] | None = None
 
@@ -332,15 +332,6 @@ class MiniBatches(Step):
 
     def gradients(self) -> list[Tensor] | None:
         return self._summed
-
-    def metrics(self) -> dict[str, float]:
-        return {"lr": float(self.optimizer.param_groups[0]["lr"])}
-
-    def state_dict(self) -> dict:
-        return {"optimizer": self.optimizer.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])
 
 
 class LevenbergMarquardt(Step):
