@@ -54,7 +54,12 @@ def make_problem(T=T, sizes=(3, 4, 4, 1), seed=0, dtype=torch.float64):
 
 def make_estimator() -> SigmoidMLPRegressor:
     return SigmoidMLPRegressor(
-        hidden=(4,), max_epochs=STEPS, validation_fraction=0.25, device="cpu", dtype=torch.float64
+        hidden=(4,),
+        solver="sgd",
+        max_epochs=STEPS,
+        validation_fraction=0.25,
+        device="cpu",
+        dtype=torch.float64,
     )
 
 

@@ -23,7 +23,8 @@ def _one_thread():
 
 #: The checks fit hundreds of times, so each instance runs few epochs: 100 of steepest descent
 #: with momentum reach the R² > 0.5 that ``check_regressors_train`` asks for. The float64
-#: instance passes every check; the default float32 one all but the one below.
+#: instance passes every check; the default float32 one all but, on some data or CPUs, the one
+#: below (on scikit-learn's own data it may pass: the mark is not strict).
 CHECKED = [
     SigmoidMLPRegressor(max_epochs=100, momentum=0.8, device="cpu", dtype="float64"),
     SigmoidMLPRegressor(max_epochs=100, momentum=0.8, device="cpu"),
@@ -35,8 +36,8 @@ def expected_failed_checks(estimator):
         return {}
     return {
         "check_sample_weight_equivalence_on_dense_data": (
-            "float32 sums over the points in another order (shuffled, repeated) round apart by more "
-            "than the check's rtol of 1e-7; the float64 instance passes it"
+            "float32 sums over the points in another order (shuffled, repeated) round apart, and "
+            "the epochs can grow that past the check's rtol of 1e-7; the float64 instance passes it"
         )
     }
 

@@ -407,3 +407,27 @@ def test_parametrized_weights_are_refused_with_what_to_do():
     torch.nn.utils.parametrizations.weight_norm(model.weights, "0")
     with pytest.raises(ValueError, match=r"parametrized.*remove_parametrizations"):
         train(model, x, d, lr=0.1, max_epochs=2)
+
+
+def test_an_lr_beyond_the_dtype_is_named_before_any_step():
+    model, x, d = problem()
+    with pytest.raises(ValueError, match=r"lr=1e\+300 overflows the weights' dtype torch.float32"):
+        train(model.float(), x.float(), d.float(), lr=1e300, max_epochs=2)
+
+
+def test_a_distributed_data_parallel_wrapper_is_trained_through_its_module(tmp_path):
+    """``train(DistributedDataParallel(m))``: the loop does data parallelism itself, on the module."""
+    import torch.distributed as dist
+
+    model, x, d = problem()
+    twin = copy.deepcopy(model)
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0, world_size=1)
+    try:
+        wrapped = torch.nn.parallel.DistributedDataParallel(model)
+        result = train(wrapped, x, d, method="lm", max_epochs=3)
+    finally:
+        del wrapped
+        dist.destroy_process_group()
+    reference = train(twin, x, d, method="lm", max_epochs=3)
+    assert result.loss_history == pytest.approx(reference.loss_history, rel=1e-12)
+    torch.testing.assert_close(flat(model), flat(twin), rtol=1e-12, atol=1e-14)

@@ -1046,7 +1046,7 @@ def _integer(value, name: str, *, low: int, high: int | None = None, optional: b
 def _number(
     value, name: str, *, low: float | None = None, high: float | None = None, optional: bool = False
 ) -> float | None:
-    """A finite real ``value`` (a numpy scalar too): ``> 0`` without ``low``, else in ``[low, high)``."""
+    """A finite real ``value`` (numpy's too) as a float: ``> 0`` (or ``≥ low``), ``< high`` if given."""
     if value is None and optional:
         return None
     ok = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))

@@ -176,6 +176,10 @@ class TensorBoard(Handler):
                 self.log.gradients(s.epoch, grads)
 
     def close(self, s: EpochState, hparams: dict, metrics: dict) -> None:
+        if not self._logged:  # a solver's own stop came after the epoch was seen: record it as the last
+            self.log.epoch(
+                s.epoch, s.loss, s.max_abs_error, s.step.metrics(), s.model.weights, s.val_loss, True
+            )
         self.log.close(hparams, metrics)
 
     def abandon(self) -> None:

@@ -163,7 +163,8 @@ class SteepestDescent(Step):
 
     def step(self) -> None:
         if self.tape_free is not None:
-            self.tape_free.update(self.lr)  # W^(l) += η Σ_t δ^(l+1)(t) y^(l)(t)ᵀ from the forward's buffers
+            # W^(l) += η Σ_t δ^(l+1)(t) y^(l)(t)ᵀ from the forward's buffers
+            self.tape_free.update(self.lr, keep_gradients=self.keep_gradients)
         else:
             with torch.no_grad():  # one foreach call: an interrupt never lands inside an update
                 torch._foreach_add_(self._plain, self.objective.gradients(), alpha=-self.lr)

@@ -6,12 +6,12 @@ Backpropagation written out by hand knows what autograd cannot: ``y^(l)`` is dea
 ``W^(l)ᵀ δ^(l+1)``, the ``L`` products ``G^(l) = δ^(l+1)ᵀ y^(l)`` and ``L`` in-place adds
 ``W^(l) += η · G^(l)``, plus a few elementwise kernels, all writing into buffers allocated once.
 
-The product and the add are kept apart on purpose. ``W.addmm_(δᵀ, y, alpha=η)`` would be one kernel
-fewer, but a matrix product with ``beta = 1`` adds its partial sums over blocks of test points into
-``W`` one block at a time, each add rounded to the precision of ``W``'s entries (about 1) rather
-than to that of the step (about ``η·|G|``): in float32 at ``T = 10⁶`` that alone moves ``E`` after
-one step by about 1 %. Summing ``G^(l)`` first rounds each partial sum against ``G^(l)``'s own size
-and rounds into ``W`` once.
+Above :data:`ONE_ADD_ROWS` points the product and the add are kept apart on purpose.
+``W.addmm_(δᵀ, y, alpha=η)`` is one kernel fewer, but a matrix product with ``beta = 1`` adds its
+partial sums over blocks of test points into ``W`` one block at a time, each add rounded to the
+precision of ``W``'s entries (about 1) rather than to that of the step (about ``η·|G|``): in float32
+at ``T = 10⁶`` that puts an error of about 1 % into the step. Summing ``G^(l)`` first rounds each
+partial sum against ``G^(l)``'s own size and rounds into ``W`` once.
 """
 
 from __future__ import annotations
@@ -29,6 +29,13 @@ __all__ = ["FusedSGDStep", "TapeFreeStep"]
 # δ = e ⊙ y ⊙ (1 − y) in one kernel, written into a given buffer.
 _sigmoid_backward_out = torch.ops.aten.sigmoid_backward.grad_input
 _INF = float("inf")
+
+#: Above this many test points :meth:`TapeFreeStep.update` sums each step ``G^(l)`` in its own buffer
+#: and adds it to ``W^(l)`` once. At or below it one ``addmm_`` does both: a matrix product splits
+#: its sum over the points into blocks of a few hundred and adds each block's partial sum to ``W``,
+#: so up to this size ``W`` takes a handful of roundings, the order of the one it takes anyway, and
+#: the kernel saved is a fifth of a small epoch's time.
+ONE_ADD_ROWS = 2048
 
 
 class TapeFreeStep:
@@ -53,9 +60,9 @@ class TapeFreeStep:
     not needed again), so the buffers are ``y^(1..L)``, ``e``, one product buffer per hidden
     layer and ``G^(l)`` per layer: about ``T · (2·Σ hidden sizes + 2·size_L) + P`` numbers, nothing
     saved for an autograd graph and no ``.grad``. After :meth:`update`, :attr:`gradients` holds
-    the ``G^(l) = −∂E/∂W^(l)`` the step took. The weights are updated in place (through detached
-    aliases of the
-    same storage), so a :class:`~torch_sigmoid_mlp.SigmoidMLP` whose ``weights`` were passed in
+    the ``G^(l) = −∂E/∂W^(l)`` the step took (above :data:`ONE_ADD_ROWS` points, or when asked).
+    The weights are updated in place (through detached aliases of the same storage), so a
+    :class:`~torch_sigmoid_mlp.SigmoidMLP` whose ``weights`` were passed in
     sees every step; ``W.grad`` is left alone.
 
     Nothing here waits for the device: ``E`` and ``max_t |e(t)|`` come back as 0-d tensors, and
@@ -130,6 +137,7 @@ class TapeFreeStep:
             for l in range(len(self.weights) - 1, 0, -1)
         ]
         self._delta1_t = ys[0].t()  # δ^(1)ᵀ, for the update of W^(0)
+        self._one_add = rows > ONE_ADD_ROWS
 
     def forward(self, x: Tensor, d: Tensor, sample_weight: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Run ``x`` through the network into the buffers; return ``E`` and ``max_t |e(t)|``.
@@ -186,23 +194,34 @@ class TapeFreeStep:
         if self._x_shape[0] != T:
             self._views_for(T)
 
-    def update(self, lr: float) -> None:
+    def update(self, lr: float, *, keep_gradients: bool = False) -> None:
         """Backpropagate from the last :meth:`forward` and take the step with learning rate ``lr``.
 
         Call it once per :meth:`forward`: it consumes the signals (each ``y^(l)`` becomes
-        ``δ^(l)`` in place).
+        ``δ^(l)`` in place). With ``keep_gradients`` (or above :data:`ONE_ADD_ROWS` test points,
+        where the step is summed apart anyway) :attr:`gradients` holds this step's ``G^(l)``.
         """
         y_out = self._y_out
         _sigmoid_backward_out(self._err, y_out, grad_input=y_out)  # δ^(L) = e ⊙ y^(L) ⊙ (1 − y^(L))
         if self._s is not None:
             y_out.mul_(self._s)  # δ^(L)(t) = s_t · e(t) ⊙ y^(L)(t) ⊙ (1 − y^(L)(t))
+        apart = self._one_add
         for W, G, delta, delta_t, y, back in self._update_plan:
             torch.mm(delta, W, out=back)  # W^(l)ᵀ δ^(l+1) with the old W^(l), (T, size_l)
-            torch.mm(delta_t, y, out=G)  # G^(l) = Σ_t δ^(l+1)(t) y^(l)(t)ᵀ, (size_{l+1}, size_l)
-            W.add_(G, alpha=lr)  # W^(l) += η G^(l)
+            if apart or keep_gradients:
+                torch.mm(delta_t, y, out=G)  # G^(l) = Σ_t δ^(l+1)(t) y^(l)(t)ᵀ, (size_{l+1}, size_l)
+            if apart:
+                W.add_(G, alpha=lr)  # W^(l) += η G^(l), rounded into W once
+            else:
+                W.addmm_(delta_t, y, alpha=lr)  # the same, in one kernel: few partial sums
             _sigmoid_backward_out(back, y, grad_input=y)  # δ^(l) = y^(l) ⊙ (1 − y^(l)) ⊙ W^(l)ᵀ δ^(l+1)
-        G0 = torch.mm(self._delta1_t, self._x, out=self.gradients[0])  # G^(0) = Σ_t δ^(1)(t) x(t)ᵀ
-        self.weights[0].add_(G0, alpha=lr)  # W^(0) += η G^(0)
+        W0, G0 = self.weights[0], self.gradients[0]
+        if apart or keep_gradients:
+            torch.mm(self._delta1_t, self._x, out=G0)  # G^(0) = Σ_t δ^(1)(t) x(t)ᵀ
+        if apart:
+            W0.add_(G0, alpha=lr)  # W^(0) += η G^(0)
+        else:
+            W0.addmm_(self._delta1_t, self._x, alpha=lr)
 
     def run(
         self, x: Tensor, d: Tensor, *, lr: float, epochs: int, tol: float | None = None

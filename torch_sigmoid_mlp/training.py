@@ -332,6 +332,10 @@ def train(
     x, d = _check_points(model, x, d, ("x", "d"), any_device=chunk_size is not None)
     sample_weight = _check_sample_weight(sample_weight, x)
     check_number(lr, "lr", optional=True)
+    if lr is not None and lr > torch.finfo(x.dtype).max:
+        raise ValueError(
+            f"lr={lr!r} overflows the weights' dtype {x.dtype} (largest {torch.finfo(x.dtype).max:.4g})"
+        )
     check_number(tol, "tol", optional=True)
     batch_size = check_integer(batch_size, "batch_size", optional=True)
     log_every = check_integer(log_every, "log_every")
@@ -489,16 +493,20 @@ def _train_one(
                     stop = any_rank(stop, weights[0].device)  # a stop on one rank stops them all
                 if stop:
                     reason = "callback"
-            state = EpochState(epoch, E_k, max_k, val[0] if val else None, reason, step, model)
-            for watcher in watchers:
-                watcher.epoch(state)
+            # log
+            if watchers:
+                state = EpochState(epoch, E_k, max_k, val[0] if val else None, reason, step, model)
+                for watcher in watchers:
+                    watcher.epoch(state)
             if reason is not None:
                 break
 
             # step: w_{k+1}
             step.step()
             if step.stop_reason is not None:  # no step was taken: the run ends at w_k
-                reason = state.reason = step.stop_reason
+                reason = step.stop_reason
+                if watchers:
+                    state.reason = reason
                 break
             for watcher in watchers:
                 watcher.stepped(state)
