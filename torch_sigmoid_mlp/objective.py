@@ -122,14 +122,15 @@ class Objective:
                 max_error = torch.maximum(max_error, max_c)
         return self._sum(E, max_error)
 
-    def accumulate_gradients(self) -> tuple[Tensor, Tensor]:
+    def accumulate_gradients(self, E: Tensor | None = None) -> tuple[Tensor, Tensor]:
         r"""Add this process's ``∂E_s/∂W^(l)`` into each ``W^(l).grad``, a chunk at a time, and return
         its ``(E_s, max_t |e(t)|)``; nothing is summed over ranks.
 
         Gradients are *added* to whatever ``.grad`` holds, as ``Tensor.backward`` does; a ``.grad``
-        that is ``None`` stays so when there are no points.
+        that is ``None`` stays so when there are no points. ``E_s`` is added into ``E`` in place when
+        it is given (the flat buffer's entry), else into a new 0-d tensor.
         """
-        E, max_error = self._zeros()
+        E, max_error = self._zeros() if E is None else (E, self._zeros()[1])
         for x, d, s in self._chunks():
             E_c, max_c = self._terms(self.model(x), d, s)  # y^(L) = F(x; w), (K, m)
             E_c.backward()  # adds ∂E_c/∂W^(l) into W^(l).grad, by the model's backend
@@ -149,8 +150,8 @@ class Objective:
             self._grads = FlatGradients(self.weights)
         grads = self._grads
         grads.zero_()
-        E, max_error = self.accumulate_gradients()  # each W^(l).grad is a view of the flat buffer
-        grads.loss.copy_(E)
+        # each W^(l).grad is a view of the flat buffer, and E_s goes into its last entry
+        _, max_error = self.accumulate_gradients(grads.loss)
         if self.distributed and is_distributed():
             grads.all_reduce_()
             max_error = all_reduce_max(max_error)
