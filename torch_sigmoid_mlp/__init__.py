@@ -4,7 +4,7 @@ See SPEC.md for the notation: ``W^(l)``, ``y^(l)``, ``e = d − y^(L)``, ``δ^(l
 """
 
 from .chunking import accumulate_gradients, chunked_error
-from .data import DataError, read_csv
+from .csv_data import DataError, read_csv
 from .demo import sine_demo
 from .derivatives import hvp, jacobian, local_gradients, per_sample_gradients
 from .distributed import init_from_env, is_main_process, shard
@@ -14,8 +14,8 @@ from .functional import SigmoidMLPFunction, sigmoid_mlp, sigmoid_mlp_autograd, s
 from .gradient_check import GradientComparison, GradientReport, compare_gradients
 from .lm import LM_MAX_PARAMS, LMResult, levenberg_marquardt
 from .module import SigmoidMLP
+from .normalization import MinMaxScaler
 from .objective import Objective
-from .scaling import MinMaxScaler
 from .solvers import METHODS, choose_method
 from .tape_free import FusedSGDStep, TapeFreeStep
 from .training import TrainResult, train

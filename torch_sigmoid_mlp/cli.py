@@ -12,7 +12,7 @@ Exit status, so that scripts can rely on it (docs/reliability.md has the table a
 - ``143``: terminated by SIGTERM, which ``fit`` handles as Ctrl-C.
 
 Outputs (``--save``, ``--plot``, ``-o``, ``--logdir``) are checked before any work by
-:func:`~torch_sigmoid_mlp.data.check_output`: an input, a FIFO, a device node or a directory is never
+:func:`~torch_sigmoid_mlp.outputs.check_output`: an input, a FIFO, a device node or a directory is never
 replaced, a symlink is written through, and the directory must take new files.
 
 ``fit`` runs :meth:`SigmoidMLPRegressor.fit <torch_sigmoid_mlp.SigmoidMLPRegressor.fit>` with
@@ -55,12 +55,13 @@ import numpy as np
 import torch
 
 from ._checks import check_integer, check_number, integer_words
-from .data import DataError, OutputError, atomic_path, check_output, fingerprint, read_csv, write_csv
+from .csv_data import DataError, fingerprint, read_csv, write_csv
 from .demo import sine_demo
 from .distributed import default_device, end_process_group, init_from_env, is_distributed, is_main_process
 from .estimator import MAX_EPOCHS, SOLVERS, SigmoidMLPRegressor
 from .gradient_check import compare_gradients
 from .module import SigmoidMLP
+from .outputs import OutputError, atomic_path, check_output
 from .plotting import MissingDependencyError, fit_figure, require_matplotlib
 from .training import TrainResult
 
@@ -240,7 +241,7 @@ def _fit_data(args: argparse.Namespace):
 
 def _check_outputs(args: argparse.Namespace) -> None:
     """Refuse, before any training, outputs that could not be written at the end or would overwrite
-    what is not theirs (:func:`~torch_sigmoid_mlp.data.check_output`'s rules)."""
+    what is not theirs (:func:`~torch_sigmoid_mlp.outputs.check_output`'s rules)."""
     if args.checkpoint_every is not None and args.save is None:
         raise UsageError("--checkpoint-every writes the model to --save MODEL.pt: give --save as well")
     data = [args.data] if args.data is not None else []
