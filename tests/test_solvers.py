@@ -78,32 +78,47 @@ def reference_lm(model, x, d, epochs, mu=1e-3, s=None):
 
 
 def reference_br(model, x, d, epochs, mu=1e-3):
-    """SPEC's Bayesian regularisation, written out densely; returns w, μ, α, β, γ."""
+    """Bayesian regularisation written out densely: one α per layer, trainbr's start; w, μ, α_l, β, γ_l."""
     F = F_of(x, shapes_of(model))
     w = flat(model).clone()
+    sizes = [math.prod(s) for s in shapes_of(model)]
+    layer = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))  # each weight's l
     P, N = w.numel(), d.numel()
-    alpha, beta, gamma = 0.0, 1.0, float(P)
-    eye = torch.eye(P, dtype=w.dtype)
 
-    def objective(w):
-        E_D = (d.reshape(-1) - F(w)).square().sum()
-        return beta * E_D + alpha * w.square().sum()
+    def E_D(w):
+        return (d.reshape(-1) - F(w)).square().sum().item()
+
+    def E_W(w):
+        return [w[layer == l].square().sum().item() for l in range(len(sizes))]
+
+    gammas = [float(n) for n in sizes]
+    alphas = [g / (2 * e) for g, e in zip(gammas, E_W(w))]
+    beta = (N - P) / (2 * E_D(w))
+    beta = beta if beta > 0 else 1.0
 
     for _ in range(epochs):
         J = torch.func.jacrev(F)(w)
         e = d.reshape(-1) - F(w)
         A = J.T @ J
+        D = torch.tensor(alphas, dtype=w.dtype)[layer]
+
+        def objective(w, beta=beta, D=D):  # F = β·E_D + Σ_l α_l·E_W^(l)
+            return beta * E_D(w) + (D * w.square()).sum().item()
+
         while True:
-            dw = torch.linalg.solve(A + (alpha / beta + mu) * eye, J.T @ e - (alpha / beta) * w)
+            dw = torch.linalg.solve(A + torch.diag(D / beta + mu), J.T @ e - (D / beta) * w)
             if objective(w + dw) < objective(w):
                 w, mu = w + dw, mu * 0.1
                 break
             mu *= 10
-        H = 2 * beta * A + 2 * alpha * eye
-        gamma = P - 2 * alpha * torch.trace(torch.linalg.inv(H)).item()
-        E_D, E_W = (d.reshape(-1) - F(w)).square().sum().item(), w.square().sum().item()
-        alpha, beta = gamma / (2 * E_W), (N - gamma) / (2 * E_D)
-    return w, mu, alpha, beta, gamma
+        H_inv = torch.linalg.inv(2 * beta * A + 2 * torch.diag(D))
+        gammas = [
+            n - 2 * a * H_inv.diagonal()[layer == l].sum().item()
+            for l, (n, a) in enumerate(zip(sizes, alphas))
+        ]
+        alphas = [g / (2 * e) for g, e in zip(gammas, E_W(w))]
+        beta = (N - sum(gammas)) / (2 * E_D(w))
+    return w, mu, alphas, beta, gammas
 
 
 def reference_optim(model, x, d, epochs, make, closure_steps=False):
@@ -176,12 +191,14 @@ def test_lm_with_chunks_equals_the_dense_reference_and_never_forms_the_whole_jac
 
 def test_br_equals_the_dense_reference_and_reports_gamma_alpha_beta(tmp_path):
     model, x, d = problem(T=30, noise=0.05, seed=3)
-    w_ref, mu_ref, alpha, beta, gamma = reference_br(model, x, d, epochs=5)
+    w_ref, mu_ref, alphas, beta, gammas = reference_br(model, x, d, epochs=5)
     result = train(model, x, d, method="br", max_epochs=5, logdir=tmp_path)
     torch.testing.assert_close(flat(model), w_ref, rtol=1e-8, atol=1e-10, msg="BR weights")
     state = result.solver_state
     assert state["mu"] == pytest.approx(mu_ref, rel=1e-10)
-    assert (state["alpha"], state["beta"], state["gamma"]) == pytest.approx((alpha, beta, gamma), rel=1e-7)
+    assert state["alphas"] == pytest.approx(alphas, rel=1e-7)
+    assert state["gammas"] == pytest.approx(gammas, rel=1e-7)
+    assert (state["beta"], state["gamma"]) == pytest.approx((beta, sum(gammas)), rel=1e-7)
     assert 0 < state["gamma"] < sum(W.numel() for W in model.weights), "γ counts fewer parameters than P"
     events = EventAccumulator(str(tmp_path), size_guidance={"scalars": 0}).Reload()
     for name in ("gamma", "alpha", "beta", "mu"):
@@ -384,6 +401,7 @@ def test_mu_max_is_lms_own_stop():
         (97, 60, True, False, None, "lm"),  # a small network fitted to a bound
         (97, 300, False, True, None, "lm"),  # held-out points to stop on
         (97, 442, False, False, None, "br"),  # no bound, no held-out points: regularise
+        (120, 40, False, False, None, "lm"),  # fewer errors than weights: BR's estimates have no footing
         (5000, 10**5, True, False, None, "lbfgs"),  # too many weights for a dense P×P system
         (97, 60, True, False, 8, "sgd"),  # mini-batches are steepest descent's
     ],
@@ -431,3 +449,33 @@ def test_a_distributed_data_parallel_wrapper_is_trained_through_its_module(tmp_p
     reference = train(twin, x, d, method="lm", max_epochs=3)
     assert result.loss_history == pytest.approx(reference.loss_history, rel=1e-12)
     torch.testing.assert_close(flat(model), flat(twin), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_checkpoint_through_a_model_file_resumes_bit_for_bit_with_every_solver(method, tmp_path):
+    """What the command line's --checkpoint-every and --resume do: save, load, warm_start on."""
+    import numpy as np
+
+    from torch_sigmoid_mlp import SigmoidMLPRegressor
+
+    X = np.linspace(0.0, 2.0, 30).reshape(-1, 1)
+    y = 3.0 + 2.0 * np.tanh(X[:, 0])
+    settings = {"solver": method, "device": "cpu", "dtype": "float64"}
+    whole = SigmoidMLPRegressor(max_epochs=12, **settings).fit(X, y)
+    SigmoidMLPRegressor(max_epochs=5, **settings).fit(X, y).save(tmp_path / "m.pt")
+    again = SigmoidMLPRegressor.load(tmp_path / "m.pt").set_params(max_epochs=12, warm_start=True).fit(X, y)
+    assert again.result_.epochs == whole.result_.epochs == 12
+    assert all(torch.equal(a, b) for a, b in zip(again.model_.weights, whole.model_.weights))
+
+
+@pytest.mark.parametrize("batch_size", [None, 8])
+def test_momentum_is_torch_sgd_and_its_velocity_resumes(batch_size):
+    model, x, d = problem()
+    whole_model = copy.deepcopy(model)
+    settings = {"lr": 0.05, "momentum": 0.9, "batch_size": batch_size, "shuffle": False}
+    whole = train(whole_model, x, d, max_epochs=8, **settings)
+    part = train(model, x, d, max_epochs=3, **settings)
+    assert "momentum_buffer" in str(part.solver_state), "the velocity is part of the saved state"
+    train(model, x, d, max_epochs=8, resume=part, **settings)
+    assert torch.equal(flat(model), flat(whole_model))
+    assert whole.method == "sgd"

@@ -595,7 +595,7 @@ def _gradcheck(args: argparse.Namespace) -> int:
     dtype = {"float32": torch.float32, "float64": torch.float64}[args.dtype]
     g = torch.Generator().manual_seed(args.seed)
     model = SigmoidMLP(args.in_features, args.hidden, dtype=dtype, generator=g).to(device)
-    # inputs and targets inside (0.1, 0.9), where the scalers put real data
+    # random test points, and targets inside (0.1, 0.9) where the scaler puts real ones
     x = (0.1 + 0.8 * torch.rand(args.points, args.in_features, generator=g, dtype=dtype)).to(device)
     d = (0.1 + 0.8 * torch.rand(args.points, 1, generator=g, dtype=dtype)).to(device)
     report = compare_gradients(model, x, d)

@@ -64,17 +64,20 @@ def choose_method(P: int, N: int, *, tol: bool, validation: bool, batch_size: in
 
     .. code-block:: text
 
-        batch_size given                        →  "sgd"   (mini-batches are steepest descent's)
-        P ≤ AUTO_DENSE_PARAMS, a tol or held-out points  →  "lm"    (reaches a uniform bound in few epochs)
-        P ≤ AUTO_DENSE_PARAMS, neither          →  "br"    (chooses its own weight decay: no overfitting)
-        larger networks                         →  "lbfgs" (needs only gradients, O(P) memory)
+        batch_size given                                    →  "sgd"   (mini-batches are steepest descent's)
+        P ≤ AUTO_DENSE_PARAMS, a tol or held-out points     →  "lm"    (reaches a uniform bound in few epochs)
+        P ≤ AUTO_DENSE_PARAMS, neither, N > P               →  "br"    (chooses its own weight decay)
+        P ≤ AUTO_DENSE_PARAMS, neither, N ≤ P               →  "lm"
+        larger networks                                     →  "lbfgs" (needs only gradients, O(P) memory)
 
     ``P`` is the number of weights and ``N = T·m`` the number of errors. An LM or BR epoch costs
     ``O(N·P² + P³)`` against steepest descent's ``O(N·P)``, and needs tens of epochs where steepest
     descent needs thousands to hundreds of thousands (``benchmarks/results/fit.md``), so up to
     about a thousand weights the dense solvers reach the bound first. Without a bound and without
-    held-out points to stop on, minimising ``E`` alone fits the noise; Bayesian regularisation is
-    the solver that stops short of that by itself.
+    held-out points to stop on, minimising ``E`` alone fits the noise; Bayesian regularisation
+    stops short of that by itself, where there are more errors than weights to estimate its
+    ``γ``, ``α``, ``β`` from. With fewer, its weight decay can grow until the network is a constant,
+    and plain LM is the safer fit (held out points, ``validation=``, are better still).
 
     Example::
 
@@ -89,7 +92,7 @@ def choose_method(P: int, N: int, *, tol: bool, validation: bool, batch_size: in
     if batch_size is not None:
         return "sgd"
     if P <= AUTO_DENSE_PARAMS:
-        return "lm" if tol or validation else "br"
+        return "br" if not (tol or validation) and N > P else "lm"
     return "lbfgs"
 
 
@@ -377,6 +380,7 @@ class LevenbergMarquardt(Step):
         self.objective = objective
         self.mu, self.mu_increase, self.mu_decrease, self.mu_max = mu, mu_increase, mu_decrease, mu_max
         self._plain = [W.detach() for W in objective.weights]
+        self._numels = [W.numel() for W in self._plain]  # each W^(l)'s share of w
         self._known: tuple[Tensor, Tensor] | None = None  # E_s and max |e| at the accepted w_{k+1}
         # the trial evaluations go a block of points at a time too, so that no pass holds all T
         self._rows = objective.jacobian_rows()
@@ -404,9 +408,13 @@ class LevenbergMarquardt(Step):
     def _accepted(self, A: Tensor, w: Tensor, E: float) -> None:
         """Called after each accepted step (at the new ``w`` and its ``E_s``)."""
 
+    def _before_step(self, A: Tensor, w: Tensor, E: float) -> None:
+        """Called at the start of each step, at ``w_k`` and its ``E_s``."""
+
     def step(self) -> None:
         A, g, E, _ = self.objective.gauss_newton()  # JᵀSJ, JᵀSe and E_s at w_k
         w = self._flat()
+        self._before_step(A, w, E.item())
         M, rhs = self._system(A, g, w)
         F_k = self._objective_value(E.item(), w)
         eye = torch.eye(w.numel(), dtype=torch.float64, device=w.device)
@@ -442,24 +450,39 @@ class LevenbergMarquardt(Step):
 class BayesianRegularization(LevenbergMarquardt):
     r"""Bayesian-regularised Levenberg–Marquardt (MacKay; Foresee and Hagan; MATLAB's ``trainbr``).
 
-    Minimises ``F(w) = β·E_D + α·E_W`` with ``E_D = Σ_t s_t ‖e_t‖²`` (``2E_s``) and ``E_W = Σ w²``:
+    Minimises ``F(w) = β·E_D + Σ_l α_l·E_W^(l)`` with ``E_D = Σ_t s_t ‖e_t‖²`` (``2E_s``) and
+    ``E_W^(l) = Σ (w^(l)_ij)²``, one weight decay ``α_l`` per layer ``W^(l)``:
 
     .. code-block:: text
 
-        (JᵀSJ + (α/β + μ) I) Δw = JᵀSe − (α/β)·w          accepted when F falls, μ as in LM
-        H = 2β·JᵀSJ + 2α·I,   γ = P − 2α·tr(H⁻¹)          after each accepted step
-        α ← γ / (2·E_W),      β ← (N − γ) / (2·E_D)
+        (JᵀSJ + (D_α/β + μ I)) Δw = JᵀSe − (D_α/β)·w          D_α = diag(α_l of each weight)
+        H = 2β·JᵀSJ + 2·D_α,   γ_l = P_l − 2α_l·tr_l(H⁻¹)      after each accepted step
+        α_l ← γ_l / (2·E_W^(l)),   β ← (N − Σ_l γ_l) / (2·E_D)
 
-    from ``α = 0``, ``β = 1``. ``γ`` is the effective number of parameters: the weight decay
-    ``α/β`` is chosen from the data, which is what keeps small noisy data from being over-fitted.
-    ``N`` is the number of errors ``T·m`` (with sample weights, ``Σ_t s_t · m``).
+    ``γ = Σ_l γ_l`` is the effective number of parameters (``tr_l`` sums the diagonal of layer
+    ``l``'s block, ``P_l`` its weights): the weight decay is chosen from the data, which is what keeps
+    small noisy data from being over-fitted. ``N`` is the number of errors ``T·m`` (with sample
+    weights, ``Σ_t s_t · m``). With one layer this is SPEC.md's update exactly.
+
+    Where it departs from SPEC.md, and why:
+
+    - one ``α`` per layer (MacKay's "multiple regularisers"), not one for all weights. A single
+      ``α`` ties the input layer's decay to the output layer's; with two hidden layers and no
+      biases the weights then shrink together towards ``w = 0``, where ``J`` vanishes, ``γ → 0``
+      and ``α`` grows without bound: the fit collapses to a constant on small noisy data.
+    - the first step starts as MATLAB's ``trainbr`` does, from ``γ_l = P_l``, ``α_l = P_l /
+      (2·E_W^(l)(w_0))`` and ``β = (N − P) / (2·E_D(w_0))`` (``β = 1`` where that is not
+      positive), rather than from ``α = 0``, ``β = 1``: with ``α = 0`` the first update reads
+      ``γ = P`` off the formula whatever ``JᵀJ`` is, which leaves ``β ≤ 0`` when ``N < P``.
     """
 
     method = "br"
 
     def __init__(self, objective: Objective, **options) -> None:
         super().__init__(objective, **options)
-        self.alpha, self.beta, self.gamma = 0.0, 1.0, float(objective.P)
+        self.alphas = [0.0] * len(self._numels)  # α_l; 0 until the first step sets them
+        self.gammas = [float(n) for n in self._numels]
+        self.beta = 1.0
         s = objective.s
         if s is None:
             self.N = float(objective.N)
@@ -469,33 +492,59 @@ class BayesianRegularization(LevenbergMarquardt):
                 total = objective._sum(total, total.clone())[0]
             self.N = total.item() * objective.d.shape[1]
 
+    @property
+    def alpha(self) -> float:
+        """``Σ_l α_l·P_l / P``: the weight decay averaged over the weights, for the record."""
+        return sum(a * n for a, n in zip(self.alphas, self._numels)) / sum(self._numels)
+
+    @property
+    def gamma(self) -> float:
+        """``γ = Σ_l γ_l``."""
+        return sum(self.gammas)
+
+    def _decay(self, w: Tensor) -> Tensor:
+        """``D_α`` as a vector: each weight's ``α_l``, ``(P,)``."""
+        return torch.cat([w.new_full((n,), a) for a, n in zip(self.alphas, self._numels)])
+
+    def _before_step(self, A: Tensor, w: Tensor, E: float) -> None:
+        if self.alphas[0] == 0.0:  # the first step: trainbr's initial α and β at w_0
+            self._update(list(self.gammas), w, E)
+
+    def _update(self, gammas: list[float], w: Tensor, E: float) -> None:
+        """``α_l ← γ_l / (2·E_W^(l))``, ``β ← (N − γ) / (2·E_D)``; ``1`` where a sum is zero or ``β ≤ 0``."""
+        E_D = 2 * E
+        E_W = [part.square().sum().item() for part in w.split(self._numels)]
+        self.gammas = gammas
+        self.alphas = [g / (2 * e) if e > 0 else 1.0 for g, e in zip(gammas, E_W)]
+        self.beta = (self.N - sum(gammas)) / (2 * E_D) if E_D > 0 else 1.0
+        if self.beta <= 0:
+            self.beta = 1.0
+
     def _system(self, A: Tensor, g: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
-        ratio = self.alpha / self.beta
-        return A + ratio * torch.eye(w.numel(), dtype=A.dtype, device=A.device), g - ratio * w
+        ratio = self._decay(w) / self.beta  # D_α / β, (P,)
+        return A + torch.diag(ratio), g - ratio * w
 
     def _objective_value(self, E: float, w: Tensor) -> float:
-        return self.beta * 2 * E + self.alpha * w.square().sum().item()  # F = β·E_D + α·E_W
+        # F = β·E_D + Σ_l α_l·E_W^(l)
+        return self.beta * 2 * E + (self._decay(w) * w.square()).sum().item()
 
     def _accepted(self, A: Tensor, w: Tensor, E: float) -> None:
-        P = w.numel()
-        H = 2 * self.beta * A + 2 * self.alpha * torch.eye(P, dtype=A.dtype, device=A.device)
-        trace = torch.linalg.inv(H).diagonal().sum().item() if self.alpha > 0 else 0.0
-        self.gamma = P - 2 * self.alpha * trace  # γ, the effective number of parameters
-        E_D, E_W = 2 * E, w.square().sum().item()
-        # γ ≤ N keeps β positive when there are fewer errors than weights; E_D, E_W > 0 in practice
-        self.gamma = min(self.gamma, self.N - 1e-9 * self.N)
-        self.alpha = self.gamma / (2 * max(E_W, 1e-300))
-        self.beta = (self.N - self.gamma) / (2 * max(E_D, 1e-300))
+        H = 2 * self.beta * A + 2 * torch.diag(self._decay(w))
+        diagonal = torch.linalg.pinv(H, hermitian=True).diagonal()  # (P,); H is singular where α_l = 0
+        traces = [part.sum().item() for part in diagonal.split(self._numels)]  # tr_l(H⁻¹)
+        gammas = [n - 2 * a * t for n, a, t in zip(self._numels, self.alphas, traces)]
+        self._update(gammas, w, E)
 
     def metrics(self) -> dict[str, float]:
         return {"mu": self.mu, "gamma": self.gamma, "alpha": self.alpha, "beta": self.beta}
 
     def state_dict(self) -> dict:
-        return self.metrics()
+        return {**self.metrics(), "alphas": list(self.alphas), "gammas": list(self.gammas)}
 
     def load_state_dict(self, state: dict) -> None:
-        self.mu, self.gamma = float(state["mu"]), float(state["gamma"])
-        self.alpha, self.beta = float(state["alpha"]), float(state["beta"])
+        self.mu, self.beta = float(state["mu"]), float(state["beta"])
+        self.alphas = [float(a) for a in state["alphas"]]
+        self.gammas = [float(g) for g in state["gammas"]]
 
 
 #: ``lr=None`` defaults of the optimizers ``train`` builds: Rprop's is its first step ``Δ_0`` (FANN's
