@@ -17,10 +17,14 @@ from .module import SigmoidMLP
 from .normalization import MinMaxScaler
 from .objective import Objective
 from .solvers import METHODS, choose_method
-from .tape_free import FusedSGDStep, TapeFreeStep
+from .tape_free import TapeFreeStep
 from .training import TrainResult, train
 
 __version__ = "0.1.0"
+
+#: :class:`TapeFreeStep` under its first name. "Fused" meant one epoch without the autograd tape, not
+#: one multi-tensor kernel as in ``torch.optim``'s ``fused=True``; both names stay importable.
+FusedSGDStep = TapeFreeStep
 
 __all__ = [
     "LM_MAX_PARAMS",

@@ -24,7 +24,7 @@ from torch import Tensor
 from ._checks import check_integer
 from .functional import check_inputs
 
-__all__ = ["FusedSGDStep", "TapeFreeStep"]
+__all__ = ["TapeFreeStep"]
 
 # δ = e ⊙ y ⊙ (1 − y) in one kernel, written into a given buffer.
 _sigmoid_backward_out = torch.ops.aten.sigmoid_backward.grad_input
@@ -242,8 +242,3 @@ class TapeFreeStep:
                 return epoch, True, E, max_error
             update(lr)
         return epochs, False, E, max_error
-
-
-#: :class:`TapeFreeStep` under its first name: "fused" meant one pass without the tape, not one
-#: multi-tensor kernel as in ``torch.optim``'s ``fused=True``. Both names stay importable.
-FusedSGDStep = TapeFreeStep
