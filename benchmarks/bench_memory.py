@@ -2,12 +2,12 @@
 the bytes autograd saves for backward, and the peak memory of the step.
 
 Contenders are (a), (b0), (b) and (cf) of ``bench_step.py``: nn.Sequential + autograd + SGD, the
-same maths through this library's autograd backend, this library's Function, and the fused step
-``FusedSGDStep`` that ``train`` runs (c: the same buffers, plus two flat copies of the weights).
+same maths through this library's autograd backend, this library's Function, and the tape-free step
+``TapeFreeStep`` that ``train`` runs (c: the same buffers, plus two flat copies of the weights).
 
 - **saved**: every tensor packed by ``torch.autograd.graph.saved_tensors_hooks`` during the
   forward pass, each storage counted once at its full size. **saved, activations** leaves out
-  the storages of ``x``, ``d`` and the weights, which exist whatever the method. The fused step
+  the storages of ``x``, ``d`` and the weights, which exist whatever the method. The tape-free step
   builds no graph, so it saves nothing; its preallocated buffers are reported as **buffers**.
 - **peak**: on CUDA, ``torch.cuda.max_memory_allocated`` during three steps minus the memory
   allocated before them. On the CPU, where no allocator keeps such a count for torch, each
@@ -69,13 +69,13 @@ def saved_bytes(name, n, T, dtype, device):
 
 
 def _weights_of(step):
-    """The parameters a step updates, found in its closure (model, optimizer or fused step)."""
+    """The parameters a step updates, found in its closure (model, optimizer or tape-free step)."""
     found = []
     for cell in step.__closure__ or ():
         obj = cell.cell_contents
         if isinstance(obj, torch.optim.Optimizer):
             found += [p for group in obj.param_groups for p in group["params"]]
-        elif hasattr(obj, "__self__") and hasattr(obj.__self__, "weights"):  # a FusedSGDStep method
+        elif hasattr(obj, "__self__") and hasattr(obj.__self__, "weights"):  # a TapeFreeStep method
             found += obj.__self__.weights
     return found
 
@@ -153,7 +153,7 @@ def markdown(report):
         f"Command: `{report['command']}`",
         "",
         "saved: bytes packed for backward (each storage once); packed: the same, a storage counted "
-        "each time it is packed; activations: saved without x, d and the weights; buffers: the fused "
+        "each time it is packed; activations: saved without x, d and the weights; buffers: the tape-free "
         "step's preallocated signals and deltas; first step: growth of the resident memory over the "
         "first step; peak: the peak over three more steps above what was held before them (see the "
         "script's docstring).",

@@ -6,9 +6,9 @@ Contenders (each skipped with a note where it can't run):
     a    nn.Sequential(Linear(bias=False), Sigmoid, …) + 1/2·Σ(y−d)² + loss.backward() + optim.SGD
     b0   SigmoidMLP(backend="autograd"): the same maths as plain torch ops, differentiated by autograd
     b    SigmoidMLP(backend="manual"): this library's Function via loss.backward(), + optim.SGD
-    c    train(model, x, d, lr=η, max_epochs=k, tol=unreachable): the tape-free fused step as a user runs
+    c    train(model, x, d, lr=η, max_epochs=k, tol=unreachable): the tape-free step as a user runs
          it, stopping test, divergence check and argument checks included; the time of a call / k
-    cf   FusedSGDStep alone: forward, the stopping test's max_t|e(t)|.item(), deltas, addmm_ update
+    cf   TapeFreeStep alone: forward, the stopping test's max_t|e(t)|.item(), deltas, addmm_ update
     d    GEMM floor: only the L forward and 2L−1 backward matrix products, into preallocated outputs
     e    torch.compile of (a)'s forward and loss; backward and optim.SGD as in (a)
     f    a hand-written numpy step (explicit deltas, W += η δᵀy)
@@ -43,7 +43,7 @@ import torch
 from torch import nn
 
 from torch_sigmoid_mlp import SigmoidMLP, sse_loss, train
-from torch_sigmoid_mlp.fused import FusedSGDStep
+from torch_sigmoid_mlp.tape_free import TapeFreeStep
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -166,8 +166,8 @@ def build_c(x, d, weights, lr):
 
 def build_cf(x, d, weights, lr):
     weights = [W.clone() for W in weights]
-    fused = FusedSGDStep(weights, rows=x.shape[0])
-    forward, update = fused.forward, fused.update
+    step = TapeFreeStep(weights, rows=x.shape[0])
+    forward, update = step.forward, step.update
     tol = 0.0  # never met: every step runs to its update, after the stopping test
 
     def step():

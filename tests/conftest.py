@@ -1,4 +1,9 @@
-"""Fixtures shared by the test files."""
+"""Fixtures shared by the test files.
+
+The problems several files share (a teacher with known answers, a student, random points) are plain
+functions in ``problems.py``: the multi-process tests build them inside their spawned workers, where
+fixtures do not reach.
+"""
 
 import pytest
 import torch

@@ -13,7 +13,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from torch_sigmoid_mlp import SigmoidMLPRegressor
-from torch_sigmoid_mlp.data import read_csv
+from torch_sigmoid_mlp.csv_data import read_csv
 from torch_sigmoid_mlp.demo import sine_demo
 
 ENTRY_POINT = shutil.which("torch-sigmoid-mlp")

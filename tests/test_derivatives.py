@@ -3,6 +3,7 @@
 
 import pytest
 import torch
+from problems import random_problem
 
 from torch_sigmoid_mlp import (
     SigmoidMLP,
@@ -26,14 +27,6 @@ ARCHITECTURES = [
 ARCH_IDS = ["-".join(map(str, sizes)) for sizes, _ in ARCHITECTURES]
 
 
-def make_problem(sizes, T, *, seed=0, dtype=torch.float64, device="cpu"):
-    g = torch.Generator().manual_seed(seed)
-    model = SigmoidMLP(sizes[0], sizes[1:-1], sizes[-1], dtype=dtype, generator=g).to(device)
-    x = torch.rand(T, sizes[0], generator=g, dtype=dtype).to(device)
-    d = torch.rand(T, sizes[-1], generator=g, dtype=dtype).to(device)
-    return model, x, d
-
-
 def detached(model):
     return [W.detach().clone() for W in model.weights]
 
@@ -52,7 +45,7 @@ def E_manual(weights, x, d):
 @pytest.mark.parametrize(("sizes", "T"), ARCHITECTURES, ids=ARCH_IDS)
 @pytest.mark.parametrize("seed", [0, 1])
 def test_per_sample_gradients_match_vmap_grad(device, sizes, T, seed):
-    model, x, d = make_problem(sizes, T, seed=seed, device=device)
+    model, x, d = random_problem(sizes, T, seed=seed, device=device)
     ours = per_sample_gradients(model, x, d)
 
     def E_t(weights, x_t, d_t):  # one point's term of E
@@ -66,7 +59,7 @@ def test_per_sample_gradients_match_vmap_grad(device, sizes, T, seed):
 
 @pytest.mark.parametrize(("sizes", "T"), ARCHITECTURES, ids=ARCH_IDS)
 def test_per_sample_gradients_sum_to_the_gradient(device, sizes, T):
-    model, x, d = make_problem(sizes, T, seed=3, device=device)
+    model, x, d = random_problem(sizes, T, seed=3, device=device)
     ours = per_sample_gradients(model, x, d)
     sse_loss(model(x), d).backward()
     for l, (mine, W) in enumerate(zip(ours, model.weights)):
@@ -74,7 +67,7 @@ def test_per_sample_gradients_sum_to_the_gradient(device, sizes, T):
 
 
 def test_per_sample_gradients_flatten_leading_dimensions():
-    model, x, d = make_problem((3, 4, 2), 12, seed=4)
+    model, x, d = random_problem((3, 4, 2), 12, seed=4)
     flat = per_sample_gradients(model, x, d)
     batched = per_sample_gradients(model, x.reshape(3, 4, 3), d.reshape(3, 4, 2))
     for l, (a, b) in enumerate(zip(batched, flat)):
@@ -82,7 +75,7 @@ def test_per_sample_gradients_flatten_leading_dimensions():
 
 
 def test_per_sample_gradients_float32_match_float64():
-    model, x, d = make_problem((3, 3, 3, 1), 20, seed=5)
+    model, x, d = random_problem((3, 3, 3, 1), 20, seed=5)
     reference = per_sample_gradients(model, x, d)
     model32 = model.float()
     ours = per_sample_gradients(model32, x.float(), d.float())
@@ -92,7 +85,7 @@ def test_per_sample_gradients_float32_match_float64():
 
 
 def test_per_sample_gradients_check_d():
-    model, x, d = make_problem((3, 2), 4)
+    model, x, d = random_problem((3, 2), 4)
     with pytest.raises(ValueError, match="d has shape"):
         per_sample_gradients(model, x, d[:3])
     with pytest.raises(ValueError, match="expects 3 features"):
@@ -105,7 +98,7 @@ def test_per_sample_gradients_check_d():
 @pytest.mark.parametrize(("sizes", "T"), ARCHITECTURES, ids=ARCH_IDS)
 @pytest.mark.parametrize("seed", [0, 1])
 def test_jacobian_matches_jacrev(device, sizes, T, seed):
-    model, x, _ = make_problem(sizes, T, seed=seed, device=device)
+    model, x, _ = random_problem(sizes, T, seed=seed, device=device)
     J = jacobian(model, x)
     P = sum(W.numel() for W in model.weights)
     m = sizes[-1]
@@ -118,7 +111,7 @@ def test_jacobian_matches_jacrev(device, sizes, T, seed):
 def test_jacobian_gives_the_gradient():
     # ∇E = −Jᵀe with e = d − y^(L) flattened like y.reshape(-1): ties the row and column orders
     # to the ones sse_loss and model.weights use.
-    model, x, d = make_problem((2, 5, 3), 8, seed=6)
+    model, x, d = random_problem((2, 5, 3), 8, seed=6)
     J = jacobian(model, x)
     e = (d - model(x)).detach().reshape(-1)
     sse_loss(model(x), d).backward()
@@ -127,7 +120,7 @@ def test_jacobian_gives_the_gradient():
 
 
 def test_jacobian_flattens_leading_dimensions():
-    model, x, _ = make_problem((3, 4, 2), 12, seed=7)
+    model, x, _ = random_problem((3, 4, 2), 12, seed=7)
     torch.testing.assert_close(
         jacobian(model, x.reshape(2, 6, 3)), jacobian(model, x), rtol=0, atol=0, msg="x of shape (2, 6, n)"
     )
@@ -139,7 +132,7 @@ def test_jacobian_flattens_leading_dimensions():
 @pytest.mark.parametrize(("sizes", "T"), ARCHITECTURES, ids=ARCH_IDS)
 @pytest.mark.parametrize("seed", [0, 1])
 def test_hvp_matches_torch_func(device, sizes, T, seed):
-    model, x, d = make_problem(sizes, T, seed=seed, device=device)
+    model, x, d = random_problem(sizes, T, seed=seed, device=device)
     g = torch.Generator().manual_seed(seed + 100)
     v = [torch.randn(W.shape, generator=g, dtype=W.dtype).to(device) for W in model.weights]
     ours = hvp(model, x, d, v)
@@ -150,7 +143,7 @@ def test_hvp_matches_torch_func(device, sizes, T, seed):
 
 
 def test_hvp_is_the_hessian_times_v():
-    model, x, d = make_problem((2, 3, 1), 6, seed=8)
+    model, x, d = random_problem((2, 3, 1), 6, seed=8)
     weights = detached(model)
     flat = torch.cat([W.reshape(-1) for W in weights])
     shapes = [W.shape for W in weights]
@@ -170,7 +163,7 @@ def test_hvp_is_the_hessian_times_v():
 
 
 def test_hvp_leaves_the_model_alone():
-    model, x, d = make_problem((3, 3, 3, 1), 5, seed=9)
+    model, x, d = random_problem((3, 3, 3, 1), 5, seed=9)
     before = detached(model)
     hvp(model, x, d, [torch.ones_like(W) for W in model.weights])
     assert all(W.grad is None for W in model.weights)
@@ -179,7 +172,7 @@ def test_hvp_leaves_the_model_alone():
 
 
 def test_hvp_checks_v():
-    model, x, d = make_problem((3, 2, 1), 4)
+    model, x, d = random_problem((3, 2, 1), 4)
     with pytest.raises(ValueError, match="one tensor per weight matrix"):
         hvp(model, x, d, [torch.ones(2, 3, dtype=torch.float64)])
     with pytest.raises(ValueError, match=r"v\[1\] has shape \(2, 1\)"):
@@ -194,7 +187,7 @@ def test_hvp_checks_v():
 @pytest.mark.parametrize(("sizes", "T"), ARCHITECTURES, ids=ARCH_IDS)
 @pytest.mark.parametrize("x_grad", [False, True], ids=["x-const", "x-grad"])
 def test_gradgradcheck_random_architectures(sizes, T, x_grad):
-    model, x, _ = make_problem(sizes, T, seed=10)
+    model, x, _ = random_problem(sizes, T, seed=10)
     inputs = [x.clone().requires_grad_(x_grad), *(W.requires_grad_(True) for W in detached(model))]
     # Every output y^(1..L) of the Function, so that the upstream gradients g_l of the
     # intermediate layers are differentiated too.
@@ -206,7 +199,7 @@ def test_gradgradcheck_random_architectures(sizes, T, x_grad):
 
 
 def test_func_grad_matches_autograd():
-    model, x, d = make_problem((3, 3, 3, 1), 10, seed=11)
+    model, x, d = random_problem((3, 3, 3, 1), 10, seed=11)
     weights = detached(model)
     ours = torch.func.grad(E_manual)(weights, x, d)
     reference = torch.func.grad(E_autograd)(weights, x, d)
@@ -215,7 +208,7 @@ def test_func_grad_matches_autograd():
 
 
 def test_func_jacrev_over_x_matches_autograd():
-    model, x, _ = make_problem((3, 4, 2), 6, seed=12)
+    model, x, _ = random_problem((3, 4, 2), 6, seed=12)
     weights = detached(model)
     ours = torch.func.jacrev(lambda x: sigmoid_mlp(x, weights))(x)
     reference = torch.func.jacrev(lambda x: sigmoid_mlp_autograd(x, weights))(x)
@@ -224,8 +217,8 @@ def test_func_jacrev_over_x_matches_autograd():
 
 def test_vmap_over_a_batch_of_weight_sets():
     B, sizes = 4, (3, 5, 2)
-    _, x, d = make_problem(sizes, 7, seed=13)
-    sets = [detached(make_problem(sizes, 1, seed=20 + b)[0]) for b in range(B)]
+    _, x, d = random_problem(sizes, 7, seed=13)
+    sets = [detached(random_problem(sizes, 1, seed=20 + b)[0]) for b in range(B)]
     stacked = [torch.stack(Ws) for Ws in zip(*sets)]  # W^(l) for every set, (B, size_{l+1}, size_l)
 
     ys = torch.func.vmap(lambda ws: sigmoid_mlp(x, ws))(stacked)  # (B, T, m)
@@ -239,7 +232,7 @@ def test_vmap_over_a_batch_of_weight_sets():
 
 
 def test_vmap_over_batches_of_points():
-    model, _, _ = make_problem((2, 3, 1), 1, seed=14)
+    model, _, _ = random_problem((2, 3, 1), 1, seed=14)
     weights = detached(model)
     xs = torch.rand(5, 6, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     ys = torch.func.vmap(lambda x: sigmoid_mlp(x, weights))(xs)
@@ -266,7 +259,7 @@ class RecordingBackend:
 
 @pytest.mark.parametrize("x_grad", [False, True], ids=["x-const", "x-grad"])
 def test_compile_fullgraph_forward_and_backward(x_grad):
-    model, x, d = make_problem((3, 3, 3, 1), 16, seed=15)
+    model, x, d = random_problem((3, 3, 3, 1), 16, seed=15)
     backend = RecordingBackend()
     step = torch.compile(E_manual, backend=backend, fullgraph=True)
     results = []
@@ -287,7 +280,7 @@ def test_compile_fullgraph_forward_and_backward(x_grad):
 
 def test_compiled_training_steps_match_eager():
     # Several steps through the same compiled graph: no recompilation, the same weights as eager.
-    model, x, d = make_problem((2, 4, 1), 10, seed=16, dtype=torch.float32)
+    model, x, d = random_problem((2, 4, 1), 10, seed=16, dtype=torch.float32)
     twin = SigmoidMLP(2, (4,), 1)
     twin.load_state_dict(model.state_dict())
     backend = RecordingBackend()
@@ -318,7 +311,7 @@ def _amp_gradients(model, x, d, *, x_grad=False):
 
 @pytest.mark.parametrize("x_grad", [False, True], ids=["x-const", "x-grad"])
 def test_autocast_computes_in_bfloat16_and_returns_float32_gradients(device, x_grad):
-    model, x, d = make_problem((3, 8, 8, 2), 64, seed=17, dtype=torch.float32, device=device)
+    model, x, d = random_problem((3, 8, 8, 2), 64, seed=17, dtype=torch.float32, device=device)
     y, grads, x_gradient = _amp_gradients(model, x, d, x_grad=x_grad)
     assert y.dtype == torch.bfloat16
     assert [g.dtype for g in grads] == [torch.float32] * 3
@@ -346,7 +339,7 @@ def test_autocast_computes_in_bfloat16_and_returns_float32_gradients(device, x_g
 
 
 def test_autocast_leaves_float64_alone():
-    model, x, _ = make_problem((3, 3, 3, 1), 8, seed=18)
+    model, x, _ = random_problem((3, 3, 3, 1), 8, seed=18)
     reference = model(x)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         y = model(x)
@@ -355,14 +348,14 @@ def test_autocast_leaves_float64_alone():
 
 
 def test_autocast_off_is_untouched():
-    model, x, _ = make_problem((3, 3, 3, 1), 8, seed=19, dtype=torch.float32)
+    model, x, _ = random_problem((3, 3, 3, 1), 8, seed=19, dtype=torch.float32)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=False):
         assert model(x).dtype == torch.float32
 
 
 def test_compile_fullgraph_without_grad():
     # Inference under no_grad / inference_mode: one graph, the same outputs as eager.
-    model, x, _ = make_problem((3, 3, 3, 1), 16, seed=20)
+    model, x, _ = random_problem((3, 3, 3, 1), 16, seed=20)
     backend = RecordingBackend()
     compiled = torch.compile(model, backend=backend, fullgraph=True)
     with torch.no_grad():

@@ -18,9 +18,10 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from problems import random_problem
 from torch.nn.parallel import DistributedDataParallel
 
-from torch_sigmoid_mlp import SigmoidMLP, SigmoidMLPRegressor, cli, sigmoid_mlp_autograd, sse_loss
+from torch_sigmoid_mlp import SigmoidMLPRegressor, cli, sigmoid_mlp_autograd, sse_loss
 from torch_sigmoid_mlp.chunking import accumulate_gradients, chunked_error
 from torch_sigmoid_mlp.distributed import (
     FlatGradients,
@@ -47,12 +48,8 @@ TOL = 0.48  # met at epoch 11 of the STEPS
 
 
 def make_problem(T=T, sizes=(3, 4, 4, 1), seed=0, dtype=torch.float64):
-    """A model and ``T`` test points, the same in every process that calls it."""
-    g = torch.Generator().manual_seed(seed)
-    model = SigmoidMLP(sizes[0], sizes[1:-1], sizes[-1], dtype=dtype, generator=g)
-    x = torch.rand(T, sizes[0], generator=g, dtype=dtype)
-    d = 0.1 + 0.8 * torch.rand(T, sizes[-1], generator=g, dtype=dtype)
-    return model, x, d
+    """A model and ``T`` test points, targets in (0.1, 0.9), the same in every process that calls it."""
+    return random_problem(sizes, T, seed=seed, dtype=dtype, targets=(0.1, 0.9))
 
 
 def make_estimator() -> SigmoidMLPRegressor:

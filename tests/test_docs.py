@@ -49,7 +49,7 @@ def test_examples_print_what_the_pages_show(built):
 
 
 def test_the_tutorial_is_checked_against_the_library(built):
-    # The tutorial's point: its hand-made epoch equals E.backward() and FusedSGDStep's update.
+    # The tutorial's point: its hand-made epoch equals E.backward() and TapeFreeStep's update.
     page = (DOCS / "tutorial.md").read_text(encoding="utf-8")
     for check in ("E_model.backward()", "step.update(lr=eta)", "local_gradients(model, x, d)"):
         assert check in page, f"the tutorial no longer runs {check}"

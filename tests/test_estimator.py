@@ -339,8 +339,8 @@ def test_numpy_scalars_are_accepted_wherever_a_number_is():
         ({"restarts": True}, "restarts must be a positive integer"),
         ({"dtype": "float"}, "dtype must be one of"),
         ({"device": "gpu"}, "device must be 'auto' or a torch device"),
-        ({"seed": -1}, r"seed must be an integer in \[0, "),
-        ({"random_state": 2**70}, r"random_state must be an integer in \[0, "),
+        ({"seed": -1}, r"seed must be a non-negative integer of at most "),
+        ({"random_state": 2**70}, r"random_state must be a non-negative integer of at most "),
     ],
 )
 def test_bad_parameters_are_named_by_fit_before_any_work(params, match):

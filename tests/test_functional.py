@@ -675,7 +675,7 @@ def test_autocast_names_a_float64_mix(forward):
 
 
 def test_check_inputs_follows_autocast_only_when_told():
-    # fused.py and lm.py compute in the weights' own dtype: for them a dtype mismatch stays one,
+    # tape_free.py and lm.py compute in the weights' own dtype: for them a dtype mismatch stays one,
     # under autocast too; sigmoid_mlp passes the autocast dtype.
     x, weights = torch.rand(5, 3, dtype=torch.bfloat16), _weights()
     with torch.autocast("cpu", dtype=torch.bfloat16):

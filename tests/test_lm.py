@@ -1,8 +1,10 @@
 """Levenberg–Marquardt: one step against the formula, convergence on small problems, stops, refusals."""
 
+import functools
 import math
 
 import numpy as np
+import problems
 import pytest
 import torch
 
@@ -19,23 +21,9 @@ from torch_sigmoid_mlp import (
 )
 from torch_sigmoid_mlp.training import STOP_REASONS
 
-
-def teacher_problem(dtype=torch.float64, T=64, seed=1):
-    """Targets of a bias-free 3-3-3-1 teacher with twice the default weights, x in [-1, 1)."""
-    g = torch.Generator().manual_seed(seed)
-    teacher = SigmoidMLP(3, generator=g, dtype=torch.float64)
-    with torch.no_grad():
-        for W in teacher.weights:
-            W.mul_(2.0)
-        x = torch.rand(T, 3, generator=g, dtype=torch.float64) * 2 - 1  # (T, 3)
-        d = teacher(x)  # (T, 1)
-    return teacher, x.to(dtype), d.to(dtype)
-
-
-def student(sizes=(3, 3, 3, 1), seed=0, dtype=torch.float64):
-    # Drawn in float64 and then cast, so that a float32 student starts where the float64 one does.
-    g = torch.Generator().manual_seed(seed)
-    return SigmoidMLP(sizes[0], sizes[1:-1], sizes[-1], generator=g, dtype=torch.float64).to(dtype)
+# This file's problem: the shared teacher at seed 1 and students, all drawn in float64.
+teacher_problem = functools.partial(problems.teacher_problem, seed=1)
+student = functools.partial(problems.student, drawn_in=torch.float64)
 
 
 def assert_result_describes_the_model(result, model, x, d):
@@ -50,7 +38,7 @@ def assert_result_describes_the_model(result, model, x, d):
 
 
 def test_one_step_solves_the_damped_normal_equations():
-    _, x, d = teacher_problem()
+    x, d, _ = teacher_problem()
     model = student()
     w0 = torch.cat([W.detach().reshape(-1) for W in model.weights])
     shapes = [W.shape for W in model.weights]
@@ -78,7 +66,7 @@ def test_one_step_solves_the_damped_normal_equations():
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_teacher_targets_are_fitted_to_the_uniform_bound(seed, dtype):
-    _, x, d = teacher_problem(dtype)
+    x, d, _ = teacher_problem(dtype=dtype)
     model = student(seed=seed, dtype=dtype)
     result = levenberg_marquardt(model, x, d, tol=0.01, max_epochs=200)
     assert result.stop_reason == "tol", result
@@ -100,7 +88,7 @@ def test_one_dimensional_sine_is_fitted_to_the_uniform_bound(seed):
 
 
 def test_stops_before_updating_when_the_bound_already_holds():
-    teacher, x, d = teacher_problem()
+    x, d, teacher = teacher_problem()
     before = [W.detach().clone() for W in teacher.weights]
     result = levenberg_marquardt(teacher, x, d, tol=1e-12)
     assert (result.stop_reason, result.epochs, result.max_abs_error) == ("tol", 0, 0.0)
@@ -109,7 +97,7 @@ def test_stops_before_updating_when_the_bound_already_holds():
 
 def test_gives_up_at_mu_max_on_the_weights_it_had():
     # At E = 0 no step lowers E: μ grows ×10 from 1e-3 past 1e10 and the weights stay put.
-    teacher, x, d = teacher_problem()
+    x, d, teacher = teacher_problem()
     before = [W.detach().clone() for W in teacher.weights]
     result = levenberg_marquardt(teacher, x, d)
     assert (result.stop_reason, result.epochs, result.final_loss) == ("mu_max", 0, 0.0)
@@ -118,7 +106,7 @@ def test_gives_up_at_mu_max_on_the_weights_it_had():
 
 
 def test_max_epochs_zero_only_measures():
-    _, x, d = teacher_problem()
+    x, d, _ = teacher_problem()
     model = student()
     result = levenberg_marquardt(model, x, d, max_epochs=0)
     assert (result.stop_reason, result.epochs, len(result.loss_history)) == ("max_epochs", 0, 1)
@@ -142,21 +130,21 @@ def test_refuses_networks_too_large_for_a_dense_system():
         ({"max_epochs": -1}, "max_epochs must be a non-negative integer"),
         ({"max_epochs": 2.5}, "max_epochs must be a non-negative integer"),
         ({"tol": 0.0}, "tol must be a positive"),
-        ({"mu": 0.0}, "mu must be positive"),
-        ({"mu": math.inf}, "mu must be positive and finite"),
+        ({"mu": 0.0}, "mu must be a positive finite number"),
+        ({"mu": math.inf}, "mu must be a positive finite number"),
         ({"mu_increase": 1.0}, "mu_increase must be > 1"),
-        ({"mu_decrease": 1.0}, r"mu_decrease must lie in \(0, 1\)"),
+        ({"mu_decrease": 1.0}, r"mu_decrease must be a number in \(0, 1\.0\)"),
         ({"mu_max": 1e-4}, "mu_max must exceed mu"),
     ],
 )
 def test_bad_arguments_are_named(kwargs, match):
-    _, x, d = teacher_problem(T=4)
+    x, d, _ = teacher_problem(T=4)
     with pytest.raises(ValueError, match=match):
         levenberg_marquardt(student(), x, d, **kwargs)
 
 
 def test_bad_data_is_named():
-    _, x, d = teacher_problem(T=4)
+    x, d, _ = teacher_problem(T=4)
     with pytest.raises(ValueError, match="d has shape"):
         levenberg_marquardt(student(), x, d[:3])
     with pytest.raises(ValueError, match="expects 3 features"):
@@ -168,11 +156,9 @@ def test_bad_data_is_named():
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_train_method_lm_fits_the_training_tests_teacher_in_few_epochs(seed):
-    from test_training import student as training_student
-    from test_training import teacher_problem as training_teacher
-
-    x, d, _ = training_teacher()  # float32, the problem steepest descent needs thousands of epochs on
-    model = training_student(seed=seed)
+    # float32, the problem steepest descent needs thousands of epochs on (test_training.py's)
+    x, d, _ = problems.teacher_problem(seed=8, dtype=torch.float32, drawn_in=torch.float32)
+    model = problems.student(seed=seed, dtype=torch.float32)
     result = train(model, x, d, method="lm", tol=0.01, max_epochs=200)
     assert isinstance(result, TrainResult)
     assert (result.stop_reason, result.converged) == ("tol", True), result
@@ -182,7 +168,7 @@ def test_train_method_lm_fits_the_training_tests_teacher_in_few_epochs(seed):
 
 
 def test_train_method_lm_ignores_lr_and_equals_levenberg_marquardt():
-    _, x, d = teacher_problem()
+    x, d, _ = teacher_problem()
     a, b, c = student(), student(), student()
     ra = train(a, x, d, method="lm", tol=0.01)
     rb = train(b, x, d, method="lm", lr=123.0, tol=0.01)
@@ -196,7 +182,7 @@ def test_train_method_lm_ignores_lr_and_equals_levenberg_marquardt():
 
 
 def test_train_reports_mu_max_as_its_own_stop():
-    teacher, x, d = teacher_problem()
+    x, d, teacher = teacher_problem()
     result = train(teacher, x, d, method="lm")
     assert (result.stop_reason, result.converged, result.epochs) == ("mu_max", False, 0)
     assert "mu_max" in STOP_REASONS
@@ -205,7 +191,7 @@ def test_train_reports_mu_max_as_its_own_stop():
 def test_train_method_lm_logs_E_per_epoch(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    _, x, d = teacher_problem()
+    x, d, _ = teacher_problem()
     result = train(student(), x, d, method="lm", tol=0.01, logdir=tmp_path)
     events = EventAccumulator(str(tmp_path), size_guidance={"scalars": 0}).Reload()
     sse = events.Scalars("train/sse")
@@ -222,7 +208,7 @@ def test_train_method_lm_logs_E_per_epoch(tmp_path):
 
 
 def test_train_needs_lr_for_sgd_and_a_known_method():
-    _, x, d = teacher_problem(T=4)
+    x, d, _ = teacher_problem(T=4)
     with pytest.raises(ValueError, match="lr is required with method='sgd'"):
         train(student(), x, d)
     with pytest.raises(ValueError, match=r"method must be one of \('sgd', .*'br', 'auto'\).*got 'newton'"):
@@ -238,7 +224,7 @@ def test_train_needs_lr_for_sgd_and_a_known_method():
     ids=["batch_size", "momentum"],
 )
 def test_train_method_lm_refuses_mini_batches_and_momentum(option, match):
-    _, x, d = teacher_problem(T=4)
+    x, d, _ = teacher_problem(T=4)
     with pytest.raises(ValueError, match=match):
         train(student(), x, d, method="lm", **option)
 

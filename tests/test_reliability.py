@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from torch_sigmoid_mlp import SigmoidMLPRegressor, cli
-from torch_sigmoid_mlp.data import OutputError
+from torch_sigmoid_mlp.outputs import OutputError
 
 ENTRY_POINT = shutil.which("torch-sigmoid-mlp")
 DOC = Path(__file__).resolve().parents[1] / "docs" / "reliability.md"

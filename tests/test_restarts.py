@@ -1,13 +1,20 @@
 """restarts=k in train and the estimator: seeded starts, the best kept, every start recorded."""
 
 import dataclasses
+import functools
 
 import numpy as np
+import problems
 import pytest
 import torch
-from test_training import student, teacher_problem
 
 from torch_sigmoid_mlp import SigmoidMLP, SigmoidMLPRegressor, TrainResult, sse_loss, train
+
+# test_training.py's problem: the shared teacher at seed 8 in float32, students drawn in their dtype.
+teacher_problem = functools.partial(
+    problems.teacher_problem, seed=8, dtype=torch.float32, drawn_in=torch.float32
+)
+student = functools.partial(problems.student, dtype=torch.float32)
 
 
 def symmetric_student():

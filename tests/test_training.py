@@ -1,33 +1,20 @@
 """train: convergence to the uniform bound, the exact steepest-descent step, every stopping rule."""
 
+import functools
 import math
 
+import problems
 import pytest
 import torch
 
 from torch_sigmoid_mlp import SigmoidMLP, TrainResult, sigmoid_mlp_autograd, sse_loss, train
 
-
-def teacher_problem(device="cpu", dtype=torch.float32, T=64):
-    """Targets of a bias-free teacher of the default architecture 3-3-3-1: a zero-error minimum exists.
-
-    The teacher's weights are twice the default initialisation so that its outputs spread over
-    (0.62, 0.93) (std 0.08) instead of a nearly constant value a single number would fit.
-    Returns the teacher too.
-    """
-    g = torch.Generator().manual_seed(8)
-    teacher = SigmoidMLP(3, generator=g)
-    with torch.no_grad():
-        for W in teacher.weights:
-            W.mul_(2.0)
-    x = torch.rand(T, 3, generator=g) * 2 - 1  # (T, 3) in [-1, 1)
-    with torch.no_grad():
-        d = teacher(x)  # (T, 1)
-    return x.to(device, dtype), d.to(device, dtype), teacher.to(device, dtype)
-
-
-def student(device="cpu", dtype=torch.float32, seed=0):
-    return SigmoidMLP(3, generator=torch.Generator().manual_seed(seed), device=device, dtype=dtype)
+# This file's problem: the shared teacher at seed 8, drawn in float32 (steepest descent needs thousands of
+# epochs on it), and students drawn in the dtype they train in.
+teacher_problem = functools.partial(
+    problems.teacher_problem, seed=8, dtype=torch.float32, drawn_in=torch.float32
+)
+student = functools.partial(problems.student, dtype=torch.float32)
 
 
 def test_teacher_targets_are_fitted_to_the_uniform_bound():
@@ -44,8 +31,8 @@ def test_teacher_targets_are_fitted_to_the_uniform_bound():
 
 
 def test_from_near_the_teacher_to_the_uniform_bound(device):
-    x, d, teacher = teacher_problem(device)
-    model = student(device)
+    x, d, teacher = teacher_problem(device=device)
+    model = student(device=device)
     g = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for W, W_teacher in zip(model.weights, teacher.weights):

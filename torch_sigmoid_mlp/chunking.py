@@ -11,11 +11,10 @@ one pass over all ``T`` points (up to the order of float additions) while holdin
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
-from .functional import sse_loss
 from .module import SigmoidMLP
+from .objective import Objective
 
 __all__ = ["accumulate_gradients", "chunked_error"]
 
@@ -59,16 +58,7 @@ def accumulate_gradients(
         >>> torch.allclose(g, model.weights[0].grad)
         True
     """
-    E = torch.zeros((), dtype=model.weights[0].dtype, device=model.weights[0].device)
-    max_abs_error = torch.zeros_like(E)
-    for x_c, d_c in _chunks(model, x, d, chunk_size):
-        y = model(x_c)  # y^(L), (K, size_L)
-        E_c = sse_loss(y, d_c)
-        E_c.backward()  # adds ∂E_c/∂W^(l) into W^(l).grad and frees this chunk's activations
-        with torch.no_grad():
-            E += E_c
-            max_abs_error = torch.maximum(max_abs_error, (d_c - y).abs().amax())
-    return E, max_abs_error
+    return _objective(model, x, d, chunk_size).accumulate_gradients()
 
 
 def chunked_error(
@@ -87,32 +77,15 @@ def chunked_error(
         >>> torch.allclose(E, sse_loss(model(x), d))
         True
     """
-    E = torch.zeros((), dtype=model.weights[0].dtype, device=model.weights[0].device)
-    max_abs_error = torch.zeros_like(E)
-    with torch.no_grad():
-        for x_c, d_c in _chunks(model, x, d, chunk_size):
-            y = model(x_c)  # y^(L), (K, size_L)
-            E += sse_loss(y, d_c)
-            max_abs_error = torch.maximum(max_abs_error, (d_c - y).abs().amax())
-    return E, max_abs_error
+    return _objective(model, x, d, chunk_size).error()
 
 
-def _chunks(model: SigmoidMLP, x: Tensor, d: Tensor, chunk_size: int | None):
-    """``(x_c, d_c)`` for consecutive chunks of ``chunk_size`` points, each on the model's device."""
-    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int)):
-        raise TypeError(f"chunk_size must be an int or None, got {type(chunk_size).__name__}")
-    if chunk_size is not None and chunk_size < 1:
-        raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+def _objective(model: SigmoidMLP, x: Tensor, d: Tensor, chunk_size: int | None) -> Objective:
+    """The :class:`~torch_sigmoid_mlp.Objective` of ``E`` over ``x``, ``d``, in chunks of ``chunk_size``."""
     if x.dim() != 2 or d.dim() != 2 or x.shape[0] != d.shape[0]:
         raise ValueError(
             f"x and d must be (T, size_0) and (T, size_L) with the same T; "
             f"got shapes {tuple(x.shape)} and {tuple(d.shape)}"
         )
-    device = model.weights[0].device
-    T = x.shape[0]
-    K = T if chunk_size is None else chunk_size
-    for start in range(0, T, max(K, 1)):
-        # The copy is per chunk, so a device holds K points even when x, d live in host memory.
-        x_c = x[start : start + K].to(device, non_blocking=True)  # (K, size_0)
-        d_c = d[start : start + K].to(device, non_blocking=True)  # (K, size_L)
-        yield x_c, d_c
+    # each chunk is copied to the model's device on its own, so a device holds K points at a time
+    return Objective(model, x, d, chunk_size=chunk_size)

@@ -12,7 +12,7 @@ Exit status, so that scripts can rely on it (docs/reliability.md has the table a
 - ``143``: terminated by SIGTERM, which ``fit`` handles as Ctrl-C.
 
 Outputs (``--save``, ``--plot``, ``-o``, ``--logdir``) are checked before any work by
-:func:`~torch_sigmoid_mlp.data.check_output`: an input, a FIFO, a device node or a directory is never
+:func:`~torch_sigmoid_mlp.outputs.check_output`: an input, a FIFO, a device node or a directory is never
 replaced, a symlink is written through, and the directory must take new files.
 
 ``fit`` runs :meth:`SigmoidMLPRegressor.fit <torch_sigmoid_mlp.SigmoidMLPRegressor.fit>` with
@@ -54,12 +54,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import DataError, OutputError, atomic_path, check_output, fingerprint, read_csv, write_csv
+from ._checks import check_integer, check_number, integer_words
+from .csv_data import DataError, fingerprint, read_csv, write_csv
 from .demo import sine_demo
 from .distributed import default_device, end_process_group, init_from_env, is_distributed, is_main_process
 from .estimator import MAX_EPOCHS, SOLVERS, SigmoidMLPRegressor
-from .gradients import compare_gradients
+from .gradient_check import compare_gradients
 from .module import SigmoidMLP
+from .outputs import OutputError, atomic_path, check_output
 from .plotting import MissingDependencyError, fit_figure, require_matplotlib
 from .training import TrainResult
 
@@ -86,20 +88,14 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{command}: {message}" if command else message)
 
 
-def _integer(minimum: int, maximum: int | None = None):
-    """An argparse ``type`` for integers of at least ``minimum`` (0 or 1), at most ``maximum``."""
-    kind = "a positive integer" if minimum == 1 else "a non-negative integer"
+def _integer(low: int, high: int | None = None):
+    """An argparse ``type`` for the integers :func:`~torch_sigmoid_mlp._checks.check_integer` takes."""
 
     def parse(text: str) -> int:
         try:
-            value = int(text)
+            return check_integer(int(text), "", low=low, high=high)
         except ValueError:
-            value = None
-        if value is None or value < minimum:
-            raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}")
-        if maximum is not None and value > maximum:
-            raise argparse.ArgumentTypeError(f"expected {kind} of at most {maximum}, got {text!r}")
-        return value
+            raise argparse.ArgumentTypeError(f"expected {integer_words(low, high)}, got {text!r}") from None
 
     return parse
 
@@ -108,13 +104,11 @@ _positive_int, _non_negative_int, _seed = _integer(1), _integer(0), _integer(0, 
 
 
 def _positive_float(text: str) -> float:
+    """An argparse ``type`` for a number ``> 0``; ``inf`` and ``nan`` are not one."""
     try:
-        value = float(text)
+        return check_number(float(text), "")
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
 
 
 def _output_file(text: str) -> Path:
@@ -247,7 +241,7 @@ def _fit_data(args: argparse.Namespace):
 
 def _check_outputs(args: argparse.Namespace) -> None:
     """Refuse, before any training, outputs that could not be written at the end or would overwrite
-    what is not theirs (:func:`~torch_sigmoid_mlp.data.check_output`'s rules)."""
+    what is not theirs (:func:`~torch_sigmoid_mlp.outputs.check_output`'s rules)."""
     if args.checkpoint_every is not None and args.save is None:
         raise UsageError("--checkpoint-every writes the model to --save MODEL.pt: give --save as well")
     data = [args.data] if args.data is not None else []

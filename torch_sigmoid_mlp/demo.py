@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ._checks import check_integer
+
 __all__ = ["Demo", "sine_demo"]
 
 
@@ -60,8 +62,7 @@ def sine_demo(points: int = 41) -> Demo:
         >>> print(f"{demo.d.min():.1f} {demo.d.max():.1f}")
         -1.0 1.0
     """
-    if isinstance(points, bool) or not isinstance(points, int) or points < 2:
-        raise ValueError(f"points must be an integer of at least 2, got {points!r}")
+    points = check_integer(points, "points", low=2)
     x = torch.linspace(-math.pi / 2, math.pi / 2, points, dtype=torch.float64).unsqueeze(1)  # (T, 1)
     return Demo(
         name="sine",

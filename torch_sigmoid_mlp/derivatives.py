@@ -1,4 +1,4 @@
-"""More than the summed gradient: per-point gradients, the Jacobian and Hessian-vector products.
+"""More than the summed gradient: local gradients, per-point gradients, the Jacobian, Hessian-vector products.
 
 The explicit deltas ``δ^(l+1)(t)`` and signals ``y^(l)(t)`` of SPEC.md are kept per test point
 ``t``; the gradient of ``E`` sums their outer products over ``t``. Not summing gives the gradient
@@ -14,10 +14,72 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from .functional import sigmoid_mlp, sse_loss
-from .gradients import _deltas, _signals, _signals_and_deltas
+from ._flat import num_weights
+from .functional import SigmoidMLPFunction, _as_rows, _sigmoid_backward, check_inputs, sigmoid_mlp, sse_loss
 
-__all__ = ["hvp", "jacobian", "per_sample_gradients"]
+__all__ = ["hvp", "jacobian", "local_gradients", "per_sample_gradients"]
+
+
+def local_gradients(model, x: Tensor, d: Tensor) -> list[Tensor]:
+    r"""The local gradients ``[δ^(1), …, δ^(L)]`` of SPEC.md, for inspection and teaching.
+
+    .. code-block:: text
+
+        e      = d − y^(L)
+        δ^(L)  = e ⊙ y^(L) ⊙ (1 − y^(L))
+        δ^(l)  = y^(l) ⊙ (1 − y^(l)) ⊙ (W^(l)ᵀ δ^(l+1))        l = L−1..1
+
+    Args:
+        model: a :class:`~torch_sigmoid_mlp.SigmoidMLP`.
+        x: test points, ``(T, size_0)``.
+        d: measurements, ``(T, size_L)``.
+
+    Returns:
+        ``δ^(l)`` for ``l = 1..L``, each of shape ``(T, size_l)``; ``∂E/∂W^(l) = −δ^(l+1)ᵀ y^(l)``.
+
+    Example::
+
+        >>> model = SigmoidMLP(2, generator=torch.Generator().manual_seed(0))
+        >>> [tuple(delta.shape) for delta in local_gradients(model, torch.rand(4, 2), torch.rand(4, 1))]
+        [(4, 2), (4, 2), (4, 1)]
+    """
+    return _signals_and_deltas(model, x, d)[1]
+
+
+def _signals(model, x: Tensor) -> tuple[list[Tensor], list[Tensor]]:
+    """The detached weights ``W^(0..L−1)`` and the signals ``y^(0..L)`` at ``x`` (as rows), no graph."""
+    weights = [W.detach() for W in model.weights]
+    x = _as_rows(x).detach()
+    check_inputs(x, weights)
+    with torch.no_grad():
+        return weights, [x, *SigmoidMLPFunction.forward(x, *weights)]  # y^(0..L), (T, size_l)
+
+
+def _signals_and_deltas(model, x: Tensor, d: Tensor) -> tuple[list[Tensor], list[Tensor]]:
+    """``y^(0..L)`` and ``[δ^(1), …, δ^(L)]`` at ``x`` for the SSE's error ``e = d − y^(L)``, no graph."""
+    weights, ys = _signals(model, x)
+    d = _as_rows(d)
+    if d.shape != ys[-1].shape:
+        raise ValueError(f"d has shape {tuple(d.shape)}, expected {tuple(ys[-1].shape)}")
+    return ys, _deltas(weights, ys, d - ys[-1])  # e = d − y^(L)
+
+
+def _deltas(weights: list[Tensor], ys: list[Tensor], e: Tensor) -> list[Tensor]:
+    """``[δ^(1), …, δ^(L)]`` for the output error ``e``, which may carry extra leading dimensions.
+
+    ``e`` of shape ``(..., T, size_L)`` gives ``δ^(l)`` of shape ``(..., T, size_l)``: one
+    backward pass per leading index, all in one batched matmul per layer.
+
+    :class:`~torch_sigmoid_mlp.SigmoidMLPFunction`'s backward and the tape-free step run this
+    recursion in loops of their own, each where it is hot: the first stays differentiable (double
+    backward) and carries ``−δ`` to spend no negation on it, the second writes ``δ^(l)`` over
+    ``y^(l)`` in its buffers between the updates of the weights.
+    """
+    with torch.no_grad():
+        deltas = [_sigmoid_backward(e, ys[-1])]  # δ^(L) = e ⊙ y^(L) ⊙ (1 − y^(L))
+        for l in range(len(weights) - 1, 0, -1):
+            deltas.append(_sigmoid_backward(deltas[-1] @ weights[l], ys[l]))  # δ^(l), (..., T, size_l)
+    return deltas[::-1]
 
 
 def per_sample_gradients(model, x: Tensor, d: Tensor) -> list[Tensor]:
@@ -85,7 +147,7 @@ def jacobian(model, x: Tensor) -> Tensor:
     units = torch.eye(m, dtype=ys[-1].dtype, device=ys[-1].device)  # u_k, (m, m)
     e = units[:, None, :].expand(m, T, m)  # e(t) = u_k for every t, (m, T, m)
     deltas = _deltas(weights, ys, e)  # δ^(l+1), (m, T, size_{l+1})
-    P = sum(W.numel() for W in weights)
+    P = num_weights(weights)
     J = ys[-1].new_empty(T, m, P)
     offset = 0
     for delta, y in zip(deltas, ys):

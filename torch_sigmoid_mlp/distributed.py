@@ -26,7 +26,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from .chunking import accumulate_gradients, chunked_error
+from ._flat import as_weights, flatten, num_weights
 from .module import SigmoidMLP
 
 __all__ = [
@@ -136,13 +136,9 @@ class FlatGradients:
                     f"every parameter must share one dtype and device; got {p.dtype} on {p.device} "
                     f"and {first.dtype} on {first.device}"
                 )
-        numel = sum(p.numel() for p in self.params)
+        numel = num_weights(self.params)
         self.buffer = torch.zeros(numel + 1, dtype=first.dtype, device=first.device)  # (P + 1,)
-        self.views: list[Tensor] = []
-        offset = 0
-        for p in self.params:
-            self.views.append(self.buffer[offset : offset + p.numel()].view_as(p))
-            offset += p.numel()
+        self.views: list[Tensor] = as_weights(self.buffer, self.params)
         self.loss = self.buffer[numel:]  # (1,)
         self.attach()
 
@@ -191,11 +187,9 @@ def broadcast_(tensors: Iterable[Tensor], src: int = 0) -> None:
         return
     tensors = list(tensors)
     with torch.no_grad():
-        flat = torch.cat([t.detach().reshape(-1) for t in tensors])  # (P,)
+        flat = flatten(tensors)  # (P,)
         dist.broadcast(flat, src)
-        torch._foreach_copy_(
-            tensors, [v.view_as(t) for v, t in zip(flat.split([t.numel() for t in tensors]), tensors)]
-        )
+        torch._foreach_copy_(tensors, as_weights(flat, tensors))
 
 
 def global_gradients(
@@ -229,6 +223,8 @@ def global_gradients(
     Returns:
         ``(E, max_abs_error)``, 0-d tensors, the same on every rank.
     """
+    from .chunking import accumulate_gradients  # chunking's Objective sums over ranks with this module
+
     grads.zero_()
     E_r, max_abs_error_r = accumulate_gradients(model, x, d, chunk_size=chunk_size)
     if not reduce:
@@ -247,6 +243,8 @@ def global_error(
     ``all_reduce(SUM)`` and one ``all_reduce(MAX)`` (none with ``reduce=False``). Returns 0-d
     tensors, the same on every rank.
     """
+    from .chunking import chunked_error  # chunking's Objective sums over ranks with this module
+
     E_r, max_abs_error_r = chunked_error(model, x, d, chunk_size=chunk_size)
     if not reduce:
         return E_r, max_abs_error_r

@@ -16,11 +16,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .data import atomic_path, check_output
+from ._checks import check_integer, check_number, check_points, check_sample_weight
 from .distributed import default_device, is_distributed, shard
 from .functional import sigmoid_mlp
 from .module import SigmoidMLP
-from .scaling import MinMaxScaler
+from .normalization import MinMaxScaler
+from .outputs import atomic_path, check_output
 from .solvers import METHODS, choose_method
 from .training import TrainResult, train
 
@@ -598,7 +599,7 @@ class SigmoidMLPRegressor(*_SKLEARN_BASES):
         """
         self._check_fitted()
         X_t = self._check_X(X)
-        Y, _ = self._check_y(y, X_t.shape[0])
+        Y, _ = self._check_y(y, X_t)
         s = self._check_weights(sample_weight, X_t.shape[0])
         s = torch.ones(X_t.shape[0], dtype=torch.float64) if s is None else s
         P = self._forward(X_t)  # (T, m)
@@ -767,18 +768,18 @@ class SigmoidMLPRegressor(*_SKLEARN_BASES):
         """
         s = types.SimpleNamespace(**self.get_params())
         s.hidden = _hidden(self.hidden)
-        s.lr = _number(self.lr, "lr", optional=True)
-        s.tol = _number(self.tol, "tol", optional=True)
-        s.max_epochs = _integer(self.max_epochs, "max_epochs", low=0, optional=True)
-        s.batch_size = _integer(self.batch_size, "batch_size", low=1, optional=True)
-        s.n_iter_no_change = _integer(self.n_iter_no_change, "n_iter_no_change", low=1, optional=True)
-        s.restarts = _integer(self.restarts, "restarts", low=1)
-        s.momentum = _number(self.momentum, "momentum", low=0.0, high=1.0)
-        s.validation_fraction = _number(
+        s.lr = check_number(self.lr, "lr", optional=True)
+        s.tol = check_number(self.tol, "tol", optional=True)
+        s.max_epochs = check_integer(self.max_epochs, "max_epochs", low=0, optional=True)
+        s.batch_size = check_integer(self.batch_size, "batch_size", low=1, optional=True)
+        s.n_iter_no_change = check_integer(self.n_iter_no_change, "n_iter_no_change", low=1, optional=True)
+        s.restarts = check_integer(self.restarts, "restarts", low=1)
+        s.momentum = check_number(self.momentum, "momentum", low=0.0, high=1.0)
+        s.validation_fraction = check_number(
             self.validation_fraction, "validation_fraction", high=1.0, optional=True
         )
         try:
-            lo, hi = (_number(v, "target_range", low=0.0, high=1.0) for v in self.target_range)
+            lo, hi = (check_number(v, "target_range", low=0.0, high=1.0) for v in self.target_range)
         except (TypeError, ValueError):
             lo = hi = None
         if lo is None or not 0 < lo < hi:
@@ -792,7 +793,7 @@ class SigmoidMLPRegressor(*_SKLEARN_BASES):
         seed = self.seed if self.random_state is None else self.random_state
         what = "seed" if self.random_state is None else "random_state"
         # restarts draw with seed + i, which torch.Generator.manual_seed takes below 2**64
-        s.seed = _integer(seed, what, low=0, high=2**63 - 1)
+        s.seed = check_integer(seed, what, low=0, high=2**63 - 1)
         if self.solver not in SOLVERS:
             raise ValueError(f"solver must be one of {SOLVERS}, got {self.solver!r}")
         if self.solver in ("lm", "br") and self.lr is not None:
@@ -820,8 +821,8 @@ class SigmoidMLPRegressor(*_SKLEARN_BASES):
         params["hidden"] = None if s.hidden is None else s.hidden[0] if one else list(s.hidden)
         params["dtype"] = str(s.dtype).removeprefix("torch.")
         params["device"] = str(self.device)
-        params["seed"] = _integer(self.seed, "seed", low=0)
-        params["random_state"] = _integer(self.random_state, "random_state", low=0, optional=True)
+        params["seed"] = check_integer(self.seed, "seed", low=0)
+        params["random_state"] = check_integer(self.random_state, "random_state", low=0, optional=True)
         params["warm_start"] = bool(self.warm_start)
         params["progress"] = bool(self.progress)
         params["logdir"] = None if self.logdir is None else str(self.logdir)
@@ -918,8 +919,8 @@ class SigmoidMLPRegressor(*_SKLEARN_BASES):
             )
         return X
 
-    def _check_y(self, y, T: int) -> tuple[Tensor, bool]:
-        """``y`` as ``(T, m)`` for ``T`` test points, and whether it was 1-D."""
+    def _check_y(self, y, X: Tensor) -> tuple[Tensor, bool]:
+        """``y`` as ``(T, m)`` for the ``T`` test points of ``X``, and whether it was 1-D."""
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
         Y = self._as_tensor(y, "y")
@@ -928,10 +929,7 @@ class SigmoidMLPRegressor(*_SKLEARN_BASES):
             Y = Y.unsqueeze(1)
         if Y.dim() != 2:
             raise ValueError(f"y must have shape (T,) or (T, m), got {tuple(Y.shape)}")
-        if Y.shape[0] != T:
-            raise ValueError(f"X has {T} test points but y has {Y.shape[0]}")
-        if not bool(torch.isfinite(Y).all()):
-            raise ValueError("y contains NaN or infinite values")
+        check_points(X, Y, ("X", "y"))
         return Y, y_1d
 
     def _check_weights(self, sample_weight, T: int) -> Tensor | None:
@@ -941,16 +939,7 @@ class SigmoidMLPRegressor(*_SKLEARN_BASES):
         s = self._as_tensor(sample_weight, "sample_weight")
         if s.dim() == 0:  # one number for every point, as scikit-learn allows
             s = s.expand(T).contiguous()
-        if s.shape != (T,):
-            raise ValueError(
-                f"sample_weight must have shape ({T},), one weight per test point, got {tuple(s.shape)}"
-            )
-        if not bool(torch.isfinite(s).all()):
-            raise ValueError("sample_weight contains NaN or infinite values")
-        if bool((s < 0).any()):
-            raise ValueError(f"sample_weight must be ≥ 0, got {s.min().item()!r}")
-        if not bool((s > 0).any()):
-            raise ValueError("sample_weight is zero for every test point: at least one weight must be > 0")
+        check_sample_weight(s, T)
         return s
 
     def _check_xy(self, X, y, sample_weight) -> tuple[Tensor, Tensor, Tensor | None, np.ndarray | None, bool]:
@@ -968,16 +957,14 @@ class SigmoidMLPRegressor(*_SKLEARN_BASES):
                 f"X holds no test points (T = 0): 0 sample(s) (shape={tuple(X.shape)}) while a "
                 "minimum of 1 is required."
             )
-        Y, y_1d = self._check_y(y, X.shape[0])
-        if not bool(torch.isfinite(X).all()):
-            raise ValueError("X contains NaN or infinite values")
+        Y, y_1d = self._check_y(y, X)
         X, Y, s = _without_zero_weights(X, Y, self._check_weights(sample_weight, X.shape[0]))
         return X, Y, s, names, y_1d
 
     def _check_more_data(self, X, y, sample_weight) -> tuple[Tensor, Tensor, Tensor | None]:
         """``X``, ``Y``, ``s`` for training the fitted network on: its columns, inside its scalers' range."""
         X = self._check_X(X)
-        Y, _ = self._check_y(y, X.shape[0])
+        Y, _ = self._check_y(y, X)
         X, Y, s = _without_zero_weights(X, Y, self._check_weights(sample_weight, X.shape[0]))
         if Y.shape[1] != self.model_.out_features:
             raise ValueError(
@@ -1026,43 +1013,6 @@ def _feature_names(X) -> np.ndarray | None:
     return None
 
 
-def _integer(value, name: str, *, low: int, high: int | None = None, optional: bool = False) -> int | None:
-    if value is None and optional:
-        return None
-    if (
-        isinstance(value, (bool, np.bool_))
-        or not isinstance(value, numbers.Integral)
-        or value < low
-        or (high is not None and value > high)
-    ):
-        if high is not None:
-            bound = f"an integer in [{low}, {high}]"
-        else:
-            bound = {0: "a non-negative integer", 1: "a positive integer"}.get(low, f"an integer ≥ {low}")
-        raise ValueError(f"{name} must be {bound}{' or None' if optional else ''}, got {value!r}")
-    return int(value)
-
-
-def _number(
-    value, name: str, *, low: float | None = None, high: float | None = None, optional: bool = False
-) -> float | None:
-    """A finite real ``value`` (numpy's too) as a float: ``> 0`` (or ``≥ low``), ``< high`` if given."""
-    if value is None and optional:
-        return None
-    ok = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
-    ok = ok and math.isfinite(value) and (value > 0 if low is None else value >= low)
-    ok = ok and (high is None or value < high)
-    if not ok:
-        if low is None and high is None:
-            bound = "a positive finite number"
-        elif low is None:
-            bound = f"a number in (0, {high})"
-        else:
-            bound = f"a number in [{low}, {high})"
-        raise ValueError(f"{name} must be {bound}{' or None' if optional else ''}, got {value!r}")
-    return float(value)
-
-
 def _hidden(hidden) -> tuple[int, ...] | None:
     """``hidden`` as a tuple of widths: an int is one layer, as scikit-learn's ``hidden_layer_sizes``."""
     if hidden is None:
@@ -1071,7 +1021,7 @@ def _hidden(hidden) -> tuple[int, ...] | None:
         hidden = (hidden,)
     if isinstance(hidden, str) or not hasattr(hidden, "__iter__"):
         raise ValueError(f"hidden must be an int, a sequence of ints or None, got {hidden!r}")
-    return tuple(_integer(h, f"hidden[{i}]", low=1) for i, h in enumerate(hidden))
+    return tuple(check_integer(h, f"hidden[{i}]", low=1) for i, h in enumerate(hidden))
 
 
 def _dtype(dtype) -> torch.dtype:

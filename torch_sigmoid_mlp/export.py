@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .data import atomic_path
 from .estimator import SigmoidMLPRegressor
+from .outputs import atomic_path
 from .plotting import MissingDependencyError
 
 __all__ = ["c_source", "check_c_name", "export_c", "export_onnx"]

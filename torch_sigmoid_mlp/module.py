@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from ._checks import check_integer
 from .functional import sigmoid_mlp, sigmoid_mlp_autograd
 
 __all__ = ["BACKENDS", "SigmoidMLP"]
@@ -15,11 +16,6 @@ __all__ = ["BACKENDS", "SigmoidMLP"]
 #: ``"manual"``: the hand-written :class:`~torch_sigmoid_mlp.SigmoidMLPFunction`;
 #: ``"autograd"``: the same maths as plain torch ops, differentiated by autograd.
 BACKENDS = {"manual": sigmoid_mlp, "autograd": sigmoid_mlp_autograd}
-
-
-def _positive_int(value, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 class SigmoidMLP(nn.Module):
@@ -76,11 +72,10 @@ class SigmoidMLP(nn.Module):
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
-        _positive_int(in_features, "in_features")
-        _positive_int(out_features, "out_features")
+        in_features = check_integer(in_features, "in_features")
+        out_features = check_integer(out_features, "out_features")
         hidden = (in_features, in_features) if hidden is None else tuple(hidden)
-        for i, width in enumerate(hidden):
-            _positive_int(width, f"hidden[{i}]")
+        hidden = tuple(check_integer(width, f"hidden[{i}]") for i, width in enumerate(hidden))
         self.sizes: tuple[int, ...] = (in_features, *hidden, out_features)
         self.weights = nn.ParameterList(
             nn.Parameter(torch.empty(fan_out, fan_in, device=device, dtype=dtype))

@@ -20,6 +20,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from ._checks import check_integer
+from ._flat import num_weights
 from .derivatives import jacobian
 from .distributed import FlatGradients, all_reduce_max, is_distributed
 from .functional import sse_loss
@@ -62,14 +64,15 @@ class Objective:
     ) -> None:
         self.model = model
         self.x, self.d, self.s = x, d, sample_weight
-        self.chunk_size = chunk_size
+        self.chunk_size = check_integer(chunk_size, "chunk_size", optional=True)
         self.distributed = distributed
         self.weights = list(model.weights)
-        self.P = sum(W.numel() for W in self.weights)
-        T = torch.tensor(float(x.shape[0]), dtype=torch.float64, device=self.weights[0].device)
+        self.P = num_weights(self.weights)
+        self.T = x.shape[0]
         if distributed and is_distributed():
+            T = torch.tensor(float(self.T), dtype=torch.float64, device=self.weights[0].device)
             dist.all_reduce(T)
-        self.T = int(T.item())
+            self.T = int(T.item())
         self.N = self.T * d.shape[1]
         self._grads: FlatGradients | None = None
 
@@ -119,23 +122,36 @@ class Objective:
                 max_error = torch.maximum(max_error, max_c)
         return self._sum(E, max_error)
 
+    def accumulate_gradients(self, E: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        r"""Add this process's ``∂E_s/∂W^(l)`` into each ``W^(l).grad``, a chunk at a time, and return
+        its ``(E_s, max_t |e(t)|)``; nothing is summed over ranks.
+
+        Gradients are *added* to whatever ``.grad`` holds, as ``Tensor.backward`` does; a ``.grad``
+        that is ``None`` stays so when there are no points. ``E_s`` is added into ``E`` in place when
+        it is given (the flat buffer's entry), else into a new 0-d tensor.
+        """
+        E, max_error = self._zeros() if E is None else (E, self._zeros()[1])
+        for x, d, s in self._chunks():
+            E_c, max_c = self._terms(self.model(x), d, s)  # y^(L) = F(x; w), (K, m)
+            E_c.backward()  # adds ∂E_c/∂W^(l) into W^(l).grad, by the model's backend
+            with torch.no_grad():
+                E += E_c
+                max_error = torch.maximum(max_error, max_c)
+        return E, max_error
+
     def gradient(self) -> tuple[Tensor, Tensor]:
         r"""``(E_s, max_t |e(t)|)`` at the current weights, with ``∂E_s/∂W^(l)`` left in ``W^(l).grad``.
 
         The gradient comes from the model's backend (``"manual"``: the explicit deltas), a chunk at a
-        time, into one flat buffer that a single ``all_reduce`` sums over ranks together with ``E_s``.
+        time (:meth:`accumulate_gradients`), into one flat buffer that a single ``all_reduce`` sums over ranks
+        together with ``E_s``.
         """
         if self._grads is None:
             self._grads = FlatGradients(self.weights)
         grads = self._grads
         grads.zero_()
-        max_error = self._zeros()[1]
-        for x, d, s in self._chunks():
-            E_c, max_c = self._terms(self.model(x), d, s)
-            E_c.backward()  # adds ∂E_c/∂W^(l) into W^(l).grad, a view of the flat buffer
-            with torch.no_grad():
-                grads.loss += E_c
-                max_error = torch.maximum(max_error, max_c)
+        # each W^(l).grad is a view of the flat buffer, and E_s goes into its last entry
+        _, max_error = self.accumulate_gradients(grads.loss)
         if self.distributed and is_distributed():
             grads.all_reduce_()
             max_error = all_reduce_max(max_error)

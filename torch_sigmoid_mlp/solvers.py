@@ -29,8 +29,10 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from .fused import FusedSGDStep
+from ._checks import check_number
+from ._flat import as_weights, flatten
 from .objective import Objective
+from .tape_free import TapeFreeStep
 
 __all__ = [
     "LM_MAX_PARAMS",
@@ -135,7 +137,7 @@ class Step:
 class SteepestDescent(Step):
     r"""``w_{k+1} = w_k − η·∇E_s(w_k)``, the seed's update.
 
-    Tape-free (:class:`~torch_sigmoid_mlp.FusedSGDStep`: no autograd graph, no ``.grad``) when the
+    Tape-free (:class:`~torch_sigmoid_mlp.TapeFreeStep`: no autograd graph, no ``.grad``) when the
     points sit in one tensor on the model's device and the backend is ``"manual"``; otherwise through
     :meth:`Objective.gradient` (chunks, ranks, or the autograd backend). Either way the same update.
     """
@@ -152,26 +154,26 @@ class SteepestDescent(Step):
             and not o.distributed
             and o.x.device == W0.device
         )
-        self.fused = FusedSGDStep(o.weights, rows=o.x.shape[0]) if tape_free else None
+        self.tape_free = TapeFreeStep(o.weights, rows=o.x.shape[0]) if tape_free else None
         self.loss_scale = 0.5 if tape_free else 1.0
         self._plain = [W.detach() for W in o.weights]
 
     def evaluate(self) -> tuple[Tensor, Tensor]:
-        if self.fused is not None:
+        if self.tape_free is not None:
             # forward at w_k into the step's buffers: 2E_s (halved once read) and max_t |e(t)|
-            return self.fused.forward_sums(self.objective.x, self.objective.d, self.objective.s)
+            return self.tape_free.forward_sum_of_squares(self.objective.x, self.objective.d, self.objective.s)
         return self.objective.gradient()  # forward and backward at w_k, E_s and ∇E_s
 
     def step(self) -> None:
-        if self.fused is not None:
+        if self.tape_free is not None:
             # W^(l) += η Σ_t δ^(l+1)(t) y^(l)(t)ᵀ from the forward's buffers
-            self.fused.update(self.lr, keep_gradients=self.keep_gradients)
+            self.tape_free.update(self.lr, keep_gradients=self.keep_gradients)
         else:
             with torch.no_grad():  # one foreach call: an interrupt never lands inside an update
                 torch._foreach_add_(self._plain, self.objective.gradients(), alpha=-self.lr)
 
     def gradients(self) -> list[Tensor]:
-        return self.fused.gradients if self.fused is not None else self.objective.gradients()
+        return self.tape_free.gradients if self.tape_free is not None else self.objective.gradients()
 
     def metrics(self) -> dict[str, float]:
         return {"lr": self.lr}
@@ -279,7 +281,7 @@ class OptimizerStep(Step):
         self.optimizer.load_state_dict(state["optimizer"])
 
 
-class MiniBatches(Step):
+class MiniBatches(OptimizerStep):
     r"""An epoch of mini-batch steps: one pass over the points in a (shuffled) order, a step per batch.
 
     .. code-block:: text
@@ -300,7 +302,7 @@ class MiniBatches(Step):
         shuffle: bool,
         generator: torch.Generator | None,
     ) -> None:
-        self.objective, self.optimizer, self.method = objective, optimizer, method
+        super().__init__(objective, optimizer, method)  # its metrics and state are the optimizer's
         self.batch_size, self.shuffle, self.generator = batch_size, shuffle, generator
         self._summed: list[Tensor] | None = None
 
@@ -334,15 +336,6 @@ class MiniBatches(Step):
 
     def gradients(self) -> list[Tensor] | None:
         return self._summed
-
-    def metrics(self) -> dict[str, float]:
-        return {"lr": float(self.optimizer.param_groups[0]["lr"])}
-
-    def state_dict(self) -> dict:
-        return {"optimizer": self.optimizer.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])
 
 
 class LevenbergMarquardt(Step):
@@ -378,18 +371,16 @@ class LevenbergMarquardt(Step):
                 f"P = {objective.P} weights, more than LM_MAX_PARAMS = {LM_MAX_PARAMS} (memory grows as P², "
                 f"time as P³); use method='sgd' or 'lbfgs' for a network this large"
             )
-        if not (math.isfinite(mu) and mu > 0):
-            raise ValueError(f"mu must be positive and finite, got {mu!r}")
+        check_number(mu, "mu")
         if not mu_increase > 1:
             raise ValueError(f"mu_increase must be > 1, got {mu_increase!r}")
-        if not 0 < mu_decrease < 1:
-            raise ValueError(f"mu_decrease must lie in (0, 1), got {mu_decrease!r}")
+        check_number(mu_decrease, "mu_decrease", high=1.0)
         if not mu_max > mu:
             raise ValueError(f"mu_max must exceed mu ({mu!r}), got {mu_max!r}")
         self.objective = objective
         self.mu, self.mu_increase, self.mu_decrease, self.mu_max = mu, mu_increase, mu_decrease, mu_max
         self._plain = [W.detach() for W in objective.weights]
-        self._numels = [W.numel() for W in objective.weights]
+        self._numels = [W.numel() for W in self._plain]  # each W^(l)'s share of w
         self._known: tuple[Tensor, Tensor] | None = None  # E_s and max |e| at the accepted w_{k+1}
         # the trial evaluations go a block of points at a time too, so that no pass holds all T
         self._rows = objective.jacobian_rows()
@@ -399,12 +390,12 @@ class LevenbergMarquardt(Step):
         return known if known is not None else self.objective.error(self._rows)
 
     def _flat(self) -> Tensor:
-        return torch.cat([W.reshape(-1) for W in self._plain]).double()  # w, (P,)
+        return flatten(self._plain).double()  # w, (P,)
 
     def _load(self, flat_w: Tensor) -> None:
         with torch.no_grad():
-            for W, part in zip(self._plain, flat_w.split(self._numels)):
-                W.copy_(part.view_as(W))
+            for W, part in zip(self._plain, as_weights(flat_w, self._plain)):
+                W.copy_(part)  # rounded to the model's dtype
 
     def _system(self, A: Tensor, g: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
         """The matrix without ``μI`` and the right-hand side of this solver's step."""

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from ._checks import check_integer, check_number, check_points, check_sample_weight
+from ._flat import as_weights, num_weights
 from .distributed import any_rank, broadcast_, is_distributed, is_main_process
 from .handlers import EpochState, Handler, ProgressBar, TensorBoard
 from .module import SigmoidMLP
@@ -89,12 +91,7 @@ def _check_points(
         raise ValueError(f"{dn} must have shape (T, {m}), got {tuple(d.shape)}")
     if x.shape[0] == 0:
         raise ValueError(f"{xn} holds no test points (T = 0)")
-    if x.shape[0] != d.shape[0]:
-        raise ValueError(f"{xn} has {x.shape[0]} test points but {dn} has {d.shape[0]}")
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{xn} contains NaN or infinite values")
-    if not bool(torch.isfinite(d).all()):
-        raise ValueError(f"{dn} contains NaN or infinite values")
+    check_points(x, d, names)
     if not bool(((d > 0) & (d < 1)).all()):
         raise ValueError(
             f"{dn} must lie strictly inside (0, 1), the range of the output sigmoid; got values in "
@@ -109,26 +106,9 @@ def _check_sample_weight(s, x: Tensor) -> Tensor | None:
         return None
     if not isinstance(s, Tensor):
         raise TypeError(f"sample_weight must be a torch.Tensor, got {type(s).__name__}")
-    if s.dim() != 1 or s.shape[0] != x.shape[0]:
-        raise ValueError(
-            f"sample_weight must have shape ({x.shape[0]},), one s_t per point, got {tuple(s.shape)}"
-        )
     s = s.to(device=x.device, dtype=x.dtype)
-    if not bool(torch.isfinite(s).all()) or bool((s < 0).any()):
-        raise ValueError("sample_weight must be finite and ≥ 0")
-    if not bool((s > 0).any()):
-        raise ValueError("sample_weight is 0 for every point: nothing to fit")
+    check_sample_weight(s, x.shape[0])
     return s
-
-
-def _positive(value, name: str, *, integer: bool = False, optional: bool = False):
-    if value is None and optional:
-        return None
-    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok or not math.isfinite(value) or value <= 0:
-        kind = "a positive integer" if integer else "a positive finite number"
-        raise ValueError(f"{name} must be {kind}, got {value!r}")
-    return value
 
 
 class _Snapshots:
@@ -142,13 +122,9 @@ class _Snapshots:
         self._weights = list(weights)
         # views of contiguous weights are taken once; any other layout is flattened (copied) per epoch
         self._flat = [W.view(-1) for W in weights] if all(W.is_contiguous() for W in weights) else None
-        numel = sum(W.numel() for W in weights)
         options = {"dtype": weights[0].dtype, "device": weights[0].device}
-        self._buffers = [torch.empty(numel, **options) for _ in range(2)]
-        self._as_weights = [
-            [part.view(W.shape) for part, W in zip(buffer.split([W.numel() for W in weights]), weights)]
-            for buffer in self._buffers
-        ]
+        self._buffers = [torch.empty(num_weights(weights), **options) for _ in range(2)]
+        self._as_weights = [as_weights(buffer, weights) for buffer in self._buffers]
         self.take(0)
         self._buffers[1].copy_(self._buffers[0])  # before the first update, w_{−1} is w_0
 
@@ -260,7 +236,7 @@ def train(
       the weights stay at ``w_k``.
 
     Plain full-batch steepest descent with the ``"manual"`` backend, on points held in one tensor
-    on the model's device, runs tape-free (:class:`~torch_sigmoid_mlp.FusedSGDStep`): no autograd
+    on the model's device, runs tape-free (:class:`~torch_sigmoid_mlp.TapeFreeStep`): no autograd
     graph, no ``.grad``, buffers allocated once. Logging reads what the step computed and never
     changes the path.
 
@@ -295,7 +271,7 @@ def train(
         writer: a ``torch.utils.tensorboard.SummaryWriter`` to log to (left open).
         logdir: a directory for a ``SummaryWriter`` that ``train`` opens and closes.
         log_every: epochs between TensorBoard records (see
-            :class:`~torch_sigmoid_mlp.tracking.TrainingLog` for the tags).
+            :class:`~torch_sigmoid_mlp.handlers.TrainingLog` for the tags).
         check_every: every this many epochs, log ``check/max_rel_diff``, the largest relative
             difference between the manual and the autograd gradient of ``E``; needs a writer.
         callback: called as ``callback(k, result)`` at each epoch that does not stop otherwise.
@@ -350,26 +326,24 @@ def train(
         raise ValueError(
             f"method must be one of {(*METHODS, 'auto')} or a torch.optim factory, got {method!r}"
         )
-    _positive(restarts, "restarts", integer=True)
+    restarts = check_integer(restarts, "restarts")
     # -- the settings, checked before any work -----------------------------------------------------
     # with chunks, the points may stay in host memory: each chunk is copied to the model's device
     x, d = _check_points(model, x, d, ("x", "d"), any_device=chunk_size is not None)
     sample_weight = _check_sample_weight(sample_weight, x)
-    _positive(lr, "lr", optional=True)
+    check_number(lr, "lr", optional=True)
     if lr is not None and lr > torch.finfo(x.dtype).max:
         raise ValueError(
             f"lr={lr!r} overflows the weights' dtype {x.dtype} (largest {torch.finfo(x.dtype).max:.4g})"
         )
-    _positive(tol, "tol", optional=True)
-    _positive(batch_size, "batch_size", integer=True, optional=True)
-    _positive(log_every, "log_every", integer=True)
-    _positive(check_every, "check_every", integer=True, optional=True)
-    _positive(patience, "patience", integer=True, optional=True)
-    _positive(chunk_size, "chunk_size", integer=True, optional=True)
-    if isinstance(max_epochs, bool) or not isinstance(max_epochs, int) or max_epochs < 0:
-        raise ValueError(f"max_epochs must be a non-negative integer, got {max_epochs!r}")
-    if not 0.0 <= momentum < 1.0:
-        raise ValueError(f"momentum must lie in [0, 1), got {momentum!r}")
+    check_number(tol, "tol", optional=True)
+    batch_size = check_integer(batch_size, "batch_size", optional=True)
+    log_every = check_integer(log_every, "log_every")
+    check_every = check_integer(check_every, "check_every", optional=True)
+    patience = check_integer(patience, "patience", optional=True)
+    chunk_size = check_integer(chunk_size, "chunk_size", optional=True)
+    max_epochs = check_integer(max_epochs, "max_epochs", low=0)
+    check_number(momentum, "momentum", low=0.0, high=1.0)
     if momentum and method != "sgd":
         raise ValueError(f"momentum is steepest descent's (method='sgd'); method={method!r} takes none")
     if validation is not None:
@@ -397,7 +371,7 @@ def train(
     if resume is not None and restarts > 1:
         raise ValueError("resume= continues one run: it takes restarts=1")
     if method == "auto":
-        P = sum(W.numel() for W in model.weights)
+        P = num_weights(model.weights)
         method = choose_method(
             P,
             x.shape[0] * d.shape[1],

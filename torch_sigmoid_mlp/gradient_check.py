@@ -1,4 +1,4 @@
-"""Inspecting backpropagation: the local gradients ``δ^(l)``, and manual against autograd."""
+"""The hand-written backward against autograd: one loss, one set of weights, both gradients side by side."""
 
 from __future__ import annotations
 
@@ -8,78 +8,14 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .functional import (
-    SigmoidMLPFunction,
-    _as_rows,
-    _sigmoid_backward,
-    check_inputs,
-    sigmoid_mlp,
-    sigmoid_mlp_autograd,
-)
+from .functional import sigmoid_mlp, sigmoid_mlp_autograd
 from .functional import sse_loss as _sse_loss
 
-__all__ = ["GradientComparison", "GradientReport", "compare_gradients", "local_gradients"]
+__all__ = ["GradientComparison", "GradientReport", "compare_gradients"]
 
 #: ``agree`` holds when every max relative difference is below this, by dtype. float64 leaves
 #: room for the few ulps that the two orders of summation differ by, float32 for its 2^-24.
 TOLERANCES = {torch.float64: 1e-10, torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 5e-2}
-
-
-def local_gradients(model, x: Tensor, d: Tensor) -> list[Tensor]:
-    r"""The local gradients ``[δ^(1), …, δ^(L)]`` of SPEC.md, for inspection and teaching.
-
-    .. code-block:: text
-
-        e      = d − y^(L)
-        δ^(L)  = e ⊙ y^(L) ⊙ (1 − y^(L))
-        δ^(l)  = y^(l) ⊙ (1 − y^(l)) ⊙ (W^(l)ᵀ δ^(l+1))        l = L−1..1
-
-    Args:
-        model: a :class:`~torch_sigmoid_mlp.SigmoidMLP`.
-        x: test points, ``(T, size_0)``.
-        d: measurements, ``(T, size_L)``.
-
-    Returns:
-        ``δ^(l)`` for ``l = 1..L``, each of shape ``(T, size_l)``; ``∂E/∂W^(l) = −δ^(l+1)ᵀ y^(l)``.
-
-    Example::
-
-        >>> model = SigmoidMLP(2, generator=torch.Generator().manual_seed(0))
-        >>> [tuple(delta.shape) for delta in local_gradients(model, torch.rand(4, 2), torch.rand(4, 1))]
-        [(4, 2), (4, 2), (4, 1)]
-    """
-    return _signals_and_deltas(model, x, d)[1]
-
-
-def _signals(model, x: Tensor) -> tuple[list[Tensor], list[Tensor]]:
-    """The detached weights ``W^(0..L−1)`` and the signals ``y^(0..L)`` at ``x`` (as rows), no graph."""
-    weights = [W.detach() for W in model.weights]
-    x = _as_rows(x).detach()
-    check_inputs(x, weights)
-    with torch.no_grad():
-        return weights, [x, *SigmoidMLPFunction.forward(x, *weights)]  # y^(0..L), (T, size_l)
-
-
-def _signals_and_deltas(model, x: Tensor, d: Tensor) -> tuple[list[Tensor], list[Tensor]]:
-    """``y^(0..L)`` and ``[δ^(1), …, δ^(L)]`` at ``x`` for the SSE's error ``e = d − y^(L)``, no graph."""
-    weights, ys = _signals(model, x)
-    d = _as_rows(d)
-    if d.shape != ys[-1].shape:
-        raise ValueError(f"d has shape {tuple(d.shape)}, expected {tuple(ys[-1].shape)}")
-    return ys, _deltas(weights, ys, d - ys[-1])  # e = d − y^(L)
-
-
-def _deltas(weights: list[Tensor], ys: list[Tensor], e: Tensor) -> list[Tensor]:
-    """``[δ^(1), …, δ^(L)]`` for the output error ``e``, which may carry extra leading dimensions.
-
-    ``e`` of shape ``(..., T, size_L)`` gives ``δ^(l)`` of shape ``(..., T, size_l)``: one
-    backward pass per leading index, all in one batched matmul per layer.
-    """
-    with torch.no_grad():
-        deltas = [_sigmoid_backward(e, ys[-1])]  # δ^(L) = e ⊙ y^(L) ⊙ (1 − y^(L))
-        for l in range(len(weights) - 1, 0, -1):
-            deltas.append(_sigmoid_backward(deltas[-1] @ weights[l], ys[l]))  # δ^(l), (..., T, size_l)
-    return deltas[::-1]
 
 
 @dataclass(frozen=True)

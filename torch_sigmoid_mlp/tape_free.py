@@ -1,4 +1,4 @@
-"""Full-batch steepest descent without autograd: preallocated signals, explicit deltas, fused update.
+"""Full-batch steepest descent off the autograd tape: preallocated signals, explicit deltas, in-place update.
 
 Backpropagation written out by hand knows what autograd cannot: ``y^(l)`` is dead once
 ``W^(l)`` is updated, the gradient is only ever added to ``W^(l)``, and ``σ'`` is formed from
@@ -21,15 +21,16 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from ._checks import check_integer
 from .functional import check_inputs
 
-__all__ = ["FusedSGDStep"]
+__all__ = ["TapeFreeStep"]
 
 # δ = e ⊙ y ⊙ (1 − y) in one kernel, written into a given buffer.
 _sigmoid_backward_out = torch.ops.aten.sigmoid_backward.grad_input
 _INF = float("inf")
 
-#: Above this many test points :meth:`FusedSGDStep.update` sums each step ``G^(l)`` in its own buffer
+#: Above this many test points :meth:`TapeFreeStep.update` sums each step ``G^(l)`` in its own buffer
 #: and adds it to ``W^(l)`` once. At or below it one ``addmm_`` does both: a matrix product splits
 #: its sum over the points into blocks of a few hundred and adds each block's partial sum to ``W``,
 #: so up to this size ``W`` takes a handful of roundings, the order of the one it takes anyway, and
@@ -37,7 +38,7 @@ _INF = float("inf")
 ONE_ADD_ROWS = 2048
 
 
-class FusedSGDStep:
+class TapeFreeStep:
     r"""One epoch of full-batch steepest descent on ``E``, split into a forward and an update.
 
     :meth:`forward` evaluates the network at the current weights and returns ``E`` and the
@@ -84,7 +85,7 @@ class FusedSGDStep:
         >>> model = SigmoidMLP(2, generator=torch.Generator().manual_seed(0))
         >>> x = torch.tensor([[0.1, 0.9], [0.9, 0.1]])
         >>> d = torch.tensor([[0.2], [0.8]])
-        >>> step = FusedSGDStep(model.weights, rows=2)
+        >>> step = TapeFreeStep(model.weights, rows=2)
         >>> E, max_error = step.forward(x, d)
         >>> step.update(lr=0.5)
         >>> E, step.forward(x, d)[0] < E
@@ -95,8 +96,7 @@ class FusedSGDStep:
 
     def __init__(self, weights: Sequence[Tensor], rows: int) -> None:
         weights = list(weights)
-        if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
-            raise ValueError(f"rows must be a positive integer, got {rows!r}")
+        rows = check_integer(rows, "rows")
         if not weights:
             raise ValueError("weights must hold at least one matrix W^(0)")
         W0 = weights[0]
@@ -146,10 +146,10 @@ class FusedSGDStep:
         ``sample_weight`` (``(T,)``, ``s_t ≥ 0``) makes ``E`` SPEC.md's ``E_s`` and weights the
         deltas of the following :meth:`update`.
         """
-        sum_of_squares, max_error = self.forward_sums(x, d, sample_weight)
+        sum_of_squares, max_error = self.forward_sum_of_squares(x, d, sample_weight)
         return sum_of_squares.mul_(self._half), max_error  # E = 1/2 Σ_t s_t ‖e(t)‖²
 
-    def forward_sums(
+    def forward_sum_of_squares(
         self, x: Tensor, d: Tensor, sample_weight: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
         """:meth:`forward` with ``2E = Σ_t s_t ‖e(t)‖²`` in place of ``E``: one kernel fewer, for a
@@ -234,8 +234,7 @@ class FusedSGDStep:
             the bound was met, and ``E`` and ``max_t |e(t)|`` of the last forward pass (at the
             weights now held when converged, at the weights before the last update otherwise).
         """
-        if epochs < 1:
-            raise ValueError(f"epochs must be at least 1, got {epochs}")
+        epochs = check_integer(epochs, "epochs")
         forward, update = self.forward, self.update
         for epoch in range(1, epochs + 1):
             E, max_error = forward(x, d)

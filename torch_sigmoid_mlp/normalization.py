@@ -1,4 +1,4 @@
-"""Min–max scaling of measurements into a range strictly inside ``(0, 1)``, and back."""
+"""Min–max normalisation of measurements into a range strictly inside ``(0, 1)``, and back."""
 
 from __future__ import annotations
 
