@@ -338,8 +338,8 @@ def _estimator(
 
 
 #: ``fit`` trains with one intra-op thread when ``T·P`` (points times weights: the multiply-adds of one
-#: pass) is at most this and the user set no ``OMP_NUM_THREADS``. Measured on a shared 2-core machine
-#: (docs/reliability.md): two threads made fits of ``T·P`` from 3·10³ to 9·10⁷ 1.1–4 times slower than one.
+#: pass) is at most this and the user set no ``OMP_NUM_THREADS``: below it a second thread costs more in
+#: start-up and synchronisation than it saves (docs/reliability.md has the measurements).
 SMALL_PROBLEM = 10**8
 
 
