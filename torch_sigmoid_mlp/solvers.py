@@ -157,11 +157,12 @@ class SteepestDescent(Step):
         self.tape_free = TapeFreeStep(o.weights, rows=o.x.shape[0]) if tape_free else None
         self.loss_scale = 0.5 if tape_free else 1.0
         self._plain = [W.detach() for W in o.weights]
+        self._points = (o.x, o.d, o.s)
 
     def evaluate(self) -> tuple[Tensor, Tensor]:
         if self.tape_free is not None:
             # forward at w_k into the step's buffers: 2E_s (halved once read) and max_t |e(t)|
-            return self.tape_free.forward_sum_of_squares(self.objective.x, self.objective.d, self.objective.s)
+            return self.tape_free.forward_sum_of_squares(*self._points)
         return self.objective.gradient()  # forward and backward at w_k, E_s and ∇E_s
 
     def step(self) -> None:

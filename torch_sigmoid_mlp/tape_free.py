@@ -206,22 +206,23 @@ class TapeFreeStep:
         if self._s is not None:
             y_out.mul_(self._s)  # δ^(L)(t) = s_t · e(t) ⊙ y^(L)(t) ⊙ (1 − y^(L)(t))
         apart = self._one_add
+        form = apart or keep_gradients
         for W, G, delta, delta_t, y, back in self._update_plan:
             torch.mm(delta, W, out=back)  # W^(l)ᵀ δ^(l+1) with the old W^(l), (T, size_l)
-            if apart or keep_gradients:
+            if form:
                 torch.mm(delta_t, y, out=G)  # G^(l) = Σ_t δ^(l+1)(t) y^(l)(t)ᵀ, (size_{l+1}, size_l)
             if apart:
                 W.add_(G, alpha=lr)  # W^(l) += η G^(l), rounded into W once
             else:
                 W.addmm_(delta_t, y, alpha=lr)  # the same, in one kernel: few partial sums
             _sigmoid_backward_out(back, y, grad_input=y)  # δ^(l) = y^(l) ⊙ (1 − y^(l)) ⊙ W^(l)ᵀ δ^(l+1)
-        W0, G0 = self.weights[0], self.gradients[0]
-        if apart or keep_gradients:
-            torch.mm(self._delta1_t, self._x, out=G0)  # G^(0) = Σ_t δ^(1)(t) x(t)ᵀ
+        W0, x_t, delta1_t = self.weights[0], self._x, self._delta1_t
+        if form:
+            torch.mm(delta1_t, x_t, out=self.gradients[0])  # G^(0) = Σ_t δ^(1)(t) x(t)ᵀ
         if apart:
-            W0.add_(G0, alpha=lr)  # W^(0) += η G^(0)
+            W0.add_(self.gradients[0], alpha=lr)  # W^(0) += η G^(0)
         else:
-            W0.addmm_(self._delta1_t, self._x, alpha=lr)
+            W0.addmm_(delta1_t, x_t, alpha=lr)
 
     def run(
         self, x: Tensor, d: Tensor, *, lr: float, epochs: int, tol: float | None = None

@@ -461,10 +461,11 @@ def _train_one(
     began = time.perf_counter() - (0.0 if resume is None else resume.seconds)
     epoch, reason, state = done, None, None
     try:
+        evaluate, take, history = step.evaluate, snapshots.take, result.loss_history
         for epoch in range(done, max(done, max_epochs) + 1):
             # evaluate at w_k: E, the largest error, the largest |w| and the validation SSE
-            E, max_err = step.evaluate()
-            readings = [E.detach(), max_err, snapshots.take(epoch)]
+            E, max_err = evaluate()  # no step hands back an E with a graph
+            readings = [E, max_err, take(epoch)]
             if early is not None:
                 readings.append(early.reading())
             # the one host sync of the epoch
@@ -472,8 +473,9 @@ def _train_one(
                 [r.item() for r in readings] if on_cpu else torch.stack(readings).tolist()
             )
             E_k *= scale
-            result.loss_history.append(E_k)
-            result.val_history += val
+            history.append(E_k)
+            if val:
+                result.val_history.append(val[0])
 
             # stop?
             if not math.isfinite(E_k) or not math.isfinite(w_max):
