@@ -33,17 +33,11 @@ import time
 from pathlib import Path
 
 import torch
+from machine import vm_kib
 
 from torch_sigmoid_mlp import SigmoidMLP, accumulate_gradients
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def _vm_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"/proc/self/status has no {field}")
 
 
 def _measure(device: str, n: int, T: int, K: int | None, dtype: str, queue) -> None:
@@ -65,7 +59,7 @@ def _measure(device: str, n: int, T: int, K: int | None, dtype: str, queue) -> N
             before = torch.cuda.memory_allocated()
         elif i == 0:
             Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
-            before = _vm_kib("VmHWM") * 1024
+            before = vm_kib("VmHWM") * 1024
         t0 = time.perf_counter()
         accumulate_gradients(model, x, d, chunk_size=K)
         if device == "cuda":
@@ -74,7 +68,7 @@ def _measure(device: str, n: int, T: int, K: int | None, dtype: str, queue) -> N
         if device == "cuda":
             peak = torch.cuda.max_memory_allocated() - before
         elif i == 0:
-            peak = _vm_kib("VmHWM") * 1024 - before
+            peak = vm_kib("VmHWM") * 1024 - before
     queue.put({"peak_bytes": peak, "seconds": statistics.median(times)})
 
 

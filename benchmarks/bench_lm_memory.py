@@ -25,20 +25,13 @@ import time
 from pathlib import Path
 
 import torch
-from machine import describe, summary
+from machine import describe, summary, vm_kib
 
 from torch_sigmoid_mlp import SigmoidMLP, jacobian
 from torch_sigmoid_mlp.objective import Objective
 from torch_sigmoid_mlp.solvers import LevenbergMarquardt
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def _vm_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"/proc/self/status has no {field}")
 
 
 def _measure(n: int, T: int, how: str, queue) -> None:
@@ -52,7 +45,7 @@ def _measure(n: int, T: int, how: str, queue) -> None:
     objective = Objective(model, x, d)
     step = LevenbergMarquardt(objective)
     Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
-    before = _vm_kib("VmHWM") * 1024
+    before = vm_kib("VmHWM") * 1024
     t0 = time.perf_counter()
     if how == "blocks":
         step.evaluate()
@@ -64,7 +57,7 @@ def _measure(n: int, T: int, how: str, queue) -> None:
         J.T @ e  # Jᵀe, as the step forms it
         torch.linalg.cholesky(A + 1e-3 * torch.eye(A.shape[0], dtype=A.dtype))
     seconds = time.perf_counter() - t0
-    queue.put({"peak_bytes": _vm_kib("VmHWM") * 1024 - before, "seconds": seconds})
+    queue.put({"peak_bytes": vm_kib("VmHWM") * 1024 - before, "seconds": seconds})
 
 
 def measure(n: int, T: int, how: str) -> dict:

@@ -40,3 +40,11 @@ def summary(info: dict | None = None) -> str:
     if "gpu" in info:
         text += f"; {info['gpu']}"
     return text + f"; torch {info['torch']}, Python {info['python']}"
+
+
+def vm_kib(field: str) -> int:
+    """A ``/proc/self/status`` field in KiB (``VmHWM``: the peak resident set, ``VmRSS``: the current one)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"/proc/self/status has no {field}")
