@@ -76,6 +76,7 @@ from pathlib import Path
 import machine
 import numpy as np
 import torch
+from fann import FANN_SIGMOID, FANN_TRAIN_RPROP, FannTrainData
 from sklearn.datasets import load_diabetes, make_friedman1, make_friedman2, make_friedman3
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
@@ -391,22 +392,7 @@ def sklearn_mlp(solver: str, scaling: str = "minmax"):
 
 # -- contenders: FANN ---------------------------------------------------------------------------------
 
-FANN_SIGMOID, FANN_TRAIN_RPROP = 3, 2  # enums of fann_data.h
 fann_type = ctypes.c_float  # the float build
-
-
-class FannTrainData(ctypes.Structure):
-    # struct fann_train_data (fann_train.h)
-    _fields_ = [
-        ("errno_f", ctypes.c_int),
-        ("error_log", ctypes.c_void_p),
-        ("errstr", ctypes.c_char_p),
-        ("num_data", ctypes.c_uint),
-        ("num_input", ctypes.c_uint),
-        ("num_output", ctypes.c_uint),
-        ("input", ctypes.POINTER(ctypes.c_void_p)),
-        ("output", ctypes.POINTER(ctypes.c_void_p)),
-    ]
 
 
 def load_fann():

@@ -40,6 +40,7 @@ from pathlib import Path
 import machine
 import numpy as np
 import torch
+from fann import FANN_SIGMOID, FANN_TRAIN_BATCH, FannTrainData
 from torch import nn
 
 from torch_sigmoid_mlp import SigmoidMLP, sse_loss, train
@@ -282,25 +283,6 @@ def build_g(x, d, weights, lr):
     return step
 
 
-# FANN's enums (fann_data.h).
-_FANN_SIGMOID = 3
-_FANN_TRAIN_BATCH = 1
-
-
-class _FannTrainData(ctypes.Structure):
-    # struct fann_train_data (fann_train.h); fann_type is float or double by library.
-    _fields_ = [
-        ("errno_f", ctypes.c_int),
-        ("error_log", ctypes.c_void_p),
-        ("errstr", ctypes.c_char_p),
-        ("num_data", ctypes.c_uint),
-        ("num_input", ctypes.c_uint),
-        ("num_output", ctypes.c_uint),
-        ("input", ctypes.POINTER(ctypes.c_void_p)),
-        ("output", ctypes.POINTER(ctypes.c_void_p)),
-    ]
-
-
 def _load_fann(dtype):
     names = {torch.float32: ["floatfann", "fann"], torch.float64: ["doublefann"]}.get(dtype)
     if names is None:
@@ -314,16 +296,16 @@ def _load_fann(dtype):
         raise Skip(f"libfann ({' or '.join('lib' + n for n in names)}) is not installed")
     lib.fann_create_standard_array.restype = ctypes.c_void_p
     lib.fann_create_standard_array.argtypes = [ctypes.c_uint, ctypes.POINTER(ctypes.c_uint)]
-    lib.fann_create_train.restype = ctypes.POINTER(_FannTrainData)
+    lib.fann_create_train.restype = ctypes.POINTER(FannTrainData)
     lib.fann_create_train.argtypes = [ctypes.c_uint, ctypes.c_uint, ctypes.c_uint]
     lib.fann_train_epoch.restype = ctypes.c_float
-    lib.fann_train_epoch.argtypes = [ctypes.c_void_p, ctypes.POINTER(_FannTrainData)]
+    lib.fann_train_epoch.argtypes = [ctypes.c_void_p, ctypes.POINTER(FannTrainData)]
     for name in ["fann_set_activation_function_hidden", "fann_set_activation_function_output"]:
         getattr(lib, name).argtypes = [ctypes.c_void_p, ctypes.c_int]
     lib.fann_set_training_algorithm.argtypes = [ctypes.c_void_p, ctypes.c_int]
     lib.fann_set_learning_rate.argtypes = [ctypes.c_void_p, ctypes.c_float]
     lib.fann_destroy.argtypes = [ctypes.c_void_p]
-    lib.fann_destroy_train.argtypes = [ctypes.POINTER(_FannTrainData)]
+    lib.fann_destroy_train.argtypes = [ctypes.POINTER(FannTrainData)]
     return lib
 
 
@@ -335,9 +317,9 @@ def build_h(x, d, weights, lr):
     sizes = [W.shape[1] for W in weights] + [weights[-1].shape[0]]
     layers = (ctypes.c_uint * len(sizes))(*sizes)
     ann = lib.fann_create_standard_array(len(sizes), layers)
-    lib.fann_set_activation_function_hidden(ann, _FANN_SIGMOID)
-    lib.fann_set_activation_function_output(ann, _FANN_SIGMOID)
-    lib.fann_set_training_algorithm(ann, _FANN_TRAIN_BATCH)
+    lib.fann_set_activation_function_hidden(ann, FANN_SIGMOID)
+    lib.fann_set_activation_function_output(ann, FANN_SIGMOID)
+    lib.fann_set_training_algorithm(ann, FANN_TRAIN_BATCH)
     lib.fann_set_learning_rate(ann, lr)
     data = lib.fann_create_train(T, n, d.shape[1])
     # fann_create_train allocates each of input and output as one contiguous block of rows.
