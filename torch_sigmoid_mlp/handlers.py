@@ -161,6 +161,7 @@ class TensorBoard(Handler):
 
     def epoch(self, s: EpochState) -> None:
         self._logged = self.log.wants(s.epoch) or s.reason is not None
+        s.step.keep_gradients = self._logged  # the step forms ∂E/∂W^(l) for the epochs that record it
         if self._logged:
             last = s.reason is not None
             self.log.epoch(

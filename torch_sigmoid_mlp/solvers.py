@@ -109,8 +109,9 @@ class Step:
     #: ``E = loss_scale · (what evaluate returns)``: the tape-free step hands back ``2E``.
     loss_scale: float = 1.0
     stop_reason: str | None = None
-    #: set by a watcher that logs gradient norms; a step that forms no full gradient of its own
-    #: (mini-batches) then sums its batches' gradients for :meth:`gradients`
+    #: set by a watcher for the epochs whose gradient norms it records: a step that forms no full
+    #: gradient of its own then forms one for :meth:`gradients` (the tape-free step's ``G^(l)``, the
+    #: sum of mini-batches' gradients); the update itself is the same either way
     keep_gradients: bool = False
 
     def evaluate(self) -> tuple[Tensor, Tensor]:

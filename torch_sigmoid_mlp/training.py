@@ -446,7 +446,6 @@ def _train_one(
         watchers.append(
             TensorBoard(writer, logdir, log_every=log_every, check_every=check_every, points=(x, d))
         )
-        step.keep_gradients = True
     done = 0 if resume is None else resume.epochs
     if progress:
         watchers.append(ProgressBar(max_epochs, initial=min(done, max_epochs)))
