@@ -18,7 +18,7 @@ from .normalization import MinMaxScaler
 from .objective import Objective
 from .solvers import METHODS, choose_method
 from .tape_free import TapeFreeStep
-from .training import TrainResult, train
+from .training import ConvergenceWarning, TrainResult, train
 
 __version__ = "0.1.0"
 
@@ -29,6 +29,7 @@ FusedSGDStep = TapeFreeStep
 __all__ = [
     "LM_MAX_PARAMS",
     "METHODS",
+    "ConvergenceWarning",
     "DataError",
     "FusedSGDStep",
     "GradientComparison",

@@ -22,8 +22,8 @@ from .functional import sigmoid_mlp
 from .module import SigmoidMLP
 from .normalization import MinMaxScaler
 from .outputs import atomic_path, check_output
-from .solvers import METHODS, choose_method
-from .training import TrainResult, train
+from .solvers import CONVERGENCE, METHODS, choose_method, choose_restarts
+from .training import COLLAPSED_R2, ConvergenceWarning, TrainResult, train
 
 try:
     from sklearn.base import BaseEstimator, RegressorMixin
@@ -172,10 +172,14 @@ class SigmoidMLPRegressor(*_SKLEARN_BASES):
             ``batch_size``; ``result_.method`` says which ran. Or a name of
             :func:`~torch_sigmoid_mlp.train`'s ``method``: ``"sgd"``, ``"adaptive"``, ``"rprop"``,
             ``"adam"``, ``"lbfgs"``, ``"lm"``, ``"br"``.
-        restarts: train from this many starts and keep the best (converged first, then the
-            lowest largest error); start ``i ≥ 1`` draws its initial weights with seed
-            ``seed + i``, as ``seed=seed + i`` would. ``result_.restarts`` holds every start's
-            result.
+        restarts: train from this many starts; ``"auto"`` (default) chooses the number from the
+            cost of one start (:func:`~torch_sigmoid_mlp.solvers.choose_restarts`). With a ``tol``
+            the first start that reaches it ends the fit; without one every start runs until it
+            has converged and the best is kept: the lowest held-out error with
+            ``validation_fraction``, else the highest evidence (``"br"``), else the lowest ``E``; a
+            start that explains less than half the targets' variance is kept only if all do.
+            Start ``i ≥ 1`` draws its initial weights with seed ``seed + i``, as ``seed=seed + i``
+            would. ``result_.restarts`` holds every start's result.
         warm_start: ``fit`` on a fitted estimator goes on with its run (see "Continuing a run")
             instead of starting afresh.
 
@@ -239,7 +243,7 @@ class SigmoidMLPRegressor(*_SKLEARN_BASES):
         logdir: str | None = None,
         progress: bool = False,
         solver: str = "auto",
-        restarts: int = 1,
+        restarts: int | str = "auto",
         warm_start: bool = False,
     ) -> None:
         self.hidden = hidden
@@ -379,6 +383,7 @@ class SigmoidMLPRegressor(*_SKLEARN_BASES):
         self.result_ = self._train(
             X, Y, weights, settings, restarts=settings.restarts, callback=callback, writer=writer
         )
+        _warn_if_far(self.result_, settings.tol)
         return self
 
     def partial_fit(
@@ -458,6 +463,10 @@ class SigmoidMLPRegressor(*_SKLEARN_BASES):
             x, d = x[fit.to(x.device)], d[fit.to(x.device)]
             s = None if s is None else s[fit]
         method = self._method(x.shape[0] * d.shape[1], validation is not None, before)
+        if restarts == "auto":
+            P = sum(W.numel() for W in self.model_.weights)
+            restarts = choose_restarts(method, P, x.shape[0] * d.shape[1], tol=settings.tol is not None)
+        ftol, window = CONVERGENCE.get(method, (None, 10))
         # Σ s_t in float64 before the cast, so that integer weights count exactly the repeated points
         lr = self._effective_lr(settings, method, x.shape[0], None if s is None else s.sum().item())
         max_epochs = settings.max_epochs if settings.max_epochs is not None else MAX_EPOCHS[method]
@@ -504,6 +513,8 @@ class SigmoidMLPRegressor(*_SKLEARN_BASES):
             restarts=restarts,
             resume=before,
             sample_weight=s,
+            ftol=ftol,
+            window=window,
         )
 
     def _method(self, N: int, validation: bool, before: TrainResult | None) -> str:
@@ -773,7 +784,8 @@ class SigmoidMLPRegressor(*_SKLEARN_BASES):
         s.max_epochs = check_integer(self.max_epochs, "max_epochs", low=0, optional=True)
         s.batch_size = check_integer(self.batch_size, "batch_size", low=1, optional=True)
         s.n_iter_no_change = check_integer(self.n_iter_no_change, "n_iter_no_change", low=1, optional=True)
-        s.restarts = check_integer(self.restarts, "restarts", low=1)
+        if not (isinstance(self.restarts, str) and self.restarts == "auto"):
+            s.restarts = check_integer(self.restarts, "restarts", low=1)
         s.momentum = check_number(self.momentum, "momentum", low=0.0, high=1.0)
         s.validation_fraction = check_number(
             self.validation_fraction, "validation_fraction", high=1.0, optional=True
@@ -977,6 +989,23 @@ class SigmoidMLPRegressor(*_SKLEARN_BASES):
                 f"[{ymin.tolist()}, {ymax.tolist()}]; they would map outside (0, 1): fit again instead"
             )
         return X, Y, s
+
+
+def _warn_if_far(result: TrainResult, tol: float | None) -> None:
+    """A :class:`~torch_sigmoid_mlp.ConvergenceWarning` when the fit explains less than half of the
+    targets' variance on the training points (a near-constant output among them)."""
+    if result.r2 >= COLLAPSED_R2 or not math.isfinite(result.r2) or result.stop_reason == "callback":
+        return
+    starts = max(1, len(result.restarts))
+    warnings.warn(
+        f"the fit explains only {100 * max(result.r2, 0.0):.0f} % of the targets' variance on the "
+        f"training points (R² {result.r2:.3f}; solver {result.method!r}, stopped by "
+        f"{result.stop_reason!r}, {starts} start(s)): no better than a near-constant output. Try more "
+        "restarts, more hidden neurons, or another solver; if the targets are mostly noise, this "
+        "may be the best fit there is",
+        ConvergenceWarning,
+        stacklevel=3,
+    )
 
 
 def _without_zero_weights(X: Tensor, Y: Tensor, s: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:

@@ -122,6 +122,22 @@ class Objective:
                 max_error = torch.maximum(max_error, max_c)
         return self._sum(E, max_error)
 
+    def spread(self) -> float:
+        r"""``½·Σ_t s_t ‖d_t − d̄‖²`` with ``d̄ = Σ_t s_t d_t / Σ_t s_t``: ``E_s`` of the best constant output.
+
+        The scale a convergence test measures ``E_s``'s progress in (``1 − E_s / spread`` is the
+        training ``R²``); summed over ranks, in float64.
+        """
+        d = self.d.double()
+        s = torch.ones(d.shape[0], 1, dtype=torch.float64, device=d.device) if self.s is None else self.s
+        s = s.double().reshape(-1, 1)  # (T, 1)
+        sums = torch.cat([s.sum().reshape(1), (s * d).sum(0), (s * d.square()).sum(0)])  # (1 + 2m,)
+        if self.distributed and is_distributed():
+            sums = sums.to(self.weights[0].device)
+            dist.all_reduce(sums)
+        S0, S1, S2 = sums[0], sums[1 : 1 + d.shape[1]], sums[1 + d.shape[1] :]
+        return 0.5 * (S2 - S1.square() / S0).clamp_min(0).sum().item() if S0 > 0 else 0.0
+
     def accumulate_gradients(self, E: Tensor | None = None) -> tuple[Tensor, Tensor]:
         r"""Add this process's ``∂E_s/∂W^(l)`` into each ``W^(l).grad``, a chunk at a time, and return
         its ``(E_s, max_t |e(t)|)``; nothing is summed over ranks.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
 import os
@@ -20,11 +21,21 @@ from .module import SigmoidMLP
 from .objective import Objective
 from .solvers import LM_MAX_PARAMS, METHODS, Step, choose_method, make_step
 
-__all__ = ["LM_MAX_PARAMS", "METHODS", "STOP_REASONS", "TrainResult", "train"]
+__all__ = ["LM_MAX_PARAMS", "METHODS", "STOP_REASONS", "ConvergenceWarning", "TrainResult", "train"]
+
+
+class ConvergenceWarning(UserWarning):
+    """A fit ended far from its targets: a near-constant output, or most of their variance unexplained.
+
+    :class:`~torch_sigmoid_mlp.SigmoidMLPRegressor` and the command line emit it with what happened
+    and what to try; the fit is still returned.
+    """
 
 #: Why :func:`train` stopped: the stop rules in the order they are tested at the start of an epoch,
 #: then ``"mu_max"``, the stop of a Levenberg–Marquardt step that finds no way down.
-STOP_REASONS = ("diverged", "tol", "early_stopping", "max_epochs", "callback", "mu_max")
+#: ``"converged"`` is the stop of a run whose ``E`` no longer falls (``ftol``), not a bound reached:
+#: that is ``"tol"``.
+STOP_REASONS = ("diverged", "tol", "early_stopping", "converged", "max_epochs", "callback", "mu_max")
 
 
 @dataclass
@@ -36,8 +47,9 @@ class TrainResult:
         converged: ``stop_reason == "tol"``: ``|y^(L)(t) − d_t| < tol`` at every test point.
         stop_reason: one of :data:`STOP_REASONS`: ``"tol"``, ``"max_epochs"``, ``"callback"``,
             ``"diverged"`` (the last finite weights restored), ``"early_stopping"`` (the best
-            validation weights restored), or ``"mu_max"``: no Levenberg–Marquardt step with damping
-            ``μ ≤ μ_max`` lowers ``E`` (a minimum, to rounding).
+            validation weights restored), ``"converged"`` (``E`` fell by less than ``ftol`` of its
+            spread over the last ``window`` epochs), or ``"mu_max"``: no Levenberg–Marquardt step
+            with damping ``μ ≤ μ_max`` lowers ``E`` (a minimum, to rounding).
         final_loss: ``E`` at the returned weights.
         max_abs_error: ``max_t |y^(L)(t) − d_t|`` at the returned weights.
         loss_history: ``loss_history[k]`` is ``E`` at the start of epoch ``k`` (all points), for
@@ -53,6 +65,12 @@ class TrainResult:
         solver_state: what the solver needs to go on exactly where it stopped (``μ`` for
             ``"lm"``; ``μ, γ, α, β`` for ``"br"``; the ``torch.optim`` state otherwise); ``train``'s
             ``resume=`` takes it back.
+        r2: ``1 − final_loss / E_0``, the training ``R²`` on the (scaled) targets, with ``E_0 =
+            ½·Σ_t s_t ‖d_t − d̄‖²`` the error of the best constant output (``nan`` if ``E_0 = 0``).
+        evidence: ``"br"``: ``ln p(D | α, β)`` at the returned weights, by the Laplace approximation
+            (SPEC.md, "Several starts"); higher is better. ``nan`` for the other solvers.
+        merits: the objective at the last ``window + 1`` epochs, which the ``ftol`` test looks back
+            over; a resumed run goes on from them, so that it stops where an unbroken one would.
     """
 
     epochs: int
@@ -67,6 +85,9 @@ class TrainResult:
     start: int = 0
     method: str = "sgd"
     solver_state: dict = field(default_factory=dict)
+    r2: float = math.nan
+    evidence: float = math.nan
+    merits: list[float] = field(default_factory=list)
 
 
 def _check_points(
@@ -200,6 +221,8 @@ def train(
     method: str | Callable = "sgd",
     restarts: int = 1,
     sample_weight: Tensor | None = None,
+    ftol: float | None = None,
+    window: int = 10,
     options: dict | None = None,
     resume: TrainResult | None = None,
     handlers: list[Handler] | None = None,
@@ -228,6 +251,11 @@ def train(
     - ``"tol"``: ``|y^(L)(t) − d_t| < tol`` for every test point (with ``s_t > 0``) and output;
     - ``"early_stopping"``: the validation SSE has not improved for ``patience`` epochs; the
       weights of its best epoch are restored;
+    - ``"converged"`` (with ``ftol``): further epochs no longer pay: over the last ``window``
+      epochs the objective fell by at most ``ftol · E_0``, with ``E_0 = ½·Σ_t s_t ‖d_t − d̄‖²``
+      the ``E_s`` of the best constant output — the training ``R²`` rose by at most ``ftol``
+      (scikit-learn's ``tol`` over ``n_iter_no_change`` epochs, scipy's ``ftol``, in a scale every
+      problem has). The objective is ``E_s``, or Bayesian regularisation's ``F/(2β)``;
     - ``"max_epochs"``: ``max_epochs`` epochs have been run (counted over the whole run with
       ``resume``);
     - ``"callback"``: ``callback(k, result)`` returned ``False`` (``result`` is the run so far;
@@ -292,6 +320,10 @@ def train(
             logs to ``logdir/start<i>``.
         sample_weight: ``s_t ≥ 0`` per point, ``(T,)``: SPEC.md's ``E_s``; points with ``s_t = 0``
             are not fitted and not held to ``tol``.
+        ftol: stop as ``"converged"`` once the objective falls by at most ``ftol · E_0`` over
+            ``window`` epochs (see the rules above); ``None`` (default) never stops on it.
+            :data:`~torch_sigmoid_mlp.solvers.FTOL` holds the estimator's per-solver defaults.
+        window: the epochs that ``ftol`` looks back over.
         options: the solver's own settings (``mu``, ``mu_increase``, ``mu_decrease``, ``mu_max``
             for ``"lm"`` and ``"br"``; ``lr_increase``, ``lr_decrease``, ``max_increase`` for
             ``"adaptive"``; keyword arguments of the ``torch.optim`` class otherwise).
@@ -341,6 +373,8 @@ def train(
     log_every = check_integer(log_every, "log_every")
     check_every = check_integer(check_every, "check_every", optional=True)
     patience = check_integer(patience, "patience", optional=True)
+    check_number(ftol, "ftol", optional=True, low=0.0)
+    window = check_integer(window, "window")
     chunk_size = check_integer(chunk_size, "chunk_size", optional=True)
     max_epochs = check_integer(max_epochs, "max_epochs", low=0)
     check_number(momentum, "momentum", low=0.0, high=1.0)
@@ -385,7 +419,7 @@ def train(
         shuffle=shuffle, validation=validation, patience=patience, writer=writer, log_every=log_every,
         check_every=check_every, callback=callback, progress=progress, distributed=distributed,
         chunk_size=chunk_size, method=method, sample_weight=sample_weight, options=options,
-        resume=resume, handlers=handlers or [],
+        resume=resume, handlers=handlers or [], ftol=ftol, window=window,
     )  # fmt: skip
     if restarts == 1:
         return _train_one(model, generator=generator, logdir=logdir, **run)
@@ -419,6 +453,8 @@ def _train_one(
     options,
     resume,
     handlers,
+    ftol,
+    window,
 ) -> TrainResult:
     """One start of :func:`train`, its arguments checked."""
     weights = list(model.weights)
@@ -439,6 +475,11 @@ def _train_one(
         val_objective = Objective(model, *validation, chunk_size=chunk_size, distributed=distributed)
         early = _EarlyStopping(val_objective, plain, patience)
     snapshots = _Snapshots(plain)  # w_k and w_{k−1}: restored if w_k or E(w_k) is not finite
+    # converged: the objective fell by at most `stall` over the last `window` epochs
+    spread = objective.spread()  # E_s of the best constant output
+    stall = None if ftol is None else ftol * spread
+    # the step's objective at the last window + 1 epochs, carried on by a resumed run
+    merits = collections.deque([] if resume is None else resume.merits, maxlen=window + 1)
 
     # -- what watches the run ---------------------------------------------------------------------
     watchers = list(handlers)
@@ -483,6 +524,8 @@ def _train_one(
                 reason = "tol"
             elif early is not None and early.update(epoch, val[0]):
                 reason = "early_stopping"
+            elif stall is not None and _stalled(merits, step.merit(E_k), window, stall):
+                reason = "converged"
             elif epoch >= max_epochs:
                 reason = "max_epochs"
             elif callback is not None:
@@ -530,6 +573,9 @@ def _train_one(
         E, max_err = objective.error()
         result.final_loss, result.max_abs_error = E.item(), max_err.item()
     result.solver_state = step.state_dict()
+    result.r2 = 1 - result.final_loss / spread if spread > 0 else math.nan
+    result.merits = list(merits)
+    result.evidence = step.evidence()
     result.seconds = time.perf_counter() - began
     hparams = _hparams(
         model, method=step.method, lr=lr, max_epochs=max_epochs, tol=tol, batch_size=batch_size,
@@ -539,6 +585,17 @@ def _train_one(
     for watcher in watchers:
         watcher.close(state, hparams, metrics)
     return result
+
+
+def _stalled(merits: collections.deque, merit: float | None, window: int, stall: float) -> bool:
+    """Append ``merit``; whether it is at most ``stall`` below the one ``window`` epochs back.
+
+    ``None`` (the step's objective changed its form) starts the record afresh."""
+    if merit is None:
+        merits.clear()
+        return False
+    merits.append(merit)
+    return len(merits) > window and merits[0] - merit <= stall
 
 
 def _hparams(model: SigmoidMLP, **settings) -> dict:
@@ -559,8 +616,8 @@ def _train_restarts(model: SigmoidMLP, restarts: int, generator, logdir, run: di
     Start 0 trains the model's weights as they are; start ``i ≥ 1`` first redraws them by
     ``model.reset_parameters`` with ``torch.Generator().manual_seed(s0 + i)``, which also shuffles its
     mini-batches, where ``s0`` is ``generator.initial_seed()`` (or, without a generator, one number
-    drawn from torch's global generator). The best start is a converged one if any, and among those
-    the lowest ``max_abs_error``.
+    drawn from torch's global generator). With a ``tol``, the first start that reaches it ends the
+    run; otherwise every start runs to its own stop and the best is chosen by :func:`_rank`.
     """
     if run["writer"] is not None:
         raise ValueError("with restarts, pass logdir= (each start logs to logdir/start<i>), not writer=")
@@ -577,6 +634,8 @@ def _train_restarts(model: SigmoidMLP, restarts: int, generator, logdir, run: di
         results.append(_train_one(model, generator=start_generator, logdir=start_logdir, **run))
         if best_weights is None or _rank(results[i]) < _rank(results[best]):
             best, best_weights = i, [W.detach().clone() for W in model.weights]
+        if results[i].stop_reason == "tol":
+            break
     with torch.no_grad():
         torch._foreach_copy_([W.detach() for W in model.weights], best_weights)
     return dataclasses.replace(
@@ -584,6 +643,21 @@ def _train_restarts(model: SigmoidMLP, restarts: int, generator, logdir, run: di
     )
 
 
-def _rank(result: TrainResult) -> tuple[bool, float]:
-    """Smaller is better: converged first, then the lower largest error."""
-    return (not result.converged, result.max_abs_error)
+#: A start whose training ``R²`` is below this has collapsed (explains less than half the variance):
+#: it is chosen only where every start has.
+COLLAPSED_R2 = 0.5
+
+
+def _rank(result: TrainResult) -> tuple:
+    """Smaller is better, in this order: a start that reached ``tol``; one that did not collapse
+    (``r2 ≥ COLLAPSED_R2``); then, by what does not reward fitting the noise where there is such a
+    thing, the lowest validation SSE (held-out points), the highest evidence (``"br"``), else the
+    lowest ``E``; the lowest largest error breaks ties."""
+    collapsed = not result.r2 >= COLLAPSED_R2
+    if result.val_history:
+        merit = min(result.val_history)
+    elif math.isfinite(result.evidence):
+        merit = -result.evidence
+    else:
+        merit = result.final_loss
+    return (not result.converged, collapsed, merit, result.max_abs_error)
