@@ -13,8 +13,8 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from torch_sigmoid_mlp import SigmoidMLPRegressor
-from torch_sigmoid_mlp.csv_data import read_csv
-from torch_sigmoid_mlp.demo import sine_demo
+from torch_sigmoid_mlp.cli.csv_data import read_csv
+from torch_sigmoid_mlp.cli.demo import sine_demo
 
 ENTRY_POINT = shutil.which("torch-sigmoid-mlp")
 COMMANDS = {"entry point": [ENTRY_POINT], "python -m": [sys.executable, "-m", "torch_sigmoid_mlp"]}

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from ._checks import check_integer, check_number, check_points, check_sample_weight
-from ._flat import as_weights, num_weights
+from ..core._checks import check_integer, check_number, check_points, check_sample_weight
+from ..core._flat import as_weights, num_weights
+from ..core.module import SigmoidMLP
 from .distributed import any_rank, broadcast_, is_distributed, is_main_process
 from .handlers import EpochState, Handler, ProgressBar, TensorBoard
-from .module import SigmoidMLP
 from .objective import Objective
 from .solvers import LM_MAX_PARAMS, METHODS, Step, choose_method, make_step
 

@@ -29,10 +29,10 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from ._checks import check_number
-from ._flat import as_weights, flatten
+from ..core._checks import check_number
+from ..core._flat import as_weights, flatten
+from ..core.tape_free import TapeFreeStep
 from .objective import Objective
-from .tape_free import TapeFreeStep
 
 __all__ = [
     "LM_MAX_PARAMS",
@@ -81,7 +81,7 @@ def choose_method(P: int, N: int, *, tol: bool, validation: bool, batch_size: in
 
     Example::
 
-        >>> from torch_sigmoid_mlp.solvers import choose_method
+        >>> from torch_sigmoid_mlp.training.solvers import choose_method
         >>> choose_method(97, 60, tol=True, validation=False)
         'lm'
         >>> choose_method(97, 442, tol=False, validation=False)

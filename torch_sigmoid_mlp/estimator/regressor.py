@@ -16,14 +16,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._checks import check_integer, check_number, check_points, check_sample_weight
-from .distributed import default_device, is_distributed, shard
-from .functional import sigmoid_mlp
-from .module import SigmoidMLP
+from ..core._checks import check_integer, check_number, check_points, check_sample_weight
+from ..core.functional import sigmoid_mlp
+from ..core.module import SigmoidMLP
+from ..training.distributed import default_device, is_distributed, shard
+from ..training.loop import TrainResult, train
+from ..training.solvers import METHODS, choose_method
 from .normalization import MinMaxScaler
 from .outputs import atomic_path, check_output
-from .solvers import METHODS, choose_method
-from .training import TrainResult, train
 
 try:
     from sklearn.base import BaseEstimator, RegressorMixin

@@ -115,7 +115,7 @@ def check_output(
         >>> check_output(here / "d.csv", inputs=[here / "d.csv"], option="--save")
         Traceback (most recent call last):
         ...
-        torch_sigmoid_mlp.outputs.OutputError: --save .../d.csv: is also an input; refusing to overwrite it
+        torch_sigmoid_mlp.estimator.outputs.OutputError: --save ...: is also an input; refusing to...
     """
     if directory:
         path = Path(path)

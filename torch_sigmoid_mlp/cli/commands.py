@@ -54,16 +54,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._checks import check_integer, check_number, integer_words
+from ..core._checks import check_integer, check_number, integer_words
+from ..core.gradient_check import compare_gradients
+from ..core.module import SigmoidMLP
+from ..estimator.outputs import OutputError, atomic_path, check_output
+from ..estimator.regressor import MAX_EPOCHS, SOLVERS, SigmoidMLPRegressor
+from ..training.distributed import (
+    default_device,
+    end_process_group,
+    init_from_env,
+    is_distributed,
+    is_main_process,
+)
+from ..training.loop import TrainResult
 from .csv_data import DataError, fingerprint, read_csv, write_csv
 from .demo import sine_demo
-from .distributed import default_device, end_process_group, init_from_env, is_distributed, is_main_process
-from .estimator import MAX_EPOCHS, SOLVERS, SigmoidMLPRegressor
-from .gradient_check import compare_gradients
-from .module import SigmoidMLP
-from .outputs import OutputError, atomic_path, check_output
 from .plotting import MissingDependencyError, fit_figure, require_matplotlib
-from .training import TrainResult
 
 __all__ = ["main"]
 
@@ -608,7 +614,7 @@ def _gradcheck(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .export import check_c_name, export_c, export_onnx
+    from ..estimator.export import check_c_name, export_c, export_onnx
 
     out = args.output
     suffix = out.suffix.lower()

@@ -26,8 +26,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from ._flat import as_weights, flatten, num_weights
-from .module import SigmoidMLP
+from ..core._flat import as_weights, flatten, num_weights
+from ..core.module import SigmoidMLP
 
 __all__ = [
     "FlatGradients",
@@ -116,7 +116,7 @@ class FlatGradients:
 
     Example::
 
-        >>> from torch_sigmoid_mlp.distributed import FlatGradients
+        >>> from torch_sigmoid_mlp.training.distributed import FlatGradients
         >>> model = SigmoidMLP(2, generator=torch.Generator().manual_seed(0))
         >>> grads = FlatGradients(model.parameters())
         >>> grads.buffer.shape  # 2·2 + 2·2 + 1·2 weights, and E
