@@ -24,8 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..cli.plotting import MissingDependencyError
-from .outputs import atomic_path
+from .outputs import MissingDependencyError, atomic_path
 from .regressor import SigmoidMLPRegressor
 
 __all__ = ["c_source", "check_c_name", "export_c", "export_onnx"]

@@ -24,7 +24,7 @@ from ..core._checks import check_integer
 from ..core._flat import num_weights
 from ..core.derivatives import jacobian
 from ..core.functional import sse_loss
-from .distributed import FlatGradients, all_reduce_max, is_distributed
+from .ranks import FlatGradients, all_reduce_max, is_distributed
 
 __all__ = ["Objective"]
 
