@@ -30,7 +30,7 @@ MAX_CLASS_LINES = 300
 MAX_FUNCTION_LINES = 80
 
 #: Optional or heavy dependencies that ``import torch_sigmoid_mlp`` must leave for later.
-DEFERRED = ("sklearn", "scipy", "pandas", "matplotlib", "tensorboard", "onnx", "onnxruntime", "tqdm")
+DEFERRED = ("sklearn", "scipy", "pandas", "matplotlib", "tensorboard", "onnx", "onnxruntime")
 
 
 def _modules() -> dict[str, Path]:

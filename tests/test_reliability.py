@@ -300,7 +300,7 @@ def test_a_format_2_file_still_loads(tmp_path):
 
 
 def test_model_files_keep_a_bounded_history(tmp_path, monkeypatch):
-    from torch_sigmoid_mlp.estimator import regressor as estimator
+    from torch_sigmoid_mlp.estimator import model_file as estimator
 
     monkeypatch.setattr(estimator, "HISTORY_KEPT", 10)
     reg, _, _ = fitted(max_epochs=30)

@@ -58,7 +58,8 @@ from ..core._checks import check_integer, check_number, integer_words
 from ..core.gradient_check import compare_gradients
 from ..core.module import SigmoidMLP
 from ..estimator.outputs import OutputError, atomic_path, check_output
-from ..estimator.regressor import MAX_EPOCHS, SOLVERS, SigmoidMLPRegressor
+from ..estimator.params import MAX_EPOCHS, SOLVERS
+from ..estimator.regressor import SigmoidMLPRegressor
 from ..training.distributed import (
     default_device,
     end_process_group,

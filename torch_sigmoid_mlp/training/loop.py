@@ -328,6 +328,24 @@ def train(
         )
     restarts = check_integer(restarts, "restarts")
     # -- the settings, checked before any work -----------------------------------------------------
+    run, logdir = _checked_run(
+        model, x, d, lr=lr, max_epochs=max_epochs, tol=tol, batch_size=batch_size, momentum=momentum,
+        shuffle=shuffle, validation=validation, patience=patience, writer=writer, logdir=logdir,
+        log_every=log_every, check_every=check_every, callback=callback, progress=progress,
+        distributed=distributed, chunk_size=chunk_size, method=method, sample_weight=sample_weight,
+        options=options, resume=resume, handlers=handlers, restarts=restarts,
+    )  # fmt: skip
+    if restarts == 1:
+        return _train_one(model, generator=generator, logdir=logdir, **run)
+    return _train_restarts(model, restarts, generator, logdir, run)
+
+
+def _checked_run(
+    model: SigmoidMLP, x, d, *, lr, max_epochs, tol, batch_size, momentum, shuffle, validation, patience,
+    writer, logdir, log_every, check_every, callback, progress, distributed, chunk_size, method,
+    sample_weight, options, resume, handlers, restarts,
+) -> tuple[dict, str | None]:  # fmt: skip
+    """:func:`train`'s arguments checked, as :func:`_train_one` takes them, and the ``logdir``."""
     # with chunks, the points may stay in host memory: each chunk is copied to the model's device
     x, d = _check_points(model, x, d, ("x", "d"), any_device=chunk_size is not None)
     sample_weight = _check_sample_weight(sample_weight, x)
@@ -356,16 +374,7 @@ def train(
         raise ValueError("check_every logs to TensorBoard: pass writer= or logdir= as well")
     if writer is not None and logdir is not None:
         raise ValueError("pass either writer= or logdir=, not both")
-    if distributed is None:
-        distributed = is_distributed()
-    elif distributed and not is_distributed():
-        raise ValueError(
-            "distributed=True needs an initialised default process group "
-            "(torch.distributed.init_process_group, or torchrun and init_from_env())"
-        )
-    if batch_size is not None and (distributed or chunk_size is not None):
-        what = "distributed training" if distributed else "chunk_size"
-        raise ValueError(f"{what} computes full-batch gradients: batch_size must be None, got {batch_size}")
+    distributed = _checked_distributed(distributed, batch_size, chunk_size)
     if distributed and not is_main_process():
         writer, logdir, progress = None, None, False  # rank 0 alone writes
     if resume is not None and restarts > 1:
@@ -380,80 +389,46 @@ def train(
             batch_size=batch_size,
         )
 
-    run = dict(
+    return dict(
         x=x, d=d, lr=lr, max_epochs=max_epochs, tol=tol, batch_size=batch_size, momentum=momentum,
         shuffle=shuffle, validation=validation, patience=patience, writer=writer, log_every=log_every,
         check_every=check_every, callback=callback, progress=progress, distributed=distributed,
         chunk_size=chunk_size, method=method, sample_weight=sample_weight, options=options,
         resume=resume, handlers=handlers or [],
-    )  # fmt: skip
-    if restarts == 1:
-        return _train_one(model, generator=generator, logdir=logdir, **run)
-    return _train_restarts(model, restarts, generator, logdir, run)
+    ), logdir  # fmt: skip
+
+
+def _checked_distributed(distributed: bool | None, batch_size: int | None, chunk_size: int | None) -> bool:
+    """Whether the run is data parallel: ``None`` asks whether there is a process group."""
+    if distributed is None:
+        distributed = is_distributed()
+    elif distributed and not is_distributed():
+        raise ValueError(
+            "distributed=True needs an initialised default process group "
+            "(torch.distributed.init_process_group, or torchrun and init_from_env())"
+        )
+    if batch_size is not None and (distributed or chunk_size is not None):
+        what = "distributed training" if distributed else "chunk_size"
+        raise ValueError(f"{what} computes full-batch gradients: batch_size must be None, got {batch_size}")
+    return distributed
 
 
 def _train_one(
-    model: SigmoidMLP,
-    *,
-    x,
-    d,
-    lr,
-    max_epochs,
-    tol,
-    batch_size,
-    momentum,
-    shuffle,
-    generator,
-    validation,
-    patience,
-    writer,
-    logdir,
-    log_every,
-    check_every,
-    callback,
-    progress,
-    distributed,
-    chunk_size,
-    method,
-    sample_weight,
-    options,
-    resume,
-    handlers,
-) -> TrainResult:
+    model: SigmoidMLP, *, x, d, lr, max_epochs, tol, batch_size, momentum, shuffle, generator, validation,
+    patience, writer, logdir, log_every, check_every, callback, progress, distributed, chunk_size, method,
+    sample_weight, options, resume, handlers,
+) -> TrainResult:  # fmt: skip
     """One start of :func:`train`, its arguments checked."""
-    weights = list(model.weights)
-    plain = [W.detach() for W in weights]  # the same storage, outside autograd
-    if distributed:
-        broadcast_(weights)  # every rank starts from rank 0's w_0, as DistributedDataParallel does
-    objective = Objective(
-        model, x, d, sample_weight=sample_weight, chunk_size=chunk_size, distributed=distributed
-    )
-    step: Step = make_step(
-        method, objective, lr=lr, momentum=momentum, batch_size=batch_size, shuffle=shuffle,
-        generator=generator, options=options,
+    weights, plain, objective, step, early, snapshots = _start(
+        model, x, d, lr=lr, momentum=momentum, batch_size=batch_size, shuffle=shuffle, generator=generator,
+        options=options, resume=resume, validation=validation, patience=patience, chunk_size=chunk_size,
+        sample_weight=sample_weight, distributed=distributed, method=method,
     )  # fmt: skip
-    if resume is not None and resume.solver_state:
-        step.load_state_dict(resume.solver_state)
-    early = None
-    if validation is not None:
-        val_objective = Objective(model, *validation, chunk_size=chunk_size, distributed=distributed)
-        early = _EarlyStopping(val_objective, plain, patience)
-    snapshots = _Snapshots(plain)  # w_k and w_{k−1}: restored if w_k or E(w_k) is not finite
 
     # -- what watches the run ---------------------------------------------------------------------
-    watchers = list(handlers)
-    if writer is not None or logdir is not None:
-        watchers.append(
-            TensorBoard(writer, logdir, log_every=log_every, check_every=check_every, points=(x, d))
-        )
     done = 0 if resume is None else resume.epochs
-    if progress:
-        watchers.append(ProgressBar(max_epochs, initial=min(done, max_epochs)))
-
-    result = TrainResult(0, False, "max_epochs", math.nan, math.nan, method=step.method)
-    if resume is not None:
-        result.loss_history = list(resume.loss_history[:done])
-        result.val_history = list(resume.val_history[:done])
+    watchers = _watchers(handlers, writer, logdir, log_every, check_every, (x, d), progress, max_epochs, done)
+    result = _first_result(step.method, resume, done)
     # One readback per epoch either way; on the CPU reading each 0-d tensor beats stacking them.
     on_cpu = plain[0].device.type == "cpu"
     scale = step.loss_scale
@@ -521,6 +496,79 @@ def _train_one(
     # -- the weights to return, and what they score -----------------------------------------------
     result.epochs, result.stop_reason, result.converged = epoch, reason, reason == "tol"
     result.final_loss, result.max_abs_error = E_k, max_k
+    _restore(reason, plain, snapshots, early, epoch, objective, result)
+    result.solver_state = step.state_dict()
+    result.seconds = time.perf_counter() - began
+    settings = dict(
+        method=step.method, lr=lr, max_epochs=max_epochs, tol=tol, batch_size=batch_size, momentum=momentum,
+        patience=patience,
+    )  # fmt: skip
+    _close(watchers, state, model, result, settings)
+    return result
+
+
+def _start(
+    model: SigmoidMLP, x, d, *, lr, momentum, batch_size, shuffle, generator, options, resume, validation,
+    patience, chunk_size, sample_weight, distributed, method,
+) -> tuple:  # fmt: skip
+    """The weights (and the same storage outside autograd), the objective, the step, early stopping,
+    and the snapshots of the weights that a diverged run goes back to."""
+    weights = list(model.weights)
+    plain = [W.detach() for W in weights]  # the same storage, outside autograd
+    if distributed:
+        broadcast_(weights)  # every rank starts from rank 0's w_0, as DistributedDataParallel does
+    objective = Objective(
+        model, x, d, sample_weight=sample_weight, chunk_size=chunk_size, distributed=distributed
+    )
+    step: Step = make_step(
+        method, objective, lr=lr, momentum=momentum, batch_size=batch_size, shuffle=shuffle,
+        generator=generator, options=options,
+    )  # fmt: skip
+    if resume is not None and resume.solver_state:
+        step.load_state_dict(resume.solver_state)
+    early = None
+    if validation is not None:
+        val_objective = Objective(model, *validation, chunk_size=chunk_size, distributed=distributed)
+        early = _EarlyStopping(val_objective, plain, patience)
+    snapshots = _Snapshots(plain)  # w_k and w_{k−1}: restored if w_k or E(w_k) is not finite
+    return weights, plain, objective, step, early, snapshots
+
+
+def _first_result(method: str, resume: TrainResult | None, done: int) -> TrainResult:
+    """The record a run starts with: empty, or the resumed run's first ``done`` epochs."""
+    result = TrainResult(0, False, "max_epochs", math.nan, math.nan, method=method)
+    if resume is not None:
+        result.loss_history = list(resume.loss_history[:done])
+        result.val_history = list(resume.val_history[:done])
+    return result
+
+
+def _close(watchers, state, model: SigmoidMLP, result: TrainResult, settings: dict) -> None:
+    """Tell every watcher the run is over: its settings (as hparams) and what it reached."""
+    hparams = _hparams(model, **settings)
+    metrics = {
+        "final_loss": result.final_loss,
+        "max_abs_error": result.max_abs_error,
+        "epochs": result.epochs,
+    }
+    for watcher in watchers:
+        watcher.close(state, hparams, metrics)
+
+
+def _watchers(handlers, writer, logdir, log_every, check_every, points, progress, max_epochs, done) -> list:
+    """The handlers given, then TensorBoard and the progress bar where asked for."""
+    watchers = list(handlers)
+    if writer is not None or logdir is not None:
+        watchers.append(
+            TensorBoard(writer, logdir, log_every=log_every, check_every=check_every, points=points)
+        )
+    if progress:
+        watchers.append(ProgressBar(max_epochs, initial=min(done, max_epochs)))
+    return watchers
+
+
+def _restore(reason, plain, snapshots, early, epoch, objective, result) -> None:
+    """After a divergence or early stopping, put back the weights to return and score them."""
     restore = {"diverged": lambda: snapshots.previous(epoch), "early_stopping": lambda: early.weights}.get(
         reason
     )
@@ -529,16 +577,6 @@ def _train_one(
             torch._foreach_copy_(plain, restore())
         E, max_err = objective.error()
         result.final_loss, result.max_abs_error = E.item(), max_err.item()
-    result.solver_state = step.state_dict()
-    result.seconds = time.perf_counter() - began
-    hparams = _hparams(
-        model, method=step.method, lr=lr, max_epochs=max_epochs, tol=tol, batch_size=batch_size,
-        momentum=momentum, patience=patience,
-    )  # fmt: skip
-    metrics = {"final_loss": result.final_loss, "max_abs_error": result.max_abs_error, "epochs": epoch}
-    for watcher in watchers:
-        watcher.close(state, hparams, metrics)
-    return result
 
 
 def _hparams(model: SigmoidMLP, **settings) -> dict:
