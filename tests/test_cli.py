@@ -45,6 +45,14 @@ def points_csv(tmp_path):
     return path
 
 
+def test_nothing_follows_the_results_of_the_readme_command(tmp_path):
+    run = cli("fit", "--plot", "fit.png", "--logdir", "runs/demo", cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stderr == "", f"a progress bar (or more) went to a log that is no terminal: {run.stderr!r}"
+    last = run.stdout.splitlines()[-1]
+    assert last == "TensorBoard   runs/demo  (tensorboard --logdir runs/demo)", run.stdout
+
+
 def test_demo_converges_with_model_plot_and_tensorboard(tmp_path):
     run = cli("fit", "--save", "model.pt", "--plot", "fit.png", "--logdir", "runs", cwd=tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr

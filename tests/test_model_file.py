@@ -26,7 +26,7 @@ def saved(tmp_path_factory):
 
 def test_the_format_is_version_3_and_reads_versions_1_to_3():
     assert model_file.FORMAT == "torch-sigmoid-mlp/regressor/3"
-    assert model_file.READABLE == tuple(f"torch-sigmoid-mlp/regressor/{v}" for v in (1, 2, 3))
+    assert tuple(f"torch-sigmoid-mlp/regressor/{v}" for v in (1, 2, 3)) == model_file.READABLE
 
 
 def test_a_file_holds_the_schema_and_its_checksum(saved):

@@ -532,7 +532,11 @@ def _progress_bar(total: int, initial: int):
     except ImportError:
         print(f"{PROG}: no progress bar: tqdm is not installed (pip install tqdm)", file=sys.stderr)
         return None
-    return tqdm(total=total, initial=initial, unit="epoch", desc="fit", leave=False, dynamic_ncols=True)
+    # drawn on a terminal only (disable=None): written to a file or a pipe, its carriage returns do not
+    # erase it, and the bar would stand in the log beside, or after, the results
+    return tqdm(
+        total=total, initial=initial, unit="epoch", desc="fit", leave=False, dynamic_ncols=True, disable=None
+    )
 
 
 # -- predict -----------------------------------------------------------------------------------------------
