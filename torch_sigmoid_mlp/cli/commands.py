@@ -56,6 +56,7 @@ import torch
 
 from ..core.gradient_check import compare_gradients
 from ..core.module import SigmoidMLP
+from ..estimator.model_file import is_zip
 from ..estimator.outputs import OutputError, atomic_path, check_output
 from ..estimator.params import MAX_EPOCHS
 from ..estimator.regressor import SigmoidMLPRegressor
@@ -169,11 +170,10 @@ def _load_model(path: Path, device: str) -> SigmoidMLPRegressor:
     if not path.is_file():
         raise UsageError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
     try:
-        with open(path, "rb") as f:
-            is_zip = f.read(4) == b"PK\x03\x04"
+        zipped = is_zip(path)
     except OSError as exc:
         raise UsageError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    if not is_zip:
+    if not zipped:
         # torch.save writes a zip archive; anything else would only get torch's long unpickling story
         raise UsageError(f"{path}: not a torch-sigmoid-mlp model file (not written by torch.save)")
     try:

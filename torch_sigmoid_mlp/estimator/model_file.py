@@ -41,7 +41,7 @@ from .normalization import MinMaxScaler
 from .outputs import atomic_path, check_output
 from .params import DTYPES, check_device
 
-__all__ = ["FORMAT", "HISTORY_KEPT", "READABLE", "digest", "read", "write"]
+__all__ = ["FORMAT", "HISTORY_KEPT", "READABLE", "digest", "is_zip", "read", "write"]
 
 #: The format :func:`write` writes.
 FORMAT = "torch-sigmoid-mlp/regressor/3"
@@ -101,11 +101,10 @@ def read_state(path: Path) -> dict:
     if not path.is_file():
         raise ValueError(f"no model file at {path}")
     try:
-        with open(path, "rb") as f:
-            is_zip = f.read(4) == b"PK\x03\x04"
+        zipped = is_zip(path)
     except OSError as exc:
         raise ValueError(f"{path} is not a readable model file ({exc.strerror or exc})") from exc
-    if not is_zip:
+    if not zipped:
         # save() writes torch.save's zip archive; anything else would only get unpickling's story
         raise ValueError(f"{path} is not a readable model file (not a zip archive, which save() writes)")
     try:
@@ -122,6 +121,12 @@ def read_state(path: Path) -> dict:
         if saved != digest(state):
             raise ValueError(f"{path} is damaged: its contents do not match the checksum it was saved with")
     return state
+
+
+def is_zip(path: Path) -> bool:
+    """Whether ``path`` opens as ``torch.save``'s zip archive does; ``OSError`` where it cannot be read."""
+    with open(path, "rb") as f:
+        return f.read(4) == b"PK\x03\x04"
 
 
 def _estimator(cls, state: dict, device):
