@@ -1,7 +1,7 @@
 """Peak memory of one full-batch gradient against the number of test points T, with and without chunks.
 
 For each T and chunk size K, a fresh process builds the n → n → n → 1 network and T points and runs
-:func:`~torch_sigmoid_mlp.chunking.accumulate_gradients` once; reported is the memory the pass itself
+:func:`~torch_sigmoid_mlp.training.chunking.accumulate_gradients` once; reported is the memory the pass itself
 adds on top of the data (the points are T-sized whatever K is):
 
 - on the CPU, the rise of the process's peak resident set (``VmHWM``, reset to the current size just

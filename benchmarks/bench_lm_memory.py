@@ -2,7 +2,7 @@
 
 For each T, a fresh process builds the default network of n inputs (n → n → n → 1, P weights) and T
 points and runs one epoch of ``train(method="lm")``'s step: ``JᵀJ`` and ``Jᵀe`` accumulated a block
-of points at a time (:meth:`~torch_sigmoid_mlp.objective.Objective.gauss_newton`), the damped solve
+of points at a time (:meth:`~torch_sigmoid_mlp.training.objective.Objective.gauss_newton`), the damped solve
 and the trial evaluation. Beside it, the same sums from the whole ``T·m × P`` Jacobian at once
 (:func:`~torch_sigmoid_mlp.jacobian`), which is what memory would be without blocks. Reported is
 the rise of the process's peak resident set (``VmHWM``, reset just before the epoch) on top of the
@@ -28,8 +28,8 @@ import torch
 from machine import describe, summary, vm_kib
 
 from torch_sigmoid_mlp import SigmoidMLP, jacobian
-from torch_sigmoid_mlp.objective import Objective
-from torch_sigmoid_mlp.solvers import LevenbergMarquardt
+from torch_sigmoid_mlp.training.objective import Objective
+from torch_sigmoid_mlp.training.solvers import LevenbergMarquardt
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -170,7 +170,12 @@ def ours(solver: str | None):
             reg = SigmoidMLPRegressor(**settings).fit(X, y)
         seconds = time.perf_counter() - began
         r = reg.result_
-        extra = {"method": r.method, "stop": r.stop_reason, "epochs": r.epochs, "starts": max(1, len(r.restarts))}
+        extra = {
+            "method": r.method,
+            "stop": r.stop_reason,
+            "epochs": r.epochs,
+            "starts": max(1, len(r.restarts)),
+        }
         extra["warned"] = any(issubclass(w.category, ConvergenceWarning) for w in caught)
         return reg.predict, seconds, extra
 
@@ -329,9 +334,9 @@ def main() -> None:
     threadpool_limits(1)
     info = machine.describe()
     if args.ftol is not None:
-        import torch_sigmoid_mlp.solvers as solvers
+        import torch_sigmoid_mlp.training.solvers as solvers
 
-        for k, (f, w) in solvers.CONVERGENCE.items():
+        for k, (_, w) in solvers.CONVERGENCE.items():
             solvers.CONVERGENCE[k] = (args.ftol, w)
     contenders = {"ours (defaults)": ours(None)} | {f"ours {s}": ours(s) for s in args.solvers}
     if not args.no_others:

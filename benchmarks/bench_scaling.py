@@ -1,12 +1,12 @@
 """Time one data-parallel full-batch step against the number of processes on one machine.
 
-Each run spawns ``P`` processes that form a ``gloo`` group on 127.0.0.1 (as ``torchrun`` would) and
-time the step ``train`` takes in a process group: on its shard of the ``T`` test points each rank runs
-forward and backward (:func:`~torch_sigmoid_mlp.distributed.global_gradients`: one ``all_reduce(SUM)``
-of the flat gradient buffer with ``E``, one ``all_reduce(MAX)`` of the largest error), reads ``E`` and
-the error back to the host, and updates its weights. Every sample lies between two barriers, so it is
-the slowest rank's time. Also timed, alone: the two all-reduces of a step (the communication), and
-one process with as many threads as the largest group has processes (the other way to use the cores).
+Each run spawns ``P`` processes that form a ``gloo`` group on 127.0.0.1 (as ``torchrun`` would) and time the
+step ``train`` takes in a process group: on its shard of the ``T`` test points each rank runs forward and
+backward (:func:`~torch_sigmoid_mlp.training.distributed.global_gradients`: one ``all_reduce(SUM)`` of the
+flat gradient buffer with ``E``, one ``all_reduce(MAX)`` of the largest error), reads ``E`` and the error back
+to the host, and updates its weights. Every sample lies between two barriers, so it is the slowest rank's
+time. Also timed, alone: the two all-reduces of a step (the communication), and one process with as many
+threads as the largest group has processes (the other way to use the cores).
 
 Reported: the median step time over the samples, the speedup over one process, the communication
 time, and from them the points per rank above which communication is under 10 % of a step.
@@ -36,7 +36,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from torch_sigmoid_mlp import SigmoidMLP, shard
-from torch_sigmoid_mlp.distributed import FlatGradients, all_reduce_max, global_gradients
+from torch_sigmoid_mlp.training.distributed import FlatGradients, all_reduce_max, global_gradients
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -44,7 +44,7 @@ from fann import FANN_SIGMOID, FANN_TRAIN_BATCH, FannTrainData
 from torch import nn
 
 from torch_sigmoid_mlp import SigmoidMLP, sse_loss, train
-from torch_sigmoid_mlp.tape_free import TapeFreeStep
+from torch_sigmoid_mlp.core.tape_free import TapeFreeStep
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -130,7 +130,7 @@ def _constant_docs(app, what, name, obj, options, lines) -> None:
     from sphinx.pycode import ModuleAnalyzer
 
     attribute = name.rsplit(".", 1)[1]
-    for module in pkgutil.iter_modules(torch_sigmoid_mlp.__path__, "torch_sigmoid_mlp."):
+    for module in pkgutil.walk_packages(torch_sigmoid_mlp.__path__, "torch_sigmoid_mlp."):
         comment = ModuleAnalyzer.for_module(module.name).find_attr_docs().get(("", attribute))
         if comment and getattr(sys.modules.get(module.name), attribute, None) is obj:
             lines[:] = list(comment)

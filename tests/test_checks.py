@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from torch_sigmoid_mlp._checks import (
+from torch_sigmoid_mlp.core._checks import (
     ArgumentTypeError,
     check_integer,
     check_number,

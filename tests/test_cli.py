@@ -13,8 +13,8 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from torch_sigmoid_mlp import SigmoidMLPRegressor
-from torch_sigmoid_mlp.csv_data import read_csv
-from torch_sigmoid_mlp.demo import sine_demo
+from torch_sigmoid_mlp.cli.csv_data import read_csv
+from torch_sigmoid_mlp.cli.demo import sine_demo
 
 ENTRY_POINT = shutil.which("torch-sigmoid-mlp")
 COMMANDS = {"entry point": [ENTRY_POINT], "python -m": [sys.executable, "-m", "torch_sigmoid_mlp"]}
@@ -43,6 +43,14 @@ def points_csv(tmp_path):
     lines = ["a,y,b"] + [f"{ai!r},{yi!r},{bi!r}" for ai, yi, bi in zip(a.tolist(), y.tolist(), b.tolist())]
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def test_nothing_follows_the_results_of_the_readme_command(tmp_path):
+    run = cli("fit", "--plot", "fit.png", "--logdir", "runs/demo", cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stderr == "", f"a progress bar (or more) went to a log that is no terminal: {run.stderr!r}"
+    last = run.stdout.splitlines()[-1]
+    assert last == "TensorBoard   runs/demo  (tensorboard --logdir runs/demo)", run.stdout
 
 
 def test_demo_converges_with_model_plot_and_tensorboard(tmp_path):

@@ -5,7 +5,7 @@ import os
 import pytest
 import torch
 
-from torch_sigmoid_mlp.csv_data import DataError, fingerprint, read_csv, write_csv
+from torch_sigmoid_mlp.cli.csv_data import DataError, fingerprint, read_csv, write_csv
 
 
 def test_read_csv_values_columns_and_cells(tmp_path):

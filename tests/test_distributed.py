@@ -22,8 +22,9 @@ from problems import random_problem
 from torch.nn.parallel import DistributedDataParallel
 
 from torch_sigmoid_mlp import SigmoidMLPRegressor, cli, sigmoid_mlp_autograd, sse_loss
-from torch_sigmoid_mlp.chunking import accumulate_gradients, chunked_error
-from torch_sigmoid_mlp.distributed import (
+from torch_sigmoid_mlp.training import TrainResult, train
+from torch_sigmoid_mlp.training.chunking import accumulate_gradients, chunked_error
+from torch_sigmoid_mlp.training.distributed import (
     FlatGradients,
     all_reduce_max,
     any_rank,
@@ -38,7 +39,6 @@ from torch_sigmoid_mlp.distributed import (
     is_main_process,
     shard,
 )
-from torch_sigmoid_mlp.training import TrainResult, train
 
 WORLD_SIZE = 2
 STEPS = 20  # full-batch steps each run takes

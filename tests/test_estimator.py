@@ -13,7 +13,7 @@ import torch
 
 from torch_sigmoid_mlp import SigmoidMLPRegressor
 from torch_sigmoid_mlp.estimator import LR_CONSTANT
-from torch_sigmoid_mlp.solvers import METHODS
+from torch_sigmoid_mlp.training.solvers import METHODS
 
 
 def smooth_1d(T=40):
@@ -600,7 +600,7 @@ def test_a_zero_weight_is_the_point_removed():
 
 
 def test_weights_travel_with_their_points_through_the_validation_split(monkeypatch):
-    import torch_sigmoid_mlp.estimator as estimator
+    import torch_sigmoid_mlp.estimator.regressor as estimator
 
     seen = {}
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from torch_sigmoid_mlp import SigmoidMLPRegressor, export_c, export_onnx
-from torch_sigmoid_mlp.export import c_source, check_c_name
-from torch_sigmoid_mlp.plotting import MissingDependencyError
+from torch_sigmoid_mlp.estimator.export import c_source, check_c_name
+from torch_sigmoid_mlp.estimator.outputs import MissingDependencyError
 
 CC = shutil.which("cc")
 ENTRY_POINT = shutil.which("torch-sigmoid-mlp")

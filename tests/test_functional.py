@@ -17,7 +17,7 @@ from torch.autograd.graph import saved_tensors_hooks
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from torch_sigmoid_mlp import SigmoidMLPFunction, functional, sigmoid_mlp, sigmoid_mlp_autograd, sse_loss
-from torch_sigmoid_mlp.functional import check_inputs
+from torch_sigmoid_mlp.core.functional import check_inputs
 
 # max |manual − autograd| / max |autograd| allowed, by dtype (the bounds).
 RTOL = {torch.float64: 1e-12, torch.float32: 1e-5}

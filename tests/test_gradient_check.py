@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-import torch_sigmoid_mlp.functional as functional
+import torch_sigmoid_mlp.core.functional as functional
 from torch_sigmoid_mlp import SigmoidMLP, compare_gradients, local_gradients, sigmoid_mlp_autograd, sse_loss
 
 

@@ -60,7 +60,7 @@ def test_writer_and_logdir_together_is_an_error(tmp_path):
 
 
 def test_training_log_needs_a_writer_or_a_logdir():
-    from torch_sigmoid_mlp.handlers import TrainingLog
+    from torch_sigmoid_mlp.training.handlers import TrainingLog
 
     with pytest.raises(ValueError, match=r"writer= .* or logdir="):
         TrainingLog()

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from torch_sigmoid_mlp.csv_data import write_csv
-from torch_sigmoid_mlp.outputs import OutputError, atomic_path, check_output
+from torch_sigmoid_mlp.cli.csv_data import write_csv
+from torch_sigmoid_mlp.estimator.outputs import OutputError, atomic_path, check_output
 
 
 def test_atomic_path_leaves_nothing_on_failure(tmp_path):

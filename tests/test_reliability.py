@@ -19,8 +19,9 @@ import numpy as np
 import pytest
 import torch
 
-from torch_sigmoid_mlp import SigmoidMLPRegressor, cli
-from torch_sigmoid_mlp.outputs import OutputError
+from torch_sigmoid_mlp import SigmoidMLPRegressor
+from torch_sigmoid_mlp.cli import commands as cli
+from torch_sigmoid_mlp.estimator.outputs import OutputError
 
 ENTRY_POINT = shutil.which("torch-sigmoid-mlp")
 DOC = Path(__file__).resolve().parents[1] / "docs" / "reliability.md"
@@ -299,7 +300,7 @@ def test_a_format_2_file_still_loads(tmp_path):
 
 
 def test_model_files_keep_a_bounded_history(tmp_path, monkeypatch):
-    from torch_sigmoid_mlp import estimator
+    from torch_sigmoid_mlp.estimator import model_file as estimator
 
     monkeypatch.setattr(estimator, "HISTORY_KEPT", 10)
     reg, _, _ = fitted(max_epochs=30)

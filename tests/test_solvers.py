@@ -16,8 +16,8 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from torch_sigmoid_mlp import METHODS, SigmoidMLP, choose_method, sigmoid_mlp_autograd, train
-from torch_sigmoid_mlp.handlers import Handler
-from torch_sigmoid_mlp.objective import Objective
+from torch_sigmoid_mlp.training.handlers import Handler
+from torch_sigmoid_mlp.training.objective import Objective
 
 # float64 runs of the same maths in another order agree to about this (a few epochs, small problems).
 TOL = {"rtol": 1e-9, "atol": 1e-11}

@@ -12,7 +12,7 @@ import torch
 
 import torch_sigmoid_mlp
 from torch_sigmoid_mlp import SigmoidMLP, sse_loss, train
-from torch_sigmoid_mlp.tape_free import TapeFreeStep
+from torch_sigmoid_mlp.core.tape_free import TapeFreeStep
 
 # max |tape_free − autograd| / max |autograd| allowed, by dtype.
 RTOL = {torch.float64: 1e-12, torch.float32: 1e-5}
@@ -214,7 +214,7 @@ class FakeWriter:
 
 def spy_on_the_step(monkeypatch):
     """Count TapeFreeStep.update calls and autograd gradients (full batch or per mini-batch) during a run."""
-    from torch_sigmoid_mlp.objective import Objective
+    from torch_sigmoid_mlp.training.objective import Objective
 
     calls = {"update": 0, "grad": 0}
     update, grad, gradient = TapeFreeStep.update, torch.autograd.grad, Objective.gradient
@@ -370,7 +370,7 @@ def test_float32_step_at_a_million_points_keeps_float32s_accuracy():
     machine this was written on that was 1e-2, but how a BLAS blocks a product is its own choice,
     so that number is reported on failure rather than asserted.
     """
-    from torch_sigmoid_mlp.tape_free import _sigmoid_backward_out
+    from torch_sigmoid_mlp.core.tape_free import _sigmoid_backward_out
 
     T, sizes = 10**6, (4, (16, 16))
     g = torch.Generator().manual_seed(0)

@@ -3,24 +3,35 @@
 See SPEC.md for the notation: ``W^(l)``, ``y^(l)``, ``e = d − y^(L)``, ``δ^(l)``, ``E``.
 """
 
-from .chunking import accumulate_gradients, chunked_error
-from .csv_data import DataError, read_csv
-from .demo import sine_demo
-from .derivatives import hvp, jacobian, local_gradients, per_sample_gradients
-from .distributed import init_from_env, is_main_process, shard
-from .estimator import SigmoidMLPRegressor
-from .export import export_c, export_onnx
-from .functional import SigmoidMLPFunction, sigmoid_mlp, sigmoid_mlp_autograd, sse_loss
-from .gradient_check import GradientComparison, GradientReport, compare_gradients
-from .lm import LM_MAX_PARAMS, LMResult, levenberg_marquardt
-from .module import SigmoidMLP
-from .normalization import MinMaxScaler
-from .objective import Objective
-from .solvers import METHODS, choose_method
-from .tape_free import TapeFreeStep
-from .training import ConvergenceWarning, TrainResult, train
+import sys
+
+from .cli.csv_data import DataError, read_csv
+from .cli.demo import sine_demo
+from .core import derivatives, functional, module
+from .core.derivatives import hvp, jacobian, local_gradients, per_sample_gradients
+from .core.functional import SigmoidMLPFunction, sigmoid_mlp, sigmoid_mlp_autograd, sse_loss
+from .core.gradient_check import GradientComparison, GradientReport, compare_gradients
+from .core.module import SigmoidMLP
+from .core.tape_free import TapeFreeStep
+from .estimator import export
+from .estimator.export import export_c, export_onnx
+from .estimator.normalization import MinMaxScaler
+from .estimator.regressor import SigmoidMLPRegressor
+from .training import distributed, objective, solvers
+from .training.chunking import accumulate_gradients, chunked_error
+from .training.distributed import init_from_env, is_main_process, shard
+from .training.lm import LM_MAX_PARAMS, LMResult, levenberg_marquardt
+from .training.loop import ConvergenceWarning, TrainResult, train
+from .training.objective import Objective
+from .training.solvers import METHODS, choose_method
 
 __version__ = "0.1.0"
+
+# The modules users import by their paths before the package had rooms: the same module objects
+# under the old names, so that `import torch_sigmoid_mlp.solvers` (or monkeypatching it) reaches them.
+for _module in (derivatives, distributed, export, functional, module, objective, solvers):
+    sys.modules[f"{__name__}.{_module.__name__.rsplit('.', 1)[1]}"] = _module
+del _module
 
 #: :class:`TapeFreeStep` under its first name. "Fused" meant one epoch without the autograd tape, not
 #: one multi-tensor kernel as in ``torch.optim``'s ``fused=True``; both names stay importable.

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from ..estimator.outputs import MissingDependencyError
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -20,10 +22,6 @@ __all__ = ["MissingDependencyError", "fit_figure", "require_matplotlib"]
 
 #: Points on the fitted curve of a one-input plot: enough for a smooth line between test points.
 CURVE_POINTS = 400
-
-
-class MissingDependencyError(ImportError):
-    """An optional dependency is not installed; ``str()`` says how to install it."""
 
 
 def require_matplotlib() -> None:

@@ -2,7 +2,10 @@
 
 :func:`check_output` refuses, before a run starts, an output that could not be written at its end
 or would replace an input, a directory, a FIFO or a device node; :func:`atomic_path` writes a file
-so that a reader sees the old one or the complete new one, never a partial one.
+so that a reader sees the old one or the complete new one, never a partial one. A writer whose
+optional dependency is missing says how to install it (:class:`MissingDependencyError`).
+
+The model file, the exports and the command line's CSV files and plots all write through here.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-__all__ = ["OutputError", "atomic_path", "check_output"]
+__all__ = ["MissingDependencyError", "OutputError", "atomic_path", "check_output"]
 
 #: When this process started, as far as this module can tell: a temporary file of ours older than this was
 #: left by an earlier process (see :func:`atomic_path`).
@@ -23,6 +26,11 @@ _STARTED = time.time()
 
 #: ``tempfile.mkstemp``'s random part: 8 of these characters.
 _RANDOM = "[a-z0-9_]{8}"
+
+
+class MissingDependencyError(ImportError):
+    """An optional dependency of an output (matplotlib for a plot, onnx for an export) is not
+    installed; ``str()`` says how to install it."""
 
 
 class OutputError(ValueError):
@@ -115,7 +123,7 @@ def check_output(
         >>> check_output(here / "d.csv", inputs=[here / "d.csv"], option="--save")
         Traceback (most recent call last):
         ...
-        torch_sigmoid_mlp.outputs.OutputError: --save .../d.csv: is also an input; refusing to overwrite it
+        torch_sigmoid_mlp.estimator.outputs.OutputError: --save ...: is also an input; refusing to...
     """
     if directory:
         path = Path(path)

@@ -20,11 +20,11 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from ._checks import check_integer
-from ._flat import num_weights
-from .derivatives import jacobian
-from .distributed import FlatGradients, all_reduce_max, is_distributed
-from .functional import sse_loss
+from ..core._checks import check_integer
+from ..core._flat import num_weights
+from ..core.derivatives import jacobian
+from ..core.functional import sse_loss
+from .ranks import FlatGradients, all_reduce_max, is_distributed
 
 __all__ = ["Objective"]
 

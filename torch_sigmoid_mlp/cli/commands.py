@@ -54,70 +54,32 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._checks import check_integer, check_number, integer_words
+from ..core.gradient_check import compare_gradients
+from ..core.module import SigmoidMLP
+from ..estimator.model_file import is_zip
+from ..estimator.outputs import OutputError, atomic_path, check_output
+from ..estimator.params import MAX_EPOCHS
+from ..estimator.regressor import SigmoidMLPRegressor
+from ..training.distributed import (
+    default_device,
+    end_process_group,
+    init_from_env,
+    is_distributed,
+    is_main_process,
+)
+from ..training.loop import TrainResult
+from . import options
 from .csv_data import DataError, fingerprint, read_csv, write_csv
 from .demo import sine_demo
-from .distributed import default_device, end_process_group, init_from_env, is_distributed, is_main_process
-from .estimator import MAX_EPOCHS, SOLVERS, SigmoidMLPRegressor
-from .gradient_check import compare_gradients
-from .module import SigmoidMLP
-from .outputs import OutputError, atomic_path, check_output
+from .options import PROG, UsageError
 from .plotting import MissingDependencyError, fit_figure, require_matplotlib
-from .training import TrainResult
 
 __all__ = ["main"]
 
-PROG = "torch-sigmoid-mlp"
 EXIT_OK, EXIT_NOT_CONVERGED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 EXIT_INTERNAL_ERROR = 70  # EX_SOFTWARE of sysexits.h: a bug, not the user's input
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for `yes | head`
 EXIT_TERMINATED = 143  # 128 + SIGTERM
-
-#: The largest seed: torch.Generator.manual_seed takes 64-bit unsigned integers.
-MAX_SEED = 2**64 - 1
-
-
-class UsageError(ValueError):
-    """Bad input at the command line; ``str()`` is the one line that is printed."""
-
-
-class _Parser(argparse.ArgumentParser):
-    # argparse prints the usage and exits on a bad option; the rule here is one line and exit 2.
-    def error(self, message: str):
-        command = self.prog.removeprefix(PROG).strip()
-        raise UsageError(f"{command}: {message}" if command else message)
-
-
-def _integer(low: int, high: int | None = None):
-    """An argparse ``type`` for the integers :func:`~torch_sigmoid_mlp._checks.check_integer` takes."""
-
-    def parse(text: str) -> int:
-        try:
-            return check_integer(int(text), "", low=low, high=high)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {integer_words(low, high)}, got {text!r}") from None
-
-    return parse
-
-
-_positive_int, _non_negative_int, _seed = _integer(1), _integer(0), _integer(0, MAX_SEED)
-
-
-def _positive_float(text: str) -> float:
-    """An argparse ``type`` for a number ``> 0``; ``inf`` and ``nan`` are not one."""
-    try:
-        return check_number(float(text), "")
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-
-
-def _output_file(text: str) -> Path:
-    """An argparse ``type`` for an output file: ``Path`` drops a trailing ``/``, which names a directory."""
-    if text.endswith(os.sep) or (os.altsep and text.endswith(os.altsep)):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} ends in {os.sep!r}, which names a directory; give a file name"
-        )
-    return Path(text)
 
 
 def _device(name: str) -> torch.device:
@@ -208,11 +170,10 @@ def _load_model(path: Path, device: str) -> SigmoidMLPRegressor:
     if not path.is_file():
         raise UsageError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
     try:
-        with open(path, "rb") as f:
-            is_zip = f.read(4) == b"PK\x03\x04"
+        zipped = is_zip(path)
     except OSError as exc:
         raise UsageError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    if not is_zip:
+    if not zipped:
         # torch.save writes a zip archive; anything else would only get torch's long unpickling story
         raise UsageError(f"{path}: not a torch-sigmoid-mlp model file (not written by torch.save)")
     try:
@@ -525,7 +486,11 @@ def _progress_bar(total: int, initial: int):
     except ImportError:
         print(f"{PROG}: no progress bar: tqdm is not installed (pip install tqdm)", file=sys.stderr)
         return None
-    return tqdm(total=total, initial=initial, unit="epoch", desc="fit", leave=False, dynamic_ncols=True)
+    # drawn on a terminal only (disable=None): written to a file or a pipe, its carriage returns do not
+    # erase it, and the bar would stand in the log beside, or after, the results
+    return tqdm(
+        total=total, initial=initial, unit="epoch", desc="fit", leave=False, dynamic_ncols=True, disable=None
+    )
 
 
 # -- predict -----------------------------------------------------------------------------------------------
@@ -608,7 +573,7 @@ def _gradcheck(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .export import check_c_name, export_c, export_onnx
+    from ..estimator.export import check_c_name, export_c, export_onnx
 
     out = args.output
     suffix = out.suffix.lower()
@@ -647,156 +612,9 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The parser of ``fit``, ``predict`` and ``gradcheck``; a bad option raises :class:`UsageError`."""
-    parser = _Parser(
-        prog=PROG,
-        description="Fit bias-free sigmoid networks until the error is below a bound "
-        "at every test point; predict with them; check the hand-written gradients against autograd.",
-        epilog="Exit status: 0 converged (or no --tol asked for), 1 not converged, 2 bad input, "
-        "70 internal error (a bug; --debug shows its traceback), 130 interrupted (Ctrl-C), "
-        "141 stdout closed early (| head), 143 terminated (SIGTERM).",
-    )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    fit = commands.add_parser(
-        "fit",
-        help="fit a network to a CSV file (or to the built-in demo)",
-        description="Fit a network to the test points of a CSV file: a header row, then one point per row; "
-        "the target is --target (default: the last column), every other column is an input. "
-        "Without DATA.csv, fit the built-in demo function.",
-    )
-    fit.add_argument("data", nargs="?", metavar="DATA.csv", type=Path, help="test points (default: the demo)")
-    fit.add_argument("--target", metavar="COL", help="the column to fit (default: the last one)")
-    fit.add_argument(
-        "--hidden",
-        nargs="+",
-        type=_positive_int,
-        metavar="W",
-        help="widths of the hidden layers (default: two of max(8, n), n the number of inputs)",
-    )
-    fit.add_argument(
-        "--solver",
-        choices=SOLVERS,
-        default="auto",
-        help="how the weights are found (default: auto, chosen from the problem: LM to a --tol, "
-        "Bayesian-regularised LM without one, L-BFGS for large networks)",
-    )
-    fit.add_argument(
-        "--lr",
-        type=_positive_float,
-        metavar="η",
-        help="learning rate of sgd/adaptive (default ∝ 1/T) or the optimizer's of rprop/adam/lbfgs",
-    )
-    fit.add_argument(
-        "--epochs",
-        type=_non_negative_int,
-        metavar="N",
-        help="the most epochs, counted from the start of the run, a resumed one too "
-        "(default: the solver's, 1000 for lm and br, 100000 for sgd)",
-    )
-    fit.add_argument(
-        "--tol",
-        type=_positive_float,
-        metavar="ε",
-        help="stop when |F(x_t) − d_t| < ε at every test point, in the target's units "
-        "(default: none for a CSV file; the demo: its own)",
-    )
-    fit.add_argument(
-        "--batch-size", type=_positive_int, metavar="B", help="points per step (default: all, full batch)"
-    )
-    fit.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="(default: auto)")
-    fit.add_argument(
-        "--seed",
-        type=_seed,
-        metavar="S",
-        help="seed of the initial weights and the batch order (default 0)",
-    )
-    fit.add_argument("--logdir", type=Path, metavar="DIR", help="write a TensorBoard run here")
-    fit.add_argument("--save", type=_output_file, metavar="MODEL.pt", help="save the fitted model here")
-    fit.add_argument(
-        "--plot", type=_output_file, metavar="FIT.png", help="draw the fit and the loss curve here"
-    )
-    fit.add_argument(
-        "--checkpoint-every",
-        type=_positive_int,
-        metavar="K",
-        help="also write the model to --save every K epochs, so an interrupted run loses at most K",
-    )
-    fit.add_argument(
-        "--resume",
-        type=Path,
-        metavar="MODEL.pt",
-        help="continue the run saved in MODEL.pt (on the same data)",
-    )
-    fit.add_argument(
-        "--quiet",
-        action="store_true",
-        help="no progress bar and no opening line (the table is still printed)",
-    )
-    fit.add_argument(
-        "--force-resume",
-        action="store_true",
-        help="with --resume: continue even if DATA.csv holds other points than the run was fitted on",
-    )
-    fit.add_argument("--debug", action="store_true", help="show the traceback of an internal error")
-    fit.set_defaults(run=_fit)
-
-    predict = commands.add_parser(
-        "predict",
-        help="predict with a saved model",
-        description="Append the model's predictions, in the target's units, as a last column to the rows "
-        "of DATA.csv. A model fitted by `fit` on a CSV file finds its inputs by their column names, and "
-        "other columns are ignored; a model without names takes them by position, in the order they had "
-        "when it was fitted, and the file may also hold the target column (the last one, or --target "
-        "COL), which is ignored.",
-    )
-    predict.add_argument("model", type=Path, metavar="MODEL.pt")
-    predict.add_argument("data", type=Path, metavar="DATA.csv")
-    predict.add_argument(
-        "--target",
-        metavar="COL",
-        help="the column of DATA.csv to ignore when it has one more than the inputs (default: the last)",
-    )
-    predict.add_argument(
-        "-o", "--output", type=_output_file, metavar="OUT.csv", help="write here (default: stdout)"
-    )
-    predict.add_argument("--debug", action="store_true", help="show the traceback of an internal error")
-    predict.set_defaults(run=_predict)
-
-    gradcheck = commands.add_parser(
-        "gradcheck",
-        help="compare the hand-written gradients with autograd's",
-        description="Build a random network and compare the gradients of E computed by the hand-written "
-        "backpropagation and by autograd. Exit 0 when they agree, 1 when they do not.",
-    )
-    gradcheck.add_argument("--in-features", type=_positive_int, default=3, metavar="N", help="(default 3)")
-    gradcheck.add_argument(
-        "--hidden", nargs="+", type=_positive_int, metavar="W", help="(default: two layers of N)"
-    )
-    gradcheck.add_argument("--points", type=_positive_int, default=16, metavar="T", help="(default 16)")
-    gradcheck.add_argument(
-        "--dtype", choices=("float32", "float64"), default="float64", help="(default float64)"
-    )
-    gradcheck.add_argument(
-        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="(default: auto)"
-    )
-    gradcheck.add_argument("--seed", type=_seed, default=0, metavar="S", help="(default 0)")
-    gradcheck.add_argument("--debug", action="store_true", help="show the traceback of an internal error")
-    gradcheck.set_defaults(run=_gradcheck)
-
-    export = commands.add_parser(
-        "export",
-        help="write a saved model as an ONNX graph or as C source",
-        description="Write what MODEL.pt predicts (the network with the min-max scaling of its inputs and "
-        "outputs, in the data's units) to OUT, whose suffix chooses the format: .onnx, an ONNX graph with "
-        "input x (N, n) and output y; .c, one dependency-free C99 file defining "
-        "void NAME(const double *x, double *y).",
-    )
-    export.add_argument("model", type=Path, metavar="MODEL.pt")
-    export.add_argument("output", type=Path, metavar="OUT", help="OUT.onnx or OUT.c")
-    export.add_argument("--name", metavar="NAME", help="the C function's name (default tsm_predict); .c only")
-    export.set_defaults(run=_export)
-    return parser
+    """The parser of ``fit``, ``predict``, ``gradcheck`` and ``export`` (:mod:`.options`), each
+    subcommand set to run its function here; a bad option raises :class:`UsageError`."""
+    return options.build_parser(fit=_fit, predict=_predict, gradcheck=_gradcheck, export=_export)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .gradient_check import compare_gradients
+from ..core.gradient_check import compare_gradients
 
 __all__ = ["EpochState", "Handler", "ProgressBar", "TensorBoard", "TrainingLog"]
 

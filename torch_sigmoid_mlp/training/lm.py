@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from .functional import _as_rows, check_inputs
+from ..core.functional import _as_rows, check_inputs
 from .solvers import LM_MAX_PARAMS
 
 __all__ = ["LM_MAX_PARAMS", "LMResult", "levenberg_marquardt"]
@@ -95,7 +95,7 @@ def levenberg_marquardt(
         >>> result.stop_reason, result.epochs, result.max_abs_error < 1e-3
         ('tol', 8, True)
     """
-    from .training import train  # the loop imports the solvers, which this module's users need not
+    from .loop import train  # the loop imports the solvers, which this module's users need not
 
     x, d = _as_rows(x).detach(), _as_rows(d).detach()
     check_inputs(x, list(model.weights))

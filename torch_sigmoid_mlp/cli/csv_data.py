@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .outputs import atomic_path
+from ..estimator.outputs import atomic_path
 
 __all__ = ["DataError", "Table", "fingerprint", "read_csv", "write_csv"]
 
@@ -150,7 +150,7 @@ def read_csv(path: str | os.PathLike) -> Table:
         >>> read_csv(path)
         Traceback (most recent call last):
         ...
-        torch_sigmoid_mlp.csv_data.DataError: .../points.csv: line 3, column 'y': 'nan' is not a finite number
+        torch_sigmoid_mlp.cli.csv_data.DataError: ...: line 3, column 'y': 'nan' is not a finite number
     """
     path = Path(path)
     try:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from .module import SigmoidMLP
+from ..core.module import SigmoidMLP
 from .objective import Objective
 
 __all__ = ["accumulate_gradients", "chunked_error"]

@@ -56,7 +56,7 @@ def check_integer(value, name: str, *, low: int = 1, high: int | None = None, op
 
     Example::
 
-        >>> from torch_sigmoid_mlp._checks import check_integer
+        >>> from torch_sigmoid_mlp.core._checks import check_integer
         >>> check_integer(3, "batch_size", optional=True)
         3
         >>> check_integer(0, "batch_size", optional=True)
@@ -82,7 +82,7 @@ def check_number(
 
     Example::
 
-        >>> from torch_sigmoid_mlp._checks import check_number
+        >>> from torch_sigmoid_mlp.core._checks import check_number
         >>> check_number(0.5, "momentum", low=0.0, high=1.0)
         0.5
         >>> check_number(float("nan"), "lr")
@@ -106,7 +106,7 @@ def check_points(x: Tensor, d: Tensor, names: tuple[str, str] = ("x", "d")) -> N
 
     Example::
 
-        >>> from torch_sigmoid_mlp._checks import check_points
+        >>> from torch_sigmoid_mlp.core._checks import check_points
         >>> check_points(torch.zeros(3, 2), torch.zeros(2, 1))
         Traceback (most recent call last):
         ...

@@ -29,10 +29,10 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from ._checks import check_number
-from ._flat import as_weights, flatten
+from ..core._checks import check_number
+from ..core._flat import as_weights, flatten
+from ..core.tape_free import TapeFreeStep
 from .objective import Objective
-from .tape_free import TapeFreeStep
 
 __all__ = [
     "LM_MAX_PARAMS",
@@ -94,7 +94,7 @@ def choose_method(P: int, N: int, *, tol: bool, validation: bool, batch_size: in
 
     Example::
 
-        >>> from torch_sigmoid_mlp.solvers import choose_method
+        >>> from torch_sigmoid_mlp.training.solvers import choose_method
         >>> choose_method(97, 60, tol=True, validation=False)
         'lm'
         >>> choose_method(97, 60, tol=False, validation=False)
@@ -642,7 +642,10 @@ class BayesianRegularization(LevenbergMarquardt):
         self.mu, self._known, self._new_stage = self._mu0, None, True
 
     def _update(self, gammas: list[float], w: Tensor, E: float) -> None:
-        """``α_l ← γ_l / (2·E_W^(l))``, ``β ← (N − γ) / (2·E_D)``; each kept where its sum is 0 or ``β ≤ 0``."""
+        """``α_l ← γ_l / (2·E_W^(l))``, ``β ← (N − γ) / (2·E_D)``.
+
+        Each is kept where its sum is 0, or where ``β`` would not be positive.
+        """
         E_D = 2 * E
         E_W = [part.square().sum().item() for part in w.split(self._numels)]
         self.gammas = gammas
@@ -687,7 +690,7 @@ class BayesianRegularization(LevenbergMarquardt):
         return self._objective_value(E, self._flat()) / (2 * self.beta)
 
     def evidence(self) -> float:
-        r"""``ln p(D | α, β) ≈ −F(w) − ½·ln det H + Σ_l (P_l/2)·ln(2α_l) + (N/2)·ln(β/π)`` at the current ``w``.
+        r"""``ln p(D | α, β) ≈ −F(w) − ½·ln det H + Σ_l (P_l/2)·ln(2α_l) + (N/2)·ln(β/π)`` at ``w``.
 
         MacKay's evidence by the Laplace approximation (SPEC.md, "Several starts"), with one ``α_l``
         per layer; ``nan`` while ``α_l, β`` are not yet estimated.
@@ -787,7 +790,13 @@ def make_step(
             if batch_size is not None:
                 raise ValueError("method='lbfgs' takes full-batch steps: batch_size must be None")
             # one iteration per epoch, so that the loop's stop rules see every iterate
-            options = {"max_iter": 1, "max_eval": 25, "history_size": 20, "line_search_fn": "strong_wolfe", **options}
+            options = {
+                "max_iter": 1,
+                "max_eval": 25,
+                "history_size": 20,
+                "line_search_fn": "strong_wolfe",
+                **options,
+            }
             optimizer = torch.optim.LBFGS(params, lr=lr, **options)
         name = method
     if batch_size is not None:

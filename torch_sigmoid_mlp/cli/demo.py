@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ._checks import check_integer
+from ..core._checks import check_integer
 
 __all__ = ["Demo", "sine_demo"]
 

@@ -24,9 +24,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .estimator import SigmoidMLPRegressor
-from .outputs import atomic_path
-from .plotting import MissingDependencyError
+from .outputs import MissingDependencyError, atomic_path
+from .regressor import SigmoidMLPRegressor
 
 __all__ = ["c_source", "check_c_name", "export_c", "export_onnx"]
 

@@ -1,0 +1,28 @@
+"""Training: the objective over points (in chunks, across ranks), the loop, its solvers and handlers.
+
+It builds on :mod:`torch_sigmoid_mlp.core` only.
+"""
+
+from .chunking import accumulate_gradients, chunked_error
+from .distributed import init_from_env, is_main_process, shard
+from .lm import LM_MAX_PARAMS, LMResult, levenberg_marquardt
+from .loop import STOP_REASONS, TrainResult, train
+from .objective import Objective
+from .solvers import METHODS, choose_method
+
+__all__ = [
+    "LM_MAX_PARAMS",
+    "METHODS",
+    "STOP_REASONS",
+    "LMResult",
+    "Objective",
+    "TrainResult",
+    "accumulate_gradients",
+    "choose_method",
+    "chunked_error",
+    "init_from_env",
+    "is_main_process",
+    "levenberg_marquardt",
+    "shard",
+    "train",
+]

@@ -1,0 +1,697 @@
+"""The training loop: every solver's epochs in one loop, until the error is below ``tol`` at every point."""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from ..core._checks import check_integer, check_number, check_points, check_sample_weight
+from ..core._flat import as_weights, num_weights
+from ..core.module import SigmoidMLP
+from .distributed import any_rank, broadcast_, is_distributed, is_main_process
+from .handlers import EpochState, Handler, ProgressBar, TensorBoard
+from .objective import Objective
+from .solvers import LM_MAX_PARAMS, METHODS, Step, choose_method, make_step
+
+__all__ = ["LM_MAX_PARAMS", "METHODS", "STOP_REASONS", "ConvergenceWarning", "TrainResult", "train"]
+
+
+class ConvergenceWarning(UserWarning):
+    """A fit ended far from its targets: a near-constant output, or most of their variance unexplained.
+
+    :class:`~torch_sigmoid_mlp.SigmoidMLPRegressor` and the command line emit it with what happened
+    and what to try; the fit is still returned.
+    """
+
+
+#: Why :func:`train` stopped: the stop rules in the order they are tested at the start of an epoch,
+#: then ``"mu_max"``, the stop of a Levenberg–Marquardt step that finds no way down.
+#: ``"converged"`` is the stop of a run whose ``E`` no longer falls (``ftol``), not a bound reached:
+#: that is ``"tol"``.
+STOP_REASONS = ("diverged", "tol", "early_stopping", "converged", "max_epochs", "callback", "mu_max")
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` did and where it left the weights.
+
+    Attributes:
+        epochs: epochs run to their end (each took one step ``w_k → w_{k+1}``).
+        converged: ``stop_reason == "tol"``: ``|y^(L)(t) − d_t| < tol`` at every test point.
+        stop_reason: one of :data:`STOP_REASONS`: ``"tol"``, ``"max_epochs"``, ``"callback"``,
+            ``"diverged"`` (the last finite weights restored), ``"early_stopping"`` (the best
+            validation weights restored), ``"converged"`` (``E`` fell by less than ``ftol`` of its
+            spread over the last ``window`` epochs), or ``"mu_max"``: no Levenberg–Marquardt step
+            with damping ``μ ≤ μ_max`` lowers ``E`` (a minimum, to rounding).
+        final_loss: ``E`` at the returned weights.
+        max_abs_error: ``max_t |y^(L)(t) − d_t|`` at the returned weights.
+        loss_history: ``loss_history[k]`` is ``E`` at the start of epoch ``k`` (all points), for
+            ``k = 0..epochs``; the last entry is at the weights the run ended on (which are the
+            returned ones unless it ``"diverged"`` or stopped early and restored others).
+        val_history: the validation SSE at the start of each epoch; empty without validation.
+        seconds: wall-clock time of the run (with ``restarts``, of all starts together).
+        restarts: with ``restarts=k > 1``, the result of every start in order (each with its own
+            ``seconds`` and an empty ``restarts``); the weights and the fields above are those of
+            the best, ``restarts[start]``. Empty with one start.
+        start: the index of the start the weights come from (``0``: the model's own weights).
+        method: the solver that ran (``"auto"`` resolved to the one it chose).
+        solver_state: what the solver needs to go on exactly where it stopped (``μ`` for
+            ``"lm"``; ``μ, γ, α, β`` for ``"br"``; the ``torch.optim`` state otherwise); ``train``'s
+            ``resume=`` takes it back.
+        r2: ``1 − final_loss / E_0``, the training ``R²`` on the (scaled) targets, with ``E_0 =
+            ½·Σ_t s_t ‖d_t − d̄‖²`` the error of the best constant output (``nan`` if ``E_0 = 0``).
+        evidence: ``"br"``: ``ln p(D | α, β)`` at the returned weights, by the Laplace approximation
+            (SPEC.md, "Several starts"); higher is better. ``nan`` for the other solvers.
+        merits: the objective at the last ``window + 1`` epochs, which the ``ftol`` test looks back
+            over; a resumed run goes on from them, so that it stops where an unbroken one would.
+    """
+
+    epochs: int
+    converged: bool
+    stop_reason: str
+    final_loss: float
+    max_abs_error: float
+    loss_history: list[float] = field(default_factory=list)
+    val_history: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    restarts: list[TrainResult] = field(default_factory=list)
+    start: int = 0
+    method: str = "sgd"
+    solver_state: dict = field(default_factory=dict)
+    r2: float = math.nan
+    evidence: float = math.nan
+    merits: list[float] = field(default_factory=list)
+
+
+def _check_points(
+    model: SigmoidMLP, x, d, names: tuple[str, str], *, any_device: bool = False
+) -> tuple[Tensor, Tensor]:
+    """``x`` as ``(T, n)`` and ``d`` as ``(T, m)`` on the model's device (any, with ``any_device``) and
+    dtype, or a clear error."""
+    W0 = model.weights[0]
+    for value, name in zip((x, d), names):
+        if not isinstance(value, Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+        if value.dtype != W0.dtype:
+            raise TypeError(f"{name} has dtype {value.dtype} but the model's weights are {W0.dtype}")
+        if value.device != W0.device and not any_device:
+            raise ValueError(f"{name} is on {value.device} but the model is on {W0.device}")
+    (xn, dn), (n, m) = names, (model.in_features, model.out_features)
+    if d.dim() == 1 and m == 1:
+        d = d.unsqueeze(1)
+    if x.dim() != 2 or x.shape[1] != n:
+        raise ValueError(f"{xn} must have shape (T, {n}), got {tuple(x.shape)}")
+    if d.dim() != 2 or d.shape[1] != m:
+        raise ValueError(f"{dn} must have shape (T, {m}), got {tuple(d.shape)}")
+    if x.shape[0] == 0:
+        raise ValueError(f"{xn} holds no test points (T = 0)")
+    check_points(x, d, names)
+    if not bool(((d > 0) & (d < 1)).all()):
+        raise ValueError(
+            f"{dn} must lie strictly inside (0, 1), the range of the output sigmoid; got values in "
+            f"[{d.min().item():.4g}, {d.max().item():.4g}] (scale them first, e.g. with MinMaxScaler)"
+        )
+    return x, d
+
+
+def _check_sample_weight(s, x: Tensor) -> Tensor | None:
+    """``s`` as ``(T,)`` in ``x``'s dtype and device, finite and ``≥ 0``, or a clear error."""
+    if s is None:
+        return None
+    if not isinstance(s, Tensor):
+        raise TypeError(f"sample_weight must be a torch.Tensor, got {type(s).__name__}")
+    s = s.to(device=x.device, dtype=x.dtype)
+    check_sample_weight(s, x.shape[0])
+    return s
+
+
+class _Snapshots:
+    """``w_k`` and ``w_{k−1}`` as two flat copies of all weights, written in turn.
+
+    One ``cat`` per epoch takes the copy, and the largest ``|w|`` comes from it in one reduction:
+    at small sizes a kernel per layer costs more than the arithmetic.
+    """
+
+    def __init__(self, weights: list[Tensor]) -> None:
+        self._weights = list(weights)
+        # views of contiguous weights are taken once; any other layout is flattened (copied) per epoch
+        self._flat = [W.view(-1) for W in weights] if all(W.is_contiguous() for W in weights) else None
+        options = {"dtype": weights[0].dtype, "device": weights[0].device}
+        self._buffers = [torch.empty(num_weights(weights), **options) for _ in range(2)]
+        self._as_weights = [as_weights(buffer, weights) for buffer in self._buffers]
+        self.take(0)
+        self._buffers[1].copy_(self._buffers[0])  # before the first update, w_{−1} is w_0
+
+    def take(self, epoch: int) -> Tensor:
+        """Copy ``w_epoch`` aside; return its largest ``|w|`` as a 0-d tensor (``inf``/``nan`` if any is)."""
+        buffer = self._buffers[epoch & 1]
+        flat = self._flat if self._flat is not None else [W.reshape(-1) for W in self._weights]
+        torch.cat(flat, out=buffer)
+        return torch.linalg.vector_norm(buffer, math.inf)
+
+    def previous(self, epoch: int) -> list[Tensor]:
+        """``w_{epoch−1}``, shaped like the weights."""
+        return self._as_weights[(epoch - 1) & 1]
+
+
+class _EarlyStopping:
+    """The validation SSE each epoch; stops after ``patience`` epochs without a new best, restoring it."""
+
+    def __init__(self, objective: Objective, plain: list[Tensor], patience: int | None) -> None:
+        self.objective, self.plain, self.patience = objective, plain, patience
+        self.best, self.best_epoch = math.inf, 0
+        self.weights = [W.clone() for W in plain]
+
+    def reading(self) -> Tensor:
+        return self.objective.error()[0]
+
+    def update(self, epoch: int, val: float) -> bool:
+        if val < self.best:
+            self.best, self.best_epoch = val, epoch
+            torch._foreach_copy_(self.weights, self.plain)
+        return self.patience is not None and epoch - self.best_epoch >= self.patience
+
+
+def _unwrap(model):
+    """The :class:`SigmoidMLP` to train: itself, or the one a ``DistributedDataParallel`` wraps."""
+    module = getattr(model, "module", None)
+    if isinstance(model, torch.nn.parallel.DistributedDataParallel) and isinstance(module, SigmoidMLP):
+        return module  # train does data parallelism itself: every rank steps the same weights
+    if not isinstance(model, SigmoidMLP):
+        raise TypeError(f"model must be a SigmoidMLP, got {type(model).__name__}")
+    if torch.nn.utils.parametrize.is_parametrized(model.weights):
+        raise ValueError(
+            "model.weights are parametrized (torch.nn.utils.parametrize / weight_norm): train steps the "
+            "weights W^(l) themselves and would leave the parametrization's own parameters untrained; "
+            "remove it (parametrize.remove_parametrizations) or train with a torch.optim loop over "
+            "model.parameters()"
+        )
+    return model
+
+
+def train(
+    model: SigmoidMLP,
+    x: Tensor,
+    d: Tensor,
+    *,
+    lr: float | None = None,
+    max_epochs: int = 10_000,
+    tol: float | None = None,
+    batch_size: int | None = None,
+    momentum: float = 0.0,
+    shuffle: bool = True,
+    generator: torch.Generator | None = None,
+    validation: tuple[Tensor, Tensor] | None = None,
+    patience: int | None = None,
+    writer=None,
+    logdir: str | None = None,
+    log_every: int = 1,
+    check_every: int | None = None,
+    callback: Callable[[int, TrainResult], bool | None] | None = None,
+    progress: bool = False,
+    distributed: bool | None = None,
+    chunk_size: int | None = None,
+    method: str | Callable = "sgd",
+    restarts: int = 1,
+    sample_weight: Tensor | None = None,
+    ftol: float | None = None,
+    window: int = 10,
+    options: dict | None = None,
+    resume: TrainResult | None = None,
+    handlers: list[Handler] | None = None,
+) -> TrainResult:
+    r"""Minimise ``E_s(w) = 1/2 · Σ_t s_t · ‖d_t − y^(L)(t)‖²`` until ``max_t |y^(L)(t) − d_t| < tol``.
+
+    .. code-block:: text
+
+        for k = 0, 1, …:
+            E(w_k), max_t |e(t)|         evaluate at w_k (one forward pass; the epoch's one host sync)
+            stop?                        diverged, tol, early_stopping, max_epochs, callback
+            w_{k+1} = step(w_k)          method="sgd": w_k − η·∇E(w_k), the seed's steepest descent
+
+    Every solver runs in this one loop; what varies is its step, chosen once
+    (:mod:`~torch_sigmoid_mlp.solvers`: ``"sgd"``, ``"adaptive"``, ``"rprop"``, ``"adam"``,
+    ``"lbfgs"``, ``"lm"``, ``"br"``, ``"auto"``, or any ``torch.optim`` optimizer), and the points
+    are seen through an :class:`~torch_sigmoid_mlp.objective.Objective` — all at once, in chunks of
+    ``chunk_size``, or sharded across the ranks of a process group — so every solver gets
+    validation, callbacks, progress, TensorBoard, chunking and data parallelism alike. The loop
+    stops *before* stepping when a rule holds, so the returned weights are the ones the result
+    describes. The rules, in this order:
+
+    - ``"diverged"``: ``E(w_k)`` or a weight is not finite (an overflowing update; the sigmoid
+      can map an infinite weight to a finite ``E``, so the largest ``|w|`` is read too);
+      ``w_{k−1}``, the last finite weights, are restored;
+    - ``"tol"``: ``|y^(L)(t) − d_t| < tol`` for every test point (with ``s_t > 0``) and output;
+    - ``"early_stopping"``: the validation SSE has not improved for ``patience`` epochs; the
+      weights of its best epoch are restored;
+    - ``"converged"`` (with ``ftol``): further epochs no longer pay: over the last ``window``
+      epochs the objective fell by at most ``ftol · E_0``, with ``E_0 = ½·Σ_t s_t ‖d_t − d̄‖²``
+      the ``E_s`` of the best constant output — the training ``R²`` rose by at most ``ftol``
+      (scikit-learn's ``tol`` over ``n_iter_no_change`` epochs, scipy's ``ftol``, in a scale every
+      problem has). The objective is ``E_s``, or Bayesian regularisation's ``F/(2β)``;
+    - ``"max_epochs"``: ``max_epochs`` epochs have been run (counted over the whole run with
+      ``resume``);
+    - ``"callback"``: ``callback(k, result)`` returned ``False`` (``result`` is the run so far;
+      its lists are the live ones, copy them to keep them);
+    - ``"mu_max"`` (``"lm"``, ``"br"``): the step found no ``μ ≤ μ_max`` that lowers the objective;
+      the weights stay at ``w_k``.
+
+    Plain full-batch steepest descent with the ``"manual"`` backend, on points held in one tensor
+    on the model's device, runs tape-free (:class:`~torch_sigmoid_mlp.TapeFreeStep`): no autograd
+    graph, no ``.grad``, buffers allocated once. Logging reads what the step computed and never
+    changes the path.
+
+    Data parallel: in a ``torch.distributed`` process group every rank calls ``train`` with the
+    same model and settings, and with *its own shard* of the points (and of ``validation`` and
+    ``sample_weight``; :func:`~torch_sigmoid_mlp.shard` cuts one). Every sum over points — ``E``,
+    ``∇E``, ``JᵀJ``, ``Jᵀe`` — is all-reduced, every rank takes the same step from rank 0's
+    initial weights, and the ranks stop together. Only rank 0 writes TensorBoard events and
+    shows progress. A ``DistributedDataParallel`` wrapping a ``SigmoidMLP`` is accepted and its
+    module trained this way.
+
+    A ``KeyboardInterrupt`` (Ctrl-C) is not caught: it propagates with the weights as the last
+    whole step left them and a ``logdir`` writer closed, so a caller can catch it and save.
+
+    Args:
+        model: the :class:`~torch_sigmoid_mlp.SigmoidMLP` to train in place.
+        x: test points, ``(T, n)``, on the model's device and dtype (any device with ``chunk_size``).
+        d: targets ``(T, m)`` (or ``(T,)`` when ``m = 1``) strictly inside ``(0, 1)``.
+        lr: ``η > 0``, required with ``"sgd"``; the first ``η`` of ``"adaptive"``; the optimizer's
+            ``lr`` for ``"rprop"`` (its first step ``Δ_0``, default 0.1), ``"adam"`` (0.01) and
+            ``"lbfgs"`` (1); unused by ``"lm"`` and ``"br"``. ``E`` sums over points, so ``η ∝ 1/T``
+            keeps steepest descent's step independent of the number of points.
+        max_epochs: the most epochs (steps) to run.
+        tol: the uniform bound ``ε`` on the error, in the units of ``d``; ``None`` never stops on it.
+        batch_size: ``None`` for full batch, else points per step (``"sgd"``, ``"rprop"``, ``"adam"``
+            and optimizers given as ``method``).
+        momentum: ``β ∈ [0, 1)`` with ``"sgd"``: ``torch.optim.SGD(momentum=β)``.
+        shuffle: draw a new order of the points each epoch (mini-batch only).
+        generator: makes the shuffling reproducible.
+        validation: ``(x_val, d_val)``, evaluated at the start of every epoch into ``val_history``.
+        patience: with ``validation``, stop after this many epochs without a new best validation SSE.
+        writer: a ``torch.utils.tensorboard.SummaryWriter`` to log to (left open).
+        logdir: a directory for a ``SummaryWriter`` that ``train`` opens and closes.
+        log_every: epochs between TensorBoard records (see
+            :class:`~torch_sigmoid_mlp.handlers.TrainingLog` for the tags).
+        check_every: every this many epochs, log ``check/max_rel_diff``, the largest relative
+            difference between the manual and the autograd gradient of ``E``; needs a writer.
+        callback: called as ``callback(k, result)`` at each epoch that does not stop otherwise.
+        progress: show a ``tqdm`` progress bar with ``E`` and the largest error.
+        distributed: train on the points of every rank of the default process group. ``None``
+            (default) does when a group is initialised; ``False`` trains on this process's points.
+        chunk_size: evaluate ``E`` and its derivatives ``chunk_size`` points at a time, so that memory
+            grows with the chunk, not with ``T`` (the same steps, to float rounding).
+        method: the solver, a name in :data:`METHODS` or ``"auto"``
+            (:func:`~torch_sigmoid_mlp.solvers.choose_method`), or a factory
+            ``params -> torch.optim.Optimizer``.
+        restarts: train from this many starts and keep the best: converged first, then the lowest
+            ``max_abs_error``; the model ends with its weights. Start 0 is the model's weights as
+            passed; start ``i ≥ 1`` redraws them with ``model.reset_parameters`` and
+            ``torch.Generator().manual_seed(s0 + i)`` (which also shuffles its mini-batches),
+            ``s0`` being ``generator.initial_seed()``, or without a generator one number drawn from
+            torch's global generator. Each start runs to its own stop; with ``logdir`` start ``i``
+            logs to ``logdir/start<i>``.
+        sample_weight: ``s_t ≥ 0`` per point, ``(T,)``: SPEC.md's ``E_s``; points with ``s_t = 0``
+            are not fitted and not held to ``tol``.
+        ftol: stop as ``"converged"`` once the objective falls by at most ``ftol · E_0`` over
+            ``window`` epochs (see the rules above); ``None`` (default) never stops on it.
+            :data:`~torch_sigmoid_mlp.solvers.FTOL` holds the estimator's per-solver defaults.
+        window: the epochs that ``ftol`` looks back over.
+        options: the solver's own settings (``mu``, ``mu_increase``, ``mu_decrease``, ``mu_max``
+            for ``"lm"`` and ``"br"``; ``lr_increase``, ``lr_decrease``, ``max_increase`` for
+            ``"adaptive"``; keyword arguments of the ``torch.optim`` class otherwise).
+        resume: the :class:`TrainResult` of an earlier part of this run on the same points:
+            epochs count on from its ``epochs``, its histories and ``seconds`` go on, and its
+            ``solver_state`` is restored, so that the run takes the steps it would have taken.
+        handlers: further :class:`~torch_sigmoid_mlp.handlers.Handler`\ s to watch the run.
+
+    Returns:
+        A :class:`TrainResult`.
+
+    Example::
+
+        >>> g = torch.Generator().manual_seed(0)
+        >>> teacher, model = SigmoidMLP(2, generator=g), SigmoidMLP(2, generator=g)
+        >>> x = torch.rand(32, 2, generator=g)
+        >>> with torch.no_grad():
+        ...     d = teacher(x)
+        >>> result = train(model, x, d, lr=0.5, tol=0.01)
+        >>> result.stop_reason, result.max_abs_error < 0.01, result.epochs
+        ('tol', True, 8)
+
+    Levenberg–Marquardt to a ten times tighter bound, from three starts::
+
+        >>> model = SigmoidMLP(2, generator=g)
+        >>> result = train(model, x, d, method="lm", tol=0.001, restarts=3, generator=torch.Generator())
+        >>> result.stop_reason, result.start, [start.epochs for start in result.restarts]
+        ('tol', 0, [5])
+    """
+    model = _unwrap(model)
+    if not callable(method) and method not in (*METHODS, "auto"):
+        raise ValueError(
+            f"method must be one of {(*METHODS, 'auto')} or a torch.optim factory, got {method!r}"
+        )
+    restarts = check_integer(restarts, "restarts")
+    # -- the settings, checked before any work -----------------------------------------------------
+    run, logdir = _checked_run(
+        model, x, d, lr=lr, max_epochs=max_epochs, tol=tol, batch_size=batch_size, momentum=momentum,
+        shuffle=shuffle, validation=validation, patience=patience, writer=writer, logdir=logdir,
+        log_every=log_every, check_every=check_every, callback=callback, progress=progress,
+        distributed=distributed, chunk_size=chunk_size, method=method, sample_weight=sample_weight,
+        options=options, resume=resume, handlers=handlers, restarts=restarts, ftol=ftol, window=window,
+    )  # fmt: skip
+    if restarts == 1:
+        return _train_one(model, generator=generator, logdir=logdir, **run)
+    return _train_restarts(model, restarts, generator, logdir, run)
+
+
+def _checked_run(
+    model: SigmoidMLP, x, d, *, lr, max_epochs, tol, batch_size, momentum, shuffle, validation, patience,
+    writer, logdir, log_every, check_every, callback, progress, distributed, chunk_size, method,
+    sample_weight, options, resume, handlers, restarts, ftol, window,
+) -> tuple[dict, str | None]:  # fmt: skip
+    """:func:`train`'s arguments checked, as :func:`_train_one` takes them, and the ``logdir``."""
+    # with chunks, the points may stay in host memory: each chunk is copied to the model's device
+    x, d = _check_points(model, x, d, ("x", "d"), any_device=chunk_size is not None)
+    sample_weight = _check_sample_weight(sample_weight, x)
+    check_number(lr, "lr", optional=True)
+    if lr is not None and lr > torch.finfo(x.dtype).max:
+        raise ValueError(
+            f"lr={lr!r} overflows the weights' dtype {x.dtype} (largest {torch.finfo(x.dtype).max:.4g})"
+        )
+    check_number(tol, "tol", optional=True)
+    batch_size = check_integer(batch_size, "batch_size", optional=True)
+    log_every = check_integer(log_every, "log_every")
+    check_every = check_integer(check_every, "check_every", optional=True)
+    patience = check_integer(patience, "patience", optional=True)
+    check_number(ftol, "ftol", optional=True, low=0.0)
+    window = check_integer(window, "window")
+    chunk_size = check_integer(chunk_size, "chunk_size", optional=True)
+    max_epochs = check_integer(max_epochs, "max_epochs", low=0)
+    check_number(momentum, "momentum", low=0.0, high=1.0)
+    if momentum and method != "sgd":
+        raise ValueError(f"momentum is steepest descent's (method='sgd'); method={method!r} takes none")
+    if validation is not None:
+        if not isinstance(validation, (tuple, list)) or len(validation) != 2:
+            raise TypeError("validation must be a pair (x_val, d_val)")
+        validation = _check_points(model, *validation, ("x_val", "d_val"), any_device=chunk_size is not None)
+    elif patience is not None:
+        raise ValueError("patience needs validation=(x_val, d_val) to watch")
+    if check_every is not None and writer is None and logdir is None:
+        raise ValueError("check_every logs to TensorBoard: pass writer= or logdir= as well")
+    if writer is not None and logdir is not None:
+        raise ValueError("pass either writer= or logdir=, not both")
+    distributed = _checked_distributed(distributed, batch_size, chunk_size)
+    if distributed and not is_main_process():
+        writer, logdir, progress = None, None, False  # rank 0 alone writes
+    if resume is not None and restarts > 1:
+        raise ValueError("resume= continues one run: it takes restarts=1")
+    if method == "auto":
+        P = num_weights(model.weights)
+        method = choose_method(
+            P,
+            x.shape[0] * d.shape[1],
+            tol=tol is not None,
+            validation=validation is not None,
+            batch_size=batch_size,
+        )
+
+    return dict(
+        x=x, d=d, lr=lr, max_epochs=max_epochs, tol=tol, batch_size=batch_size, momentum=momentum,
+        shuffle=shuffle, validation=validation, patience=patience, writer=writer, log_every=log_every,
+        check_every=check_every, callback=callback, progress=progress, distributed=distributed,
+        chunk_size=chunk_size, method=method, sample_weight=sample_weight, options=options,
+        resume=resume, handlers=handlers or [], ftol=ftol, window=window,
+    ), logdir  # fmt: skip
+
+
+def _checked_distributed(distributed: bool | None, batch_size: int | None, chunk_size: int | None) -> bool:
+    """Whether the run is data parallel: ``None`` asks whether there is a process group."""
+    if distributed is None:
+        distributed = is_distributed()
+    elif distributed and not is_distributed():
+        raise ValueError(
+            "distributed=True needs an initialised default process group "
+            "(torch.distributed.init_process_group, or torchrun and init_from_env())"
+        )
+    if batch_size is not None and (distributed or chunk_size is not None):
+        what = "distributed training" if distributed else "chunk_size"
+        raise ValueError(f"{what} computes full-batch gradients: batch_size must be None, got {batch_size}")
+    return distributed
+
+
+def _train_one(
+    model: SigmoidMLP, *, x, d, lr, max_epochs, tol, batch_size, momentum, shuffle, generator, validation,
+    patience, writer, logdir, log_every, check_every, callback, progress, distributed, chunk_size, method,
+    sample_weight, options, resume, handlers, ftol, window,
+) -> TrainResult:  # fmt: skip
+    """One start of :func:`train`, its arguments checked."""
+    weights, plain, objective, step, early, snapshots = _start(
+        model, x, d, lr=lr, momentum=momentum, batch_size=batch_size, shuffle=shuffle, generator=generator,
+        options=options, resume=resume, validation=validation, patience=patience, chunk_size=chunk_size,
+        sample_weight=sample_weight, distributed=distributed, method=method,
+    )  # fmt: skip
+    spread = objective.spread()  # E_s of the best constant output
+    stall = None if ftol is None else ftol * spread  # "converged": the objective fell by at most this
+    # the step's objective at the last window + 1 epochs, carried on by a resumed run
+    merits = collections.deque([] if resume is None else resume.merits, maxlen=window + 1)
+
+    # -- what watches the run ---------------------------------------------------------------------
+    done = 0 if resume is None else resume.epochs
+    watchers = _watchers(handlers, writer, logdir, log_every, check_every, (x, d), progress, max_epochs, done)
+    result = _first_result(step.method, resume, done)
+    # One readback per epoch either way; on the CPU reading each 0-d tensor beats stacking them.
+    on_cpu = plain[0].device.type == "cpu"
+    scale = step.loss_scale
+    began = time.perf_counter() - (0.0 if resume is None else resume.seconds)
+    epoch, reason, state = done, None, None
+    try:
+        evaluate, take, history = step.evaluate, snapshots.take, result.loss_history
+        for epoch in range(done, max(done, max_epochs) + 1):
+            # evaluate at w_k: E, the largest error, the largest |w| and the validation SSE
+            E, max_err = evaluate()  # no step hands back an E with a graph
+            readings = [E, max_err, take(epoch)]
+            if early is not None:
+                readings.append(early.reading())
+            # the one host sync of the epoch
+            E_k, max_k, w_max, *val = (
+                [r.item() for r in readings] if on_cpu else torch.stack(readings).tolist()
+            )
+            E_k *= scale
+            history.append(E_k)
+            if val:
+                result.val_history.append(val[0])
+
+            # stop?
+            if not math.isfinite(E_k) or not math.isfinite(w_max):
+                reason = "diverged"
+            elif tol is not None and max_k < tol:
+                reason = "tol"
+            elif early is not None and early.update(epoch, val[0]):
+                reason = "early_stopping"
+            elif stall is not None and _stalled(merits, step.merit(E_k), window, stall):
+                reason = "converged"
+            elif epoch >= max_epochs:
+                reason = "max_epochs"
+            elif callback is not None:
+                result.epochs, result.final_loss, result.max_abs_error = epoch, E_k, max_k
+                result.seconds = time.perf_counter() - began
+                result.solver_state = step.state_dict()
+                stop = callback(epoch, result) is False
+                if distributed:
+                    stop = any_rank(stop, weights[0].device)  # a stop on one rank stops them all
+                if stop:
+                    reason = "callback"
+            # log
+            if watchers:
+                state = EpochState(epoch, E_k, max_k, val[0] if val else None, reason, step, model)
+                for watcher in watchers:
+                    watcher.epoch(state)
+            if reason is not None:
+                break
+
+            # step: w_{k+1}
+            step.step()
+            if step.stop_reason is not None:  # no step was taken: the run ends at w_k
+                reason = step.stop_reason
+                if watchers:
+                    state.reason = reason
+                break
+            for watcher in watchers:
+                watcher.stepped(state)
+    except BaseException:
+        for watcher in watchers:
+            watcher.abandon()
+        raise
+    finally:
+        objective.release()
+
+    # -- the weights to return, and what they score -----------------------------------------------
+    result.epochs, result.stop_reason, result.converged = epoch, reason, reason == "tol"
+    result.final_loss, result.max_abs_error = E_k, max_k
+    _restore(reason, plain, snapshots, early, epoch, objective, result)
+    result.solver_state, result.evidence, result.merits = step.state_dict(), step.evidence(), list(merits)
+    result.r2 = 1 - result.final_loss / spread if spread > 0 else math.nan
+    result.seconds = time.perf_counter() - began
+    settings = dict(
+        method=step.method, lr=lr, max_epochs=max_epochs, tol=tol, batch_size=batch_size, momentum=momentum,
+        patience=patience,
+    )  # fmt: skip
+    _close(watchers, state, model, result, settings)
+    return result
+
+
+def _start(
+    model: SigmoidMLP, x, d, *, lr, momentum, batch_size, shuffle, generator, options, resume, validation,
+    patience, chunk_size, sample_weight, distributed, method,
+) -> tuple:  # fmt: skip
+    """The weights (and the same storage outside autograd), the objective, the step, early stopping,
+    and the snapshots of the weights that a diverged run goes back to."""
+    weights = list(model.weights)
+    plain = [W.detach() for W in weights]  # the same storage, outside autograd
+    if distributed:
+        broadcast_(weights)  # every rank starts from rank 0's w_0, as DistributedDataParallel does
+    objective = Objective(
+        model, x, d, sample_weight=sample_weight, chunk_size=chunk_size, distributed=distributed
+    )
+    step: Step = make_step(
+        method, objective, lr=lr, momentum=momentum, batch_size=batch_size, shuffle=shuffle,
+        generator=generator, options=options,
+    )  # fmt: skip
+    if resume is not None and resume.solver_state:
+        step.load_state_dict(resume.solver_state)
+    early = None
+    if validation is not None:
+        val_objective = Objective(model, *validation, chunk_size=chunk_size, distributed=distributed)
+        early = _EarlyStopping(val_objective, plain, patience)
+    snapshots = _Snapshots(plain)  # w_k and w_{k−1}: restored if w_k or E(w_k) is not finite
+    return weights, plain, objective, step, early, snapshots
+
+
+def _first_result(method: str, resume: TrainResult | None, done: int) -> TrainResult:
+    """The record a run starts with: empty, or the resumed run's first ``done`` epochs."""
+    result = TrainResult(0, False, "max_epochs", math.nan, math.nan, method=method)
+    if resume is not None:
+        result.loss_history = list(resume.loss_history[:done])
+        result.val_history = list(resume.val_history[:done])
+    return result
+
+
+def _close(watchers, state, model: SigmoidMLP, result: TrainResult, settings: dict) -> None:
+    """Tell every watcher the run is over: its settings (as hparams) and what it reached."""
+    hparams = _hparams(model, **settings)
+    metrics = {
+        "final_loss": result.final_loss,
+        "max_abs_error": result.max_abs_error,
+        "epochs": result.epochs,
+    }
+    for watcher in watchers:
+        watcher.close(state, hparams, metrics)
+
+
+def _watchers(handlers, writer, logdir, log_every, check_every, points, progress, max_epochs, done) -> list:
+    """The handlers given, then TensorBoard and the progress bar where asked for."""
+    watchers = list(handlers)
+    if writer is not None or logdir is not None:
+        watchers.append(
+            TensorBoard(writer, logdir, log_every=log_every, check_every=check_every, points=points)
+        )
+    if progress:
+        watchers.append(ProgressBar(max_epochs, initial=min(done, max_epochs)))
+    return watchers
+
+
+def _restore(reason, plain, snapshots, early, epoch, objective, result) -> None:
+    """After a divergence or early stopping, put back the weights to return and score them."""
+    restore = {"diverged": lambda: snapshots.previous(epoch), "early_stopping": lambda: early.weights}.get(
+        reason
+    )
+    if restore is not None:
+        with torch.no_grad():
+            torch._foreach_copy_(plain, restore())
+        E, max_err = objective.error()
+        result.final_loss, result.max_abs_error = E.item(), max_err.item()
+
+
+def _stalled(merits: collections.deque, merit: float | None, window: int, stall: float) -> bool:
+    """Append ``merit``; whether it is at most ``stall`` below the one ``window`` epochs back.
+
+    ``None`` (the step's objective changed its form) starts the record afresh."""
+    if merit is None:
+        merits.clear()
+        return False
+    merits.append(merit)
+    return len(merits) > window and merits[0] - merit <= stall
+
+
+def _hparams(model: SigmoidMLP, **settings) -> dict:
+    """The run's settings and the model's sizes and backend as TensorBoard hparams.
+
+    ``None`` has no hparam type, so it is written as a word: ``"full"`` for ``batch_size``, else ``"none"``.
+    """
+    hparams = {
+        name: ("full" if name == "batch_size" else "none") if value is None else value
+        for name, value in settings.items()
+    }
+    return {**hparams, "sizes": "-".join(map(str, model.sizes)), "backend": model.backend}
+
+
+def _train_restarts(model: SigmoidMLP, restarts: int, generator, logdir, run: dict) -> TrainResult:
+    """``restarts=k``: :func:`train` from ``k`` starts, the model left with the best one's weights.
+
+    Start 0 trains the model's weights as they are; start ``i ≥ 1`` first redraws them by
+    ``model.reset_parameters`` with ``torch.Generator().manual_seed(s0 + i)``, which also shuffles its
+    mini-batches, where ``s0`` is ``generator.initial_seed()`` (or, without a generator, one number
+    drawn from torch's global generator). With a ``tol``, the first start that reaches it ends the
+    run; otherwise every start runs to its own stop and the best is chosen by :func:`_rank`.
+    """
+    if run["writer"] is not None:
+        raise ValueError("with restarts, pass logdir= (each start logs to logdir/start<i>), not writer=")
+    s0 = generator.initial_seed() if generator is not None else int(torch.randint(2**62, ()).item())
+    results: list[TrainResult] = []
+    best, best_weights = 0, None
+    began = time.perf_counter()
+    for i in range(restarts):
+        start_generator = generator
+        if i > 0:
+            start_generator = torch.Generator().manual_seed(s0 + i)
+            model.reset_parameters(generator=start_generator)
+        start_logdir = None if logdir is None else os.path.join(str(logdir), f"start{i}")
+        results.append(_train_one(model, generator=start_generator, logdir=start_logdir, **run))
+        if best_weights is None or _rank(results[i]) < _rank(results[best]):
+            best, best_weights = i, [W.detach().clone() for W in model.weights]
+        if results[i].stop_reason == "tol":
+            break
+    with torch.no_grad():
+        torch._foreach_copy_([W.detach() for W in model.weights], best_weights)
+    return dataclasses.replace(
+        results[best], restarts=results, start=best, seconds=time.perf_counter() - began
+    )
+
+
+#: A start whose training ``R²`` is below this has collapsed (explains less than half the variance):
+#: it is chosen only where every start has.
+COLLAPSED_R2 = 0.5
+
+
+def _rank(result: TrainResult) -> tuple:
+    """Smaller is better, in this order: a start that reached ``tol``; one that did not collapse
+    (``r2 ≥ COLLAPSED_R2``); then, by what does not reward fitting the noise where there is such a
+    thing, the lowest validation SSE (held-out points), the highest evidence (``"br"``), else the
+    lowest ``E``; the lowest largest error breaks ties."""
+    collapsed = not result.r2 >= COLLAPSED_R2
+    if result.val_history:
+        merit = min(result.val_history)
+    elif math.isfinite(result.evidence):
+        merit = -result.evidence
+    else:
+        merit = result.final_loss
+    return (not result.converged, collapsed, merit, result.max_abs_error)
