@@ -48,6 +48,7 @@ import signal
 import sys
 import threading
 import traceback
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -67,7 +68,7 @@ from ..training.distributed import (
     is_distributed,
     is_main_process,
 )
-from ..training.loop import TrainResult
+from ..training.loop import ConvergenceWarning, TrainResult
 from . import options
 from .csv_data import DataError, fingerprint, read_csv, write_csv
 from .demo import sine_demo
@@ -243,12 +244,12 @@ def _estimator(
             solver=args.solver,
             device=str(device),
             seed=0 if args.seed is None else args.seed,
+            restarts=1,
         )
         est.fit(X, y)
-        # predict matches a CSV's columns to the inputs by these names; --resume checks the points
-        est.feature_names_in_ = np.asarray(input_names, dtype=object)
-        est.data_fingerprint_ = fingerprint(X, y)
-        return est.set_params(max_epochs=args.epochs, warm_start=True)
+        _name_inputs(est, input_names, X, y)
+        # the fit itself is a fresh one from these weights, with the starts asked for
+        return est.set_params(max_epochs=args.epochs, restarts=args.restarts)
     est = _load_model(args.resume, str(device))
     n, sizes = X.shape[1], est.model_.sizes
     if est.n_features_in_ != n:
@@ -337,6 +338,12 @@ def _fit(args: argparse.Namespace) -> int:
         torch.set_num_threads(threads)
 
 
+def _name_inputs(est: SigmoidMLPRegressor, input_names, X, y) -> None:
+    """What ``predict`` matches a CSV's columns by, and what ``--resume`` checks the points with."""
+    est.feature_names_in_ = np.asarray(input_names, dtype=object)
+    est.data_fingerprint_ = fingerprint(X, y)
+
+
 def _fit_run(args, device, X, y, input_names, target_name, what, demo) -> int:
     """``fit`` once the data is read and the outputs are checked."""
     T = X.shape[0]
@@ -360,11 +367,8 @@ def _fit_run(args, device, X, y, input_names, target_name, what, demo) -> int:
         print(f"fitting {what}{formula}: {T} points, {settings}")
     total = est.max_epochs if est.max_epochs is not None else MAX_EPOCHS[est.result_.method]
     bar = None if args.quiet else _progress_bar(total=total, initial=done)
-    writer = None
-    if args.logdir is not None:
-        from torch.utils.tensorboard import SummaryWriter
-
-        writer = SummaryWriter(log_dir=str(args.logdir))
+    # the run logs itself (each start beyond the first in a folder of its own); the figure follows
+    est.set_params(logdir=None if args.logdir is None else str(args.logdir))
 
     def callback(epoch: int, result: TrainResult) -> bool:
         # epoch counts from the start of the run, and result is the run so far
@@ -372,16 +376,23 @@ def _fit_run(args, device, X, y, input_names, target_name, what, demo) -> int:
             bar.set_postfix(
                 E=f"{result.final_loss:.3e}", max_err=f"{result.max_abs_error * unit:.3g}", refresh=False
             )
+            if epoch < bar.n:  # the next start
+                bar.reset(total=bar.total)
             bar.update(epoch - bar.n)
         if args.checkpoint_every is not None and epoch > done and epoch % args.checkpoint_every == 0:
-            # est.result_ is now the record of a run stopped here: the same file as a Ctrl-C there
+            # est.result_ is now the record of a run stopped here (of the start that is running):
+            # the same file as a Ctrl-C there
+            _name_inputs(est, input_names, X, y)
             est.save(args.save)
         return not stop.asked
 
     try:
         with _StopRequest() as stop:
             try:
-                est.fit(X, y, callback=callback, writer=writer)
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", ConvergenceWarning)
+                    est.fit(X, y, callback=callback)
+                _name_inputs(est, input_names, X, y)
             except ValueError as exc:
                 if args.resume is None:
                     raise
@@ -394,32 +405,18 @@ def _fit_run(args, device, X, y, input_names, target_name, what, demo) -> int:
             est.save(args.save)
         prediction = est.predict(X)  # (T,), in the target's units
         max_error = (prediction - y).abs().max().item()
-        figure_note = ""
-        if args.plot is not None or writer is not None:
-            try:
-                require_matplotlib()
-            except MissingDependencyError:
-                figure_note = " (no figure: matplotlib is not installed)"
-            else:
-                title = f"{_architecture(sizes)}, {result.epochs} epochs, max |error| {max_error:.3g}"
-                figure = fit_figure(
-                    X, y, est.predict, result.loss_history, tol=est.tol, input_names=input_names,
-                    target_name=target_name, title=title,
-                )  # fmt: skip
-                if args.plot is not None:
-                    with atomic_path(args.plot) as tmp:
-                        figure.savefig(tmp, format=args.plot.suffix.lstrip(".").lower(), dpi=100)
-                if writer is not None:
-                    writer.add_figure("fit", figure, global_step=result.epochs)
+        figure_note = _figure(args, est, result, X, y, input_names, target_name, max_error)
     finally:
         if bar is not None:
             bar.close()
-        if writer is not None:
-            writer.close()
     interrupted = result.stop_reason == "callback"
 
     outputs = {"model": args.save, "plot": args.plot, "TensorBoard": args.logdir}
     _report(result, est, T, input_names, target_name, device, done, max_error, outputs, figure_note)
+    if not args.quiet:
+        for warning in caught:
+            if issubclass(warning.category, ConvergenceWarning):
+                print(f"{PROG}: warning: {warning.message}", file=sys.stderr)
 
     if interrupted:
         # SIGINT or SIGTERM here; another rank's stop (under torchrun) counts as a Ctrl-C
@@ -429,6 +426,30 @@ def _fit_run(args, device, X, y, input_names, target_name, what, demo) -> int:
     return EXIT_OK
 
 
+def _figure(args, est, result, X, y, input_names, target_name, max_error) -> str:
+    """The fit's figure to ``--plot`` and to TensorBoard (``--logdir``); a note when there is none."""
+    if args.plot is None and args.logdir is None:
+        return ""
+    try:
+        require_matplotlib()
+    except MissingDependencyError:
+        return " (no figure: matplotlib is not installed)"
+    title = f"{_architecture(est.model_.sizes)}, {result.epochs} epochs, max |error| {max_error:.3g}"
+    figure = fit_figure(
+        X, y, est.predict, result.loss_history, tol=est.tol, input_names=input_names,
+        target_name=target_name, title=title,
+    )  # fmt: skip
+    if args.plot is not None:
+        with atomic_path(args.plot) as tmp:
+            figure.savefig(tmp, format=args.plot.suffix.lstrip(".").lower(), dpi=100)
+    if args.logdir is not None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        with SummaryWriter(log_dir=str(args.logdir)) as writer:
+            writer.add_figure("fit", figure, global_step=result.epochs)
+    return ""
+
+
 def _report(result, est, T, input_names, target_name, device, done, max_error, outputs, figure_note) -> None:
     """The table at the end of ``fit``: what was fitted, how well, and where the outputs went."""
     n = len(input_names)
@@ -436,6 +457,7 @@ def _report(result, est, T, input_names, target_name, device, done, max_error, o
         ("points", f"{T} ({n} input{'s' if n > 1 else ''}: {', '.join(input_names)}; target: {target_name})"),
         ("architecture", f"{_architecture(est.model_.sizes)} on {device}"),
         ("epochs", f"{result.epochs}" + (f" ({done} before --resume)" if done else "")),
+        *_starts(result),
         ("E", f"{result.final_loss:.4e} (scaled targets)"),
         ("max |error|", f"{max_error:.4g}" + ("" if est.tol is None else f" (tol {est.tol:g})")),
         ("result", _verdict(result, est.tol, max_error)),
@@ -448,6 +470,14 @@ def _report(result, est, T, input_names, target_name, device, done, max_error, o
         rows.append((label, value + (figure_note if label != "model" else "")))
     for label, value in rows:
         print(f"{label:<13} {value}")
+
+
+def _starts(result: TrainResult) -> list[tuple[str, str]]:
+    """The report's line on the starts, when there were several."""
+    if len(result.restarts) <= 1:
+        return []
+    stops = ", ".join(r.stop_reason for r in result.restarts)
+    return [("starts", f"{len(result.restarts)}, the best is start {result.start} (stops: {stops})")]
 
 
 def _target_unit(est: SigmoidMLPRegressor) -> float:

@@ -32,6 +32,11 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{command}: {message}" if command else message)
 
 
+def _restarts(text: str):
+    """``auto`` or a positive number of starts."""
+    return text if text == "auto" else _positive_int(text)
+
+
 def _integer(low: int, high: int | None = None):
     """An argparse ``type`` for the integers :func:`~torch_sigmoid_mlp._checks.check_integer` takes."""
 
@@ -107,6 +112,14 @@ def _fit_options(commands, run) -> None:
         default="auto",
         help="how the weights are found (default: auto, chosen from the problem: LM to a --tol, "
         "Bayesian-regularised LM without one, L-BFGS for large networks)",
+    )
+    fit.add_argument(
+        "--restarts",
+        type=_restarts,
+        default="auto",
+        metavar="K",
+        help="starts to fit from, or auto (default): up to 10 with a --tol, the first to reach it "
+        "ending the fit; else 3 for a small network (the best kept), 1 for a large one",
     )
     fit.add_argument(
         "--lr",

@@ -589,11 +589,15 @@ class SigmoidMLPRegressor:
         return check_params(self.get_params())
 
 
-@functools.cache
 def _warn_if_far(result: TrainResult) -> None:
     """A :class:`~torch_sigmoid_mlp.ConvergenceWarning` when the fit explains less than half of the
     targets' variance on the training points (``result.r2 < COLLAPSED_R2``)."""
-    if not result.r2 < COLLAPSED_R2 or result.stop_reason == "callback":
+    if (
+        result.r2 is None
+        or result.r2 >= COLLAPSED_R2
+        or result.stop_reason == "callback"
+        or not result.epochs
+    ):
         return
     warnings.warn(
         f"the fit explains only {100 * max(result.r2, 0.0):.0f} % of the targets' variance on the "
@@ -606,6 +610,7 @@ def _warn_if_far(result: TrainResult) -> None:
     )
 
 
+@functools.cache
 def _parameter_names(cls) -> tuple[str, ...]:
     """The constructor's keyword arguments, in its order (scikit-learn reads them the same way)."""
     return tuple(name for name in inspect.signature(cls.__init__).parameters if name != "self")

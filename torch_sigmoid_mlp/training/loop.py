@@ -67,11 +67,12 @@ class TrainResult:
             ``"lm"``; ``μ, γ, α, β`` for ``"br"``; the ``torch.optim`` state otherwise); ``train``'s
             ``resume=`` takes it back.
         r2: ``1 − final_loss / E_0``, the training ``R²`` on the (scaled) targets, with ``E_0 =
-            ½·Σ_t s_t ‖d_t − d̄‖²`` the error of the best constant output (``nan`` if ``E_0 = 0``).
+            ½·Σ_t s_t ‖d_t − d̄‖²`` the error of the best constant output (``None`` if ``E_0 = 0``).
         evidence: ``"br"``: ``ln p(D | α, β)`` at the returned weights, by the Laplace approximation
-            (SPEC.md, "Several starts"); higher is better. ``nan`` for the other solvers.
-        merits: the objective at the last ``window + 1`` epochs, which the ``ftol`` test looks back
-            over; a resumed run goes on from them, so that it stops where an unbroken one would.
+            (SPEC.md, "Several starts"); higher is better. ``None`` for the other solvers.
+        merits: ``[k, objective]`` at the last ``window + 1`` epochs that the ``ftol`` test read, for
+            a solver whose objective is not ``E`` (``"br"``); a resumed run goes on from them (or
+            from ``loss_history``), so that it stops where an unbroken one would.
     """
 
     epochs: int
@@ -86,9 +87,9 @@ class TrainResult:
     start: int = 0
     method: str = "sgd"
     solver_state: dict = field(default_factory=dict)
-    r2: float = math.nan
-    evidence: float = math.nan
-    merits: list[float] = field(default_factory=list)
+    r2: float | None = None
+    evidence: float | None = None
+    merits: list[list[float]] = field(default_factory=list)
 
 
 def _check_points(
@@ -312,13 +313,16 @@ def train(
         method: the solver, a name in :data:`METHODS` or ``"auto"``
             (:func:`~torch_sigmoid_mlp.solvers.choose_method`), or a factory
             ``params -> torch.optim.Optimizer``.
-        restarts: train from this many starts and keep the best: converged first, then the lowest
-            ``max_abs_error``; the model ends with its weights. Start 0 is the model's weights as
-            passed; start ``i ≥ 1`` redraws them with ``model.reset_parameters`` and
-            ``torch.Generator().manual_seed(s0 + i)`` (which also shuffles its mini-batches),
-            ``s0`` being ``generator.initial_seed()``, or without a generator one number drawn from
-            torch's global generator. Each start runs to its own stop; with ``logdir`` start ``i``
-            logs to ``logdir/start<i>``.
+        restarts: train from this many starts; the model ends with the best one's weights. With a
+            ``tol`` the first start that reaches it ends the run (as a callback's stop does);
+            otherwise each start runs to its own stop, and the best is the one that did not
+            collapse (training ``R² ≥ COLLAPSED_R2``) with the lowest validation SSE, else the
+            highest evidence (``"br"``), else the lowest ``E`` (SPEC.md, "Several starts").
+            Start 0 is the model's weights as passed; start ``i ≥ 1`` redraws them with
+            ``model.reset_parameters`` and ``torch.Generator().manual_seed(s0 + i)`` (which also
+            shuffles its mini-batches), ``s0`` being ``generator.initial_seed()``, or without a
+            generator one number drawn from torch's global generator. With ``logdir`` start 0
+            logs to ``logdir`` and start ``i ≥ 1`` to ``logdir/start<i>``.
         sample_weight: ``s_t ≥ 0`` per point, ``(T,)``: SPEC.md's ``E_s``; points with ``s_t = 0``
             are not fitted and not held to ``tol``.
         ftol: stop as ``"converged"`` once the objective falls by at most ``ftol · E_0`` over
@@ -460,9 +464,7 @@ def _train_one(
         sample_weight=sample_weight, distributed=distributed, method=method,
     )  # fmt: skip
     spread = objective.spread()  # E_s of the best constant output
-    stall = None if ftol is None else ftol * spread  # "converged": the objective fell by at most this
-    # the step's objective at the last window + 1 epochs, carried on by a resumed run
-    merits = collections.deque([] if resume is None else resume.merits, maxlen=window + 1)
+    merits = _Merits(step, ftol, window, spread, resume)
 
     # -- what watches the run ---------------------------------------------------------------------
     done = 0 if resume is None else resume.epochs
@@ -497,14 +499,13 @@ def _train_one(
                 reason = "tol"
             elif early is not None and early.update(epoch, val[0]):
                 reason = "early_stopping"
-            elif stall is not None and _stalled(merits, step.merit(E_k), window, stall):
+            elif merits.stalled(epoch, E_k):
                 reason = "converged"
             elif epoch >= max_epochs:
                 reason = "max_epochs"
             elif callback is not None:
-                result.epochs, result.final_loss, result.max_abs_error = epoch, E_k, max_k
-                result.seconds = time.perf_counter() - began
-                result.solver_state = step.state_dict()
+                # the record of a run stopped here, which a checkpoint keeps
+                _record(result, epoch, E_k, max_k, time.perf_counter() - began, step, spread, merits)
                 stop = callback(epoch, result) is False
                 if distributed:
                     stop = any_rank(stop, weights[0].device)  # a stop on one rank stops them all
@@ -535,12 +536,10 @@ def _train_one(
         objective.release()
 
     # -- the weights to return, and what they score -----------------------------------------------
-    result.epochs, result.stop_reason, result.converged = epoch, reason, reason == "tol"
-    result.final_loss, result.max_abs_error = E_k, max_k
-    _restore(reason, plain, snapshots, early, epoch, objective, result)
-    result.solver_state, result.evidence, result.merits = step.state_dict(), step.evidence(), list(merits)
-    result.r2 = 1 - result.final_loss / spread if spread > 0 else math.nan
-    result.seconds = time.perf_counter() - began
+    result.stop_reason, result.converged = reason, reason == "tol"
+    _record(result, epoch, E_k, max_k, 0.0, step, spread, merits)
+    _restore(reason, plain, snapshots, early, epoch, objective, result, spread)
+    result.evidence, result.seconds = step.evidence(), time.perf_counter() - began
     settings = dict(
         method=step.method, lr=lr, max_epochs=max_epochs, tol=tol, batch_size=batch_size, momentum=momentum,
         patience=patience,
@@ -609,7 +608,14 @@ def _watchers(handlers, writer, logdir, log_every, check_every, points, progress
     return watchers
 
 
-def _restore(reason, plain, snapshots, early, epoch, objective, result) -> None:
+def _record(result: TrainResult, epoch, E_k, max_k, seconds, step, spread, merits: _Merits) -> None:
+    """``result`` as the record of a run that stops at ``epoch`` (``E_k``, ``max_k`` its readings)."""
+    result.epochs, result.final_loss, result.max_abs_error, result.seconds = epoch, E_k, max_k, seconds
+    result.solver_state, result.merits = step.state_dict(), merits.kept()
+    result.r2 = 1 - E_k / spread if spread > 0 else None
+
+
+def _restore(reason, plain, snapshots, early, epoch, objective, result, spread: float) -> None:
     """After a divergence or early stopping, put back the weights to return and score them."""
     restore = {"diverged": lambda: snapshots.previous(epoch), "early_stopping": lambda: early.weights}.get(
         reason
@@ -619,17 +625,43 @@ def _restore(reason, plain, snapshots, early, epoch, objective, result) -> None:
             torch._foreach_copy_(plain, restore())
         E, max_err = objective.error()
         result.final_loss, result.max_abs_error = E.item(), max_err.item()
+        result.r2 = 1 - result.final_loss / spread if spread > 0 else None
 
 
-def _stalled(merits: collections.deque, merit: float | None, window: int, stall: float) -> bool:
-    """Append ``merit``; whether it is at most ``stall`` below the one ``window`` epochs back.
+class _Merits:
+    """The ``ftol`` test: the step's objective at the last ``window + 1`` epochs, and whether it fell
+    by at most ``ftol · E_0`` over them.
 
-    ``None`` (the step's objective changed its form) starts the record afresh."""
-    if merit is None:
-        merits.clear()
-        return False
-    merits.append(merit)
-    return len(merits) > window and merits[0] - merit <= stall
+    Where the objective is ``E`` itself a resumed run reads it back from the loss history; the other
+    steps' (Bayesian regularisation's ``F/(2β)``) travel in :attr:`TrainResult.merits`.
+    """
+
+    def __init__(self, step: Step, ftol: float | None, window: int, spread: float, resume) -> None:
+        self.step, self.window = step, window
+        self.stall = None if ftol is None else ftol * spread
+        self.of_E = type(step).merit is Step.merit
+        before = []
+        if resume is not None and self.of_E:
+            history, done = resume.loss_history, resume.epochs
+            before = [(k, history[k]) for k in range(max(0, done - window - 1), done) if k < len(history)]
+        elif resume is not None:
+            before = [tuple(m) for m in resume.merits if m[0] < resume.epochs]
+        self.record = collections.deque(before, maxlen=window + 1)
+
+    def stalled(self, epoch: int, E_k: float) -> bool:
+        """Record epoch ``epoch``; whether the objective fell by at most the threshold over the window."""
+        if self.stall is None:
+            return False
+        merit = self.step.merit(E_k)
+        if merit is None:  # the step's objective changed its form: look no further back
+            self.record.clear()
+            return False
+        self.record.append((epoch, merit))
+        return len(self.record) > self.window and self.record[0][1] - merit <= self.stall
+
+    def kept(self) -> list[list[float]]:
+        """What a resumed run needs: nothing where the loss history holds it."""
+        return [] if self.of_E else [list(m) for m in self.record]
 
 
 def _hparams(model: SigmoidMLP, **settings) -> dict:
@@ -651,10 +683,13 @@ def _train_restarts(model: SigmoidMLP, restarts: int, generator, logdir, run: di
     ``model.reset_parameters`` with ``torch.Generator().manual_seed(s0 + i)``, which also shuffles its
     mini-batches, where ``s0`` is ``generator.initial_seed()`` (or, without a generator, one number
     drawn from torch's global generator). With a ``tol``, the first start that reaches it ends the
-    run; otherwise every start runs to its own stop and the best is chosen by :func:`_rank`.
+    run, as does a callback's stop; otherwise every start runs to its own stop and the best is
+    chosen by :func:`_rank`.
     """
     if run["writer"] is not None:
-        raise ValueError("with restarts, pass logdir= (each start logs to logdir/start<i>), not writer=")
+        raise ValueError(
+            "with restarts, pass logdir= (start 0 logs to it, start i to logdir/start<i>), not writer="
+        )
     s0 = generator.initial_seed() if generator is not None else int(torch.randint(2**62, ()).item())
     results: list[TrainResult] = []
     best, best_weights = 0, None
@@ -664,11 +699,13 @@ def _train_restarts(model: SigmoidMLP, restarts: int, generator, logdir, run: di
         if i > 0:
             start_generator = torch.Generator().manual_seed(s0 + i)
             model.reset_parameters(generator=start_generator)
-        start_logdir = None if logdir is None else os.path.join(str(logdir), f"start{i}")
+        # start 0 logs where one start would, so that a fit whose first start is enough looks like one
+        start_logdir = None if logdir is None or i == 0 else os.path.join(str(logdir), f"start{i}")
+        start_logdir = logdir if i == 0 else start_logdir
         results.append(_train_one(model, generator=start_generator, logdir=start_logdir, **run))
         if best_weights is None or _rank(results[i]) < _rank(results[best]):
             best, best_weights = i, [W.detach().clone() for W in model.weights]
-        if results[i].stop_reason == "tol":
+        if results[i].stop_reason in ("tol", "callback"):  # reached, or asked to stop
             break
     with torch.no_grad():
         torch._foreach_copy_([W.detach() for W in model.weights], best_weights)
@@ -687,10 +724,10 @@ def _rank(result: TrainResult) -> tuple:
     (``r2 ≥ COLLAPSED_R2``); then, by what does not reward fitting the noise where there is such a
     thing, the lowest validation SSE (held-out points), the highest evidence (``"br"``), else the
     lowest ``E``; the lowest largest error breaks ties."""
-    collapsed = not result.r2 >= COLLAPSED_R2
+    collapsed = result.r2 is not None and not result.r2 >= COLLAPSED_R2
     if result.val_history:
         merit = min(result.val_history)
-    elif math.isfinite(result.evidence):
+    elif result.evidence is not None and math.isfinite(result.evidence):
         merit = -result.evidence
     else:
         merit = result.final_loss

@@ -110,26 +110,30 @@ def choose_method(P: int, N: int, *, tol: bool, validation: bool, batch_size: in
 
 
 def choose_restarts(method: str, P: int, N: int, *, tol: bool) -> int:
-    r"""How many starts ``restarts="auto"`` makes, from the cost of one.
+    r"""How many starts ``restarts="auto"`` makes, from the solver and the cost of one start.
 
     .. code-block:: text
 
-        a tol                         →  MAX_STARTS_TOL   (the first start that reaches it ends the fit)
-        "lm"/"br", N·P² + P³ ≤ C      →  3                (the best by evidence or held-out error)
-        otherwise                     →  1
+        "lm"/"br", N·P² + P³ ≤ C, a tol    →  MAX_STARTS_TOL  (the first start that reaches it ends the fit)
+        "lm"/"br", N·P² + P³ ≤ C, no tol   →  3               (the best by held-out error or evidence kept)
+        "lm"/"br", a larger epoch, a tol   →  3
+        otherwise                          →  1
 
-    ``C = CHEAP_START`` flops per epoch: below it a start of tens of epochs costs milliseconds.
+    ``C = CHEAP_START`` flops per epoch: below it a start of tens to hundreds of epochs costs
+    milliseconds to a second. A start of the first-order solvers costs thousands of epochs, and
+    one is all ``"auto"`` spends on it.
 
     Example::
 
         >>> choose_restarts("br", 97, 100, tol=False), choose_restarts("lm", 97, 100, tol=True)
         (3, 10)
     """
+    if method not in ("lm", "br"):
+        return 1
+    cheap = N * P**2 + P**3 <= CHEAP_START
     if tol:
-        return MAX_STARTS_TOL
-    if method in ("lm", "br") and N * P**2 + P**3 <= CHEAP_START:
-        return 3
-    return 1
+        return MAX_STARTS_TOL if cheap else 3
+    return 3 if cheap else 1
 
 
 #: ``restarts="auto"`` with a ``tol``: at most this many starts, the first to reach it ending the fit.
@@ -177,9 +181,9 @@ class Step:
         """
         return E
 
-    def evidence(self) -> float:
-        """``ln p(D | α, β)`` at the current weights where the solver has one (``"br"``), else ``nan``."""
-        return math.nan
+    def evidence(self) -> float | None:
+        """``ln p(D | α, β)`` at the current weights where the solver has one (``"br"``), else ``None``."""
+        return None
 
     def state_dict(self) -> dict:
         return {}
@@ -689,19 +693,19 @@ class BayesianRegularization(LevenbergMarquardt):
             return E
         return self._objective_value(E, self._flat()) / (2 * self.beta)
 
-    def evidence(self) -> float:
+    def evidence(self) -> float | None:
         r"""``ln p(D | α, β) ≈ −F(w) − ½·ln det H + Σ_l (P_l/2)·ln(2α_l) + (N/2)·ln(β/π)`` at ``w``.
 
         MacKay's evidence by the Laplace approximation (SPEC.md, "Several starts"), with one ``α_l``
-        per layer; ``nan`` while ``α_l, β`` are not yet estimated.
+        per layer; ``None`` while ``α_l, β`` are not yet estimated.
         """
         if self._searching or self.alphas[0] == 0.0:
-            return math.nan
+            return None
         A, _, E, _ = self.objective.gauss_newton()
         w = self._flat()
         factor, info = torch.linalg.cholesky_ex(self._hessian(A, w))
         if info.item() != 0:
-            return math.nan
+            return None
         log_det = 2 * factor.diagonal().log().sum().item()
         prior = sum(n / 2 * math.log(2 * a) for n, a in zip(self._numels, self.alphas))
         F = self._objective_value(E.item(), w)
