@@ -128,6 +128,32 @@ def test_fit_takes_the_same_steps_as_the_estimator(tmp_path, points_csv):
     assert saved.result_.loss_history == reg.result_.loss_history, "E per epoch differs from the estimator's"
 
 
+@pytest.mark.parametrize("solver", ["br", "lm"])
+def test_a_cosine_is_fitted_to_its_bound_by_br_and_lm_with_checkpoints(tmp_path, solver):
+    """30 points of a cosine, hidden 6-6: br once shrank this network to a constant (exit 1)."""
+    x = np.linspace(-2.0, 2.0, 30)
+    lines = ["x,y"] + [f"{a!r},{b!r}" for a, b in zip(x.tolist(), np.cos(1.5 * x).tolist())]
+    (tmp_path / "c.csv").write_text("\n".join(lines) + "\n")
+    run = cli("fit", "c.csv", "--solver", solver, "--hidden", "6", "6", "--tol", "0.02", "--save", "m.pt",
+              "--checkpoint-every", "5", cwd=tmp_path)  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "converged: |F(x_t) - d_t| < 0.02 at every test point" in run.stdout, run.stdout
+
+
+def test_a_fit_without_tol_says_it_stopped_once_epochs_no_longer_paid(tmp_path, points_csv):
+    run = cli("fit", points_csv, "--device", "cpu", cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "done: further epochs no longer lowered the loss" in run.stdout, run.stdout
+    assert "starts        3, the best is start" in run.stdout, run.stdout
+
+
+def test_the_command_line_prints_a_convergence_warning_as_one_line(tmp_path, points_csv):
+    run = cli("fit", points_csv, "--solver", "sgd", "--lr", "1e-9", "--epochs", "2", cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = run.stderr.splitlines()
+    assert any(line.startswith("torch-sigmoid-mlp: warning: the fit explains only") for line in lines), lines
+
+
 # -- interrupting and resuming ------------------------------------------------------------------------
 
 # Mini-batches, so that resuming must also restore the order in which the points are drawn.

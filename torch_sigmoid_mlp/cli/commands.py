@@ -505,6 +505,9 @@ def _verdict(result: TrainResult, tol: float | None, max_error: float) -> str:
     if result.stop_reason == "mu_max":
         reached = "" if tol is None else f", max |error| {max_error / tol:.3g} x tol"
         return f"stopped: no step of {result.method} lowers the loss (a minimum){reached}"
+    if result.stop_reason == "converged":
+        reached = "" if tol is None else f"; max |error| {max_error / tol:.3g} x tol"
+        return f"done: further epochs no longer lowered the loss (after {result.epochs}){reached}"
     if tol is None:
         return f"done: ran {result.epochs} epochs (no --tol asked for)"
     return f"not converged: max |error| is {max_error / tol:.3g} x tol after {result.epochs} epochs"
