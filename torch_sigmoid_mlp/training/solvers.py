@@ -611,11 +611,15 @@ class BayesianRegularization(LevenbergMarquardt):
         """``E_W^(l)`` of each layer (at least the smallest positive double)."""
         return [max(part.square().sum().item(), 1e-300) for part in w.split(self._numels)]
 
+    def evaluate(self) -> tuple[Tensor, Tensor]:
+        self._E_k, max_error = super().evaluate()  # E_s(w_k), which the step reads too
+        return self._E_k, max_error
+
     def step(self) -> None:
+        E_k = self._E_k.item()
         if not self._searching and self.alphas[0] == 0.0:  # "trainbr": its start at w_0
-            E = self.objective.error(self._rows)[0].item()
             self.alphas = [n / (2 * e) for n, e in zip(self._numels, self._E_W(self._flat()))]
-            beta = (self.N - sum(self._numels)) / (4 * E) if E > 0 else 0.0
+            beta = (self.N - sum(self._numels)) / (4 * E_k) if E_k > 0 else 0.0
             self.beta = beta if beta > 0 else 1.0
         if not self._searching:
             super().step()
@@ -624,7 +628,6 @@ class BayesianRegularization(LevenbergMarquardt):
                 self._load(self._w0)  # collapsed: begin again from w_0, as start="minimum"
                 self._begin_search()
             return
-        E_k = self.objective.error(self._rows)[0].item()
         super().step()
         E_new = E_k if self.stop_reason == "mu_max" else self._known[0].item()
         if self.stop_reason == "mu_max" or E_k - E_new < self.SEARCH_TOL * E_k:
