@@ -247,7 +247,6 @@ def _estimator(
             restarts=1,
         )
         est.fit(X, y)
-        _name_inputs(est, input_names, X, y)
         # the fit itself is a fresh one from these weights, with the starts asked for
         return est.set_params(max_epochs=args.epochs, restarts=args.restarts)
     est = _load_model(args.resume, str(device))
@@ -338,10 +337,15 @@ def _fit(args: argparse.Namespace) -> int:
         torch.set_num_threads(threads)
 
 
-def _name_inputs(est: SigmoidMLPRegressor, input_names, X, y) -> None:
-    """What ``predict`` matches a CSV's columns by, and what ``--resume`` checks the points with."""
-    est.feature_names_in_ = np.asarray(input_names, dtype=object)
-    est.data_fingerprint_ = fingerprint(X, y)
+def _naming(est: SigmoidMLPRegressor, input_names, X, y):
+    """A function that gives ``est`` what ``predict`` matches a CSV's columns by and what ``--resume``
+    checks the points with (a fresh ``fit`` clears the names; the fingerprint is taken once)."""
+    names, print_ = np.asarray(input_names, dtype=object), fingerprint(X, y)
+
+    def name() -> None:
+        est.feature_names_in_, est.data_fingerprint_ = names, print_
+
+    return name
 
 
 def _fit_run(args, device, X, y, input_names, target_name, what, demo) -> int:
@@ -356,6 +360,7 @@ def _fit_run(args, device, X, y, input_names, target_name, what, demo) -> int:
         raise UsageError(f"not enough memory for this network on {device}: {_one_line(exc)}") from None
     done = est.result_.epochs
     sizes = est.model_.sizes
+    name_inputs = _naming(est, input_names, X, y)
     torch.set_num_threads(_threads_for(T, sizes, device))
     unit = _target_unit(est)
 
@@ -382,7 +387,7 @@ def _fit_run(args, device, X, y, input_names, target_name, what, demo) -> int:
         if args.checkpoint_every is not None and epoch > done and epoch % args.checkpoint_every == 0:
             # est.result_ is now the record of a run stopped here (of the start that is running):
             # the same file as a Ctrl-C there
-            _name_inputs(est, input_names, X, y)
+            name_inputs()
             est.save(args.save)
         return not stop.asked
 
@@ -392,7 +397,7 @@ def _fit_run(args, device, X, y, input_names, target_name, what, demo) -> int:
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always", ConvergenceWarning)
                     est.fit(X, y, callback=callback)
-                _name_inputs(est, input_names, X, y)
+                name_inputs()
             except ValueError as exc:
                 if args.resume is None:
                     raise

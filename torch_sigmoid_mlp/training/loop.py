@@ -327,7 +327,7 @@ def train(
             are not fitted and not held to ``tol``.
         ftol: stop as ``"converged"`` once the objective falls by at most ``ftol · E_0`` over
             ``window`` epochs (see the rules above); ``None`` (default) never stops on it.
-            :data:`~torch_sigmoid_mlp.solvers.FTOL` holds the estimator's per-solver defaults.
+            :data:`~torch_sigmoid_mlp.solvers.CONVERGENCE` holds the estimator's per-solver defaults.
         window: the epochs that ``ftol`` looks back over.
         options: the solver's own settings (``mu``, ``mu_increase``, ``mu_decrease``, ``mu_max``
             for ``"lm"`` and ``"br"``; ``lr_increase``, ``lr_decrease``, ``max_increase`` for
@@ -700,8 +700,7 @@ def _train_restarts(model: SigmoidMLP, restarts: int, generator, logdir, run: di
             start_generator = torch.Generator().manual_seed(s0 + i)
             model.reset_parameters(generator=start_generator)
         # start 0 logs where one start would, so that a fit whose first start is enough looks like one
-        start_logdir = None if logdir is None or i == 0 else os.path.join(str(logdir), f"start{i}")
-        start_logdir = logdir if i == 0 else start_logdir
+        start_logdir = logdir if logdir is None or i == 0 else os.path.join(str(logdir), f"start{i}")
         results.append(_train_one(model, generator=start_generator, logdir=start_logdir, **run))
         if best_weights is None or _rank(results[i]) < _rank(results[best]):
             best, best_weights = i, [W.detach().clone() for W in model.weights]
