@@ -250,7 +250,7 @@ def test_estimator_solver_lm_fits_a_sine_to_its_tol(seed):
 def test_estimator_partial_fit_with_lm_goes_on_from_the_fitted_weights():
     demo = sine_demo()
     X, y = demo.x.numpy(), demo.d.numpy()
-    reg = SigmoidMLPRegressor((8, 8), solver="lm", max_epochs=5, device="cpu").fit(X, y)
+    reg = SigmoidMLPRegressor((8, 8), solver="lm", max_epochs=5, device="cpu", restarts=1).fit(X, y)
     first = reg.result_
     reg.partial_fit(X, y)
     assert reg.result_.loss_history[0] == pytest.approx(first.final_loss, rel=1e-6)

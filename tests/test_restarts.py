@@ -38,6 +38,13 @@ def same(a: TrainResult, b: TrainResult) -> bool:
     return dataclasses.replace(a, seconds=0.0) == dataclasses.replace(b, seconds=0.0)
 
 
+def close(a: TrainResult, b: TrainResult) -> bool:
+    """The same run to float32 rounding: the same epochs and stop, ``E`` within 1e-3 at every epoch."""
+    return (a.epochs, a.stop_reason, a.start) == (b.epochs, b.stop_reason, b.start) and all(
+        abs(p - q) <= 1e-3 * max(abs(p), abs(q)) for p, q in zip(a.loss_history, b.loss_history)
+    )
+
+
 def rank(r: TrainResult):
     """train's documented choice: reached tol; did not collapse; lowest held-out SSE, highest
     evidence, else lowest E; then the lowest largest error."""
@@ -78,7 +85,8 @@ def test_a_stuck_first_start_is_replaced_by_the_best_later_one():
         best.loss_history,
     )
     assert all(r.restarts == [] for r in result.restarts)
-    assert result.seconds >= sum(r.seconds for r in result.restarts)
+    # start 0 ran alone; the others as one population, whose members each report the run's time
+    assert result.seconds >= result.restarts[0].seconds + max(r.seconds for r in result.restarts[1:])
     assert_model_holds(result, model, x, d)
 
     # start i ≥ 1 is the student drawn with seed 0 + i, trained alone
@@ -172,7 +180,8 @@ def test_estimator_restarts_are_seed_plus_i_and_survive_save_and_load(tmp_path):
     assert len(starts) == 3 and reg.result_.start == min(range(3), key=lambda i: rank(starts[i]))
     for i in (1, 2):
         alone = SigmoidMLPRegressor(**settings, restarts=1, seed=4 + i).fit(X, y)
-        assert same(alone.result_, starts[i]), f"start {i} is not the fit with seed 4 + {i}"
+        # the starts ran as one population: the same run, its batched products rounding apart
+        assert close(alone.result_, starts[i]), f"start {i} is not the fit with seed 4 + {i}"
     # the model holds the best start: its error in the units of y is the scaled one over the scale
     scale = 0.8 / (y.max() - y.min())
     assert np.abs(reg.predict(X) - y).max() == pytest.approx(reg.result_.max_abs_error / scale, rel=1e-4)

@@ -3,6 +3,10 @@
 Notation follows SPEC.md: layers ``l = 0..L``, ``y^(0) = x``, ``W^(l)`` of shape
 ``(size_{l+1}, size_l)``, ``v^(l+1) = W^(l) y^(l)``, ``y^(l+1) = σ(v^(l+1))``. Test points are
 rows, so in code ``v^(l+1) = y^(l) @ W^(l).T`` with shape ``(T, size_{l+1})``.
+
+A population of ``K`` networks (SPEC.md, "Populations") stacks member ``k``'s ``W^(l)_k`` into
+``W^(l)`` of shape ``(K, size_{l+1}, size_l)``; the same code then runs one batched product per layer,
+``(K, T, size_l) × (K, size_l, size_{l+1})``, and its signals and deltas carry the member index first.
 """
 
 from __future__ import annotations
@@ -52,7 +56,11 @@ class SigmoidMLPFunction(torch.autograd.Function):
         ∂loss/∂W^(l) = −Σ_t δ^(l+1)(t) · y^(l)(t)ᵀ
         ∂loss/∂x     = −W^(0)ᵀ δ^(1)
 
-    Inputs are ``x`` of shape ``(T, size_0)`` followed by the ``L`` weight matrices. The outputs
+    Inputs are ``x`` of shape ``(T, size_0)`` followed by the ``L`` weight matrices. For a
+    population (SPEC.md, "Populations") the weights are ``(K, size_{l+1}, size_l)``, ``x`` is
+    ``(T, size_0)`` shared by the members or ``(K, T, size_0)``, every signal and delta is
+    ``(K, T, size_l)``, and each product is one batched product: member ``k``'s deltas and
+    gradients are exactly those of network ``k`` alone. The outputs
     are the layer signals ``y^(1), …, y^(L)``: returning the intermediate ones (instead of keeping
     them as hidden state) lets ``torch.func`` and double backward see every tensor backward uses.
     ``g_l`` for ``l < L`` is zero unless a caller uses an intermediate output; it is accepted so
@@ -95,8 +103,7 @@ class SigmoidMLPFunction(torch.autograd.Function):
         ys = []
         y = x
         for W in weights:
-            # F.linear transposes W inside its kernel call: one op fewer per layer than mm(y, W.t())
-            y = F.linear(y, W).sigmoid_()  # y^(l+1) = σ(v^(l+1)), (T, size_{l+1})
+            y = _linear(y, W).sigmoid_()  # y^(l+1) = σ(v^(l+1)), (T, size_{l+1}) or (K, T, size_{l+1})
             ys.append(y)
         return tuple(ys)
 
@@ -119,10 +126,15 @@ class SigmoidMLPFunction(torch.autograd.Function):
         y_t = x_t  # ẏ^(0) = ẋ
         y_ts: list[Tensor | None] = []
         for l, W_t in enumerate(weight_ts):
-            v_t = None if y_t is None else F.linear(y_t, weights[l])  # W^(l) ẏ^(l), (T, size_{l+1})
+            v_t = None if y_t is None else _linear(y_t, weights[l])  # W^(l) ẏ^(l), (T, size_{l+1})
             if W_t is not None:
                 # v̇^(l+1) = Ẇ^(l) y^(l) + W^(l) ẏ^(l)
-                v_t = F.linear(ys[l], W_t) if v_t is None else torch.addmm(v_t, ys[l], W_t.t())
+                if v_t is None:
+                    v_t = _linear(ys[l], W_t)
+                elif W_t.dim() == 2:
+                    v_t = torch.addmm(v_t, ys[l], W_t.t())
+                else:  # a population: (K, T, size_{l+1})
+                    v_t = v_t + _linear(ys[l], W_t)
             # ẏ^(l+1) = y^(l+1) ⊙ (1 − y^(l+1)) ⊙ v̇^(l+1)
             y_t = None if v_t is None else _sigmoid_backward(v_t, ys[l + 1])
             # autograd takes no None for an output's tangent: below the lowest tangent, zeros
@@ -152,17 +164,31 @@ class SigmoidMLPFunction(torch.autograd.Function):
             if minus_delta is None:
                 grad_y = g  # ∂loss/∂y^(L) = −e
             else:
-                grad_y = torch.mm(minus_delta, weights[l])  # −W^(l)ᵀ δ^(l+1), (T, size_l)
+                grad_y = _mm(minus_delta, weights[l])  # −W^(l)ᵀ δ^(l+1), (T, size_l)
                 if g is not None:
                     grad_y = grad_y + g
             if grad_y is None:
                 continue
             minus_delta = _sigmoid_backward(grad_y, y)  # −δ^(l) = y ⊙ (1 − y) ⊙ ∂loss/∂y^(l), (T, size_l)
             if needs[l]:
-                grads[l] = torch.mm(minus_delta.t(), ys[l - 1])  # ∂/∂W^(l−1) = −δ^(l)ᵀ y^(l−1)
+                # ∂/∂W^(l−1) = −δ^(l)ᵀ y^(l−1); per member, also where y^(0) = x is shared by all
+                grads[l] = _mm(minus_delta.mT, ys[l - 1])
         if needs[0] and minus_delta is not None:
-            grads[0] = torch.mm(minus_delta, weights[0])  # ∂loss/∂x = −W^(0)ᵀ δ^(1), (T, size_0)
+            grads[0] = _mm(minus_delta, weights[0])  # ∂loss/∂x = −W^(0)ᵀ δ^(1), (T, size_0)
+            if grads[0].dim() > ys[0].dim():  # x shared by a population: the members' terms add up
+                grads[0] = grads[0].sum(0)
         return tuple(grads)
+
+
+def _linear(y: Tensor, W: Tensor) -> Tensor:
+    """``v = y W^(l)ᵀ``: ``(T, size_{l+1})``, or ``(K, T, size_{l+1})`` for a population's ``W^(l)``."""
+    # F.linear transposes W inside its kernel call: one op fewer per layer than mm(y, W.t())
+    return F.linear(y, W) if W.dim() == 2 else torch.matmul(y, W.mT)
+
+
+def _mm(a: Tensor, b: Tensor) -> Tensor:
+    """``a @ b`` as one ``mm`` for matrices, one batched product (broadcast over members) otherwise."""
+    return torch.mm(a, b) if a.dim() == 2 and b.dim() == 2 else torch.matmul(a, b)
 
 
 class _TracedSigmoidMLPFunction(SigmoidMLPFunction):
@@ -187,7 +213,9 @@ def check_inputs(x: Tensor, weights: Sequence[Tensor], *, amp_dtype: torch.dtype
 
     ``weights[l]`` must be a floating 2-D tensor of shape ``(size_{l+1}, size_l)`` with the
     sizes chaining, all on ``x``'s device and of ``x``'s dtype, and ``x`` of shape
-    ``(..., size_0)`` with at least one dimension. With ``amp_dtype``, the dtype ``torch.autocast``
+    ``(..., size_0)`` with at least one dimension. A population's weights are 3-D,
+    ``(K, size_{l+1}, size_l)`` with one ``K`` for all, and its ``x`` is ``(T, size_0)`` or
+    ``(K, T, size_0)``. With ``amp_dtype``, the dtype ``torch.autocast``
     computes in, the dtypes are those the products run in, as for ``nn.Linear``: every floating
     dtype but float64 becomes ``amp_dtype``, so float32 weights take a bfloat16 ``x``, and
     float64 mixes with nothing else.
@@ -200,23 +228,35 @@ def check_inputs(x: Tensor, weights: Sequence[Tensor], *, amp_dtype: torch.dtype
         raise TypeError(f"x must have a floating dtype, got {x.dtype}")
     if x.dim() == 0:
         raise ValueError("x must have at least one dimension (..., in_features); got a 0-d tensor")
+    batched = isinstance(weights[0], Tensor) and weights[0].dim() == 3
+    K = weights[0].shape[0] if batched else None
     size = x.shape[-1]
     for l, W in enumerate(weights):
         if not isinstance(W, Tensor):
             raise TypeError(f"weights[{l}] must be a torch.Tensor, got {type(W).__name__}")
-        if W.dim() != 2:
+        if batched and (W.dim() != 3 or W.shape[0] != K):
+            raise ValueError(
+                f"W^({l}) must be (K, size_{l + 1}, size_{l}) with K = {K} like W^(0) in a population, "
+                f"got shape {tuple(W.shape)}"
+            )
+        if not batched and W.dim() != 2:
             raise ValueError(f"W^({l}) must be 2-D (size_{l + 1}, size_{l}), got shape {tuple(W.shape)}")
-        if W.shape[1] != size:
+        if W.shape[-1] != size:
             what = "x has" if l == 0 else f"W^({l - 1}) gives"
             raise ValueError(
-                f"W^({l}) expects {W.shape[1]} features but {what} {size} (shape {tuple(W.shape)})"
+                f"W^({l}) expects {W.shape[-1]} features but {what} {size} (shape {tuple(W.shape)})"
             )
         if _amp_cast(W.dtype, amp_dtype) != _amp_cast(x.dtype, amp_dtype):
             under = "" if amp_dtype is None else f" (under autocast to {amp_dtype}, float64 is not cast)"
             raise TypeError(f"W^({l}) has dtype {W.dtype} but x has dtype {x.dtype}{under}")
         if W.device != x.device:
             raise ValueError(f"W^({l}) is on {W.device} but x is on {x.device}")
-        size = W.shape[0]
+        size = W.shape[-2]
+    if batched and not (x.dim() == 2 or (x.dim() == 3 and x.shape[0] == K)):
+        raise ValueError(
+            f"a population of K = {K} takes x of shape (T, {x.shape[-1]}) or ({K}, T, {x.shape[-1]}), "
+            f"got {tuple(x.shape)}"
+        )
 
 
 def _amp_cast(dtype: torch.dtype, amp_dtype: torch.dtype | None) -> torch.dtype:
@@ -231,6 +271,11 @@ def _as_rows(x: Tensor) -> Tensor:
     return x if x.dim() == 2 else x.reshape(-1, x.shape[-1])
 
 
+def _population(weights) -> bool:
+    """Whether ``weights`` are a population's, ``(K, size_{l+1}, size_l)``."""
+    return weights[0].dim() == 3
+
+
 def sigmoid_mlp(x: Tensor, weights: Sequence[Tensor]) -> Tensor:
     r"""``F(x; w) = y^(L)``, differentiated by the hand-written :class:`SigmoidMLPFunction`.
 
@@ -239,11 +284,11 @@ def sigmoid_mlp(x: Tensor, weights: Sequence[Tensor]) -> Tensor:
     Args:
         x: test points, shape ``(..., size_0)``.
         weights: ``W^(0), …, W^(L−1)``, ``W^(l)`` of shape ``(size_{l+1}, size_l)``, same dtype
-            and device as ``x``.
+            and device as ``x``; a population's are ``(K, size_{l+1}, size_l)``.
 
     Shape:
-        - Input: ``(..., size_0)``
-        - Output: ``(..., size_L)``, every entry in ``(0, 1)``
+        - Input: ``(..., size_0)``; for a population ``(T, size_0)`` or ``(K, T, size_0)``
+        - Output: ``(..., size_L)``, every entry in ``(0, 1)``; for a population ``(K, T, size_L)``
 
     Example::
 
@@ -258,7 +303,8 @@ def sigmoid_mlp(x: Tensor, weights: Sequence[Tensor]) -> Tensor:
     amp_dtype = _amp_dtype_of(x)
     if not _looks_right(x, weights):
         check_inputs(x, weights, amp_dtype=amp_dtype)
-    rows = _as_rows(x)
+    population = _population(weights)
+    rows = x if population else _as_rows(x)
     # With grad mode off there is nothing to differentiate, and the Function's forward runs as
     # plain ops: torch.compile needs this, because Dynamo inlines a Function's forward when grad
     # is off and passes ctx as forward(x, *weights)'s x once there are two or more weights.
@@ -279,7 +325,7 @@ def sigmoid_mlp(x: Tensor, weights: Sequence[Tensor]) -> Tensor:
         with torch.autocast(x.device.type, enabled=False):
             ys = apply(rows.to(amp_dtype), *(W.to(amp_dtype) for W in weights))
     y = ys[-1]
-    return y if x.dim() == 2 else y.reshape(*x.shape[:-1], y.shape[-1])
+    return y if population or x.dim() == 2 else y.reshape(*x.shape[:-1], y.shape[-1])
 
 
 def _looks_right(x, weights) -> bool:
@@ -287,14 +333,17 @@ def _looks_right(x, weights) -> bool:
     try:
         # F.linear would take a 1-D W^(l) as a vector, and meta tensors mix with any device
         device = x.device
+        dim = weights[0].dim()
         return (
             isinstance(x, Tensor)
             and x.is_floating_point()
             and x.dim() > 0
-            and len(weights) > 0
-            and all(W.dim() == 2 and W.device == device for W in weights)
+            and (dim == 2 or (dim == 3 and x.dim() in (2, 3)))
+            and all(W.dim() == dim and W.device == device for W in weights)
+            and (dim == 2 or all(W.shape[0] == weights[0].shape[0] for W in weights))
+            and (dim == 2 or x.dim() == 2 or x.shape[0] == weights[0].shape[0])
         )
-    except (AttributeError, TypeError):  # weights not a sequence of tensors
+    except (AttributeError, TypeError, IndexError):  # weights not a non-empty sequence of tensors
         return False
 
 
@@ -326,7 +375,7 @@ def sigmoid_mlp_autograd(x: Tensor, weights: Sequence[Tensor]) -> Tensor:
     check_inputs(x, weights, amp_dtype=_amp_dtype_of(x))  # the products follow autocast
     y = x
     for W in weights:
-        y = torch.sigmoid(y @ W.T)  # (..., size_{l+1})
+        y = torch.sigmoid(y @ W.mT)  # (..., size_{l+1}); a population's (K, T, size_{l+1})
     return y
 
 

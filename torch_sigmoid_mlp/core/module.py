@@ -37,10 +37,15 @@ class SigmoidMLP(nn.Module):
             plain torch ops differentiated by autograd. Can be switched on a live model.
         device, dtype: where and how the weights are stored.
         generator: a ``torch.Generator`` that makes the initialisation reproducible.
+        population: ``K``, the number of networks trained as one computation (SPEC.md,
+            "Populations"): each ``W^(l)`` is then ``(K, size_{l+1}, size_l)``, member ``k``'s
+            matrix at index ``k``. ``None`` (default) is one network.
 
     Shape:
-        - Input: ``(..., in_features)``
-        - Output: ``(..., out_features)``, every entry in ``(0, 1)``
+        - Input: ``(..., in_features)``; a population's ``(T, in_features)``, shared by its
+          members, or ``(K, T, in_features)``
+        - Output: ``(..., out_features)``, every entry in ``(0, 1)``; a population's
+          ``(K, T, out_features)``
 
     Under ``torch.autocast`` it computes in the autocast dtype, as ``nn.Linear`` does, wherever it
     sits in a model; its gradients come back in the weights' dtype. Forward mode (``torch.func.jvp``,
@@ -58,6 +63,14 @@ class SigmoidMLP(nn.Module):
         SigmoidMLP(sizes=(3, 3, 3, 1), backend='manual')
         >>> model(torch.rand(5, 3)).shape
         torch.Size([5, 1])
+
+    A population of 16 networks, each evaluated at the same points::
+
+        >>> population = SigmoidMLP(3, population=16, generator=torch.Generator().manual_seed(0))
+        >>> population(torch.rand(5, 3)).shape
+        torch.Size([16, 5, 1])
+        >>> population.member(2)
+        SigmoidMLP(sizes=(3, 3, 3, 1), backend='manual')
     """
 
     def __init__(
@@ -70,15 +83,18 @@ class SigmoidMLP(nn.Module):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
         generator: torch.Generator | None = None,
+        population: int | None = None,
     ) -> None:
         super().__init__()
+        self.population = check_integer(population, "population", optional=True)
+        lead = () if population is None else (self.population,)
         in_features = check_integer(in_features, "in_features")
         out_features = check_integer(out_features, "out_features")
         hidden = (in_features, in_features) if hidden is None else tuple(hidden)
         hidden = tuple(check_integer(width, f"hidden[{i}]") for i, width in enumerate(hidden))
         self.sizes: tuple[int, ...] = (in_features, *hidden, out_features)
         self.weights = nn.ParameterList(
-            nn.Parameter(torch.empty(fan_out, fan_in, device=device, dtype=dtype))
+            nn.Parameter(torch.empty(*lead, fan_out, fan_in, device=device, dtype=dtype))
             for fan_in, fan_out in zip(self.sizes[:-1], self.sizes[1:])
         )
         self.backend = backend
@@ -96,13 +112,21 @@ class SigmoidMLP(nn.Module):
         zero-mean tanh units, gives ``Var(v) ≈ 1/4`` here, which starts every sigmoid in its
         linear part and slows the first epochs.
 
+        A population draws member after member, each as one network would: member ``k`` of a
+        population drawn with a generator is the network that ``reset_parameters`` draws from that
+        generator after members ``0..k−1`` (with a fresh ``torch.Generator().manual_seed(s)``,
+        member 0 is ``SigmoidMLP(..., generator=that)``).
+
         Args:
             generator: makes the draw reproducible, on any device the weights live on (a CPU
                 generator gives CUDA weights equal to the CPU ones); ``None`` uses torch's
                 global generator.
         """
+        members = [list(self.weights)] if self.population is None else [
+            [W[k] for W in self.weights] for k in range(self.population)
+        ]  # fmt: skip
         with torch.no_grad():
-            for W in self.weights:
+            for W in (W for member in members for W in member):
                 a = math.sqrt(12.0 / W.shape[1])
                 if generator is None or generator.device == W.device:
                     W.uniform_(-a, a, generator=generator)
@@ -145,7 +169,50 @@ class SigmoidMLP(nn.Module):
 
     def extra_repr(self) -> str:
         """The layer sizes and the backend, e.g. ``sizes=(3, 3, 3, 1), backend='manual'``."""
-        return f"sizes={self.sizes}, backend={self.backend!r}"
+        population = "" if self.population is None else f", population={self.population}"
+        return f"sizes={self.sizes}, backend={self.backend!r}{population}"
+
+    def member(self, k: int) -> SigmoidMLP:
+        """Member ``k`` of a population as a network of its own, its weights copied (not shared)."""
+        if self.population is None:
+            raise ValueError("member() takes a member of a population; this SigmoidMLP is one network")
+        if isinstance(k, bool) or not isinstance(k, int) or not -self.population <= k < self.population:
+            raise ValueError(f"k must be an int in [0, {self.population}), got {k!r}")
+        W0 = self.weights[0]
+        single = type(self)(
+            self.in_features, self.sizes[1:-1], self.out_features, backend=self.backend,
+            device=W0.device, dtype=W0.dtype,
+        )  # fmt: skip
+        with torch.no_grad():
+            for mine, W in zip(single.weights, self.weights):
+                mine.copy_(W[k])
+        return single
+
+    @classmethod
+    def stack(cls, models: Sequence[SigmoidMLP]) -> SigmoidMLP:
+        """A population whose member ``k`` has ``models[k]``'s weights (copied): networks of one
+        shape, dtype and device; the first one's backend."""
+        models = list(models)
+        if not models or not all(isinstance(m, SigmoidMLP) and m.population is None for m in models):
+            raise TypeError("stack takes a non-empty sequence of single SigmoidMLP networks")
+        first = models[0]
+        W0 = first.weights[0]
+        for i, m in enumerate(models):
+            if m.sizes != first.sizes:
+                raise ValueError(f"models[{i}] has sizes {m.sizes}, models[0] {first.sizes}")
+            if m.weights[0].dtype != W0.dtype or m.weights[0].device != W0.device:
+                raise ValueError(
+                    f"models[{i}] is {m.weights[0].dtype} on {m.weights[0].device}, "
+                    f"models[0] {W0.dtype} on {W0.device}"
+                )
+        population = cls(
+            first.in_features, first.sizes[1:-1], first.out_features, backend=first.backend,
+            device=W0.device, dtype=W0.dtype, population=len(models),
+        )  # fmt: skip
+        with torch.no_grad():
+            for l, W in enumerate(population.weights):
+                torch.stack([m.weights[l].detach() for m in models], out=W)
+        return population
 
     def __repr__(self) -> str:
         # One line, like nn.Linear: the ParameterList child would only repeat ``sizes``.
@@ -198,6 +265,8 @@ class SigmoidMLP(nn.Module):
 
     def to_sequential(self) -> nn.Sequential:
         """The same network as ``nn.Sequential(Linear(bias=False), Sigmoid(), …)``, weights copied."""
+        if self.population is not None:
+            raise ValueError("to_sequential takes one network: take a member first (model.member(k))")
         layers: list[nn.Module] = []
         for W in self.weights:
             linear = nn.Linear(W.shape[1], W.shape[0], bias=False, device=W.device, dtype=W.dtype)

@@ -8,7 +8,6 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -19,9 +18,19 @@ from ..core.module import SigmoidMLP
 from .distributed import any_rank, broadcast_, is_distributed, is_main_process
 from .handlers import EpochState, Handler, ProgressBar, TensorBoard
 from .objective import Objective
+from .population import UNTIL, batched, check_population_run, member_dir, summary, train_population
+from .results import COLLAPSED_R2, STOP_REASONS, TrainResult, _rank
 from .solvers import LM_MAX_PARAMS, METHODS, Step, choose_method, make_step
 
-__all__ = ["LM_MAX_PARAMS", "METHODS", "STOP_REASONS", "ConvergenceWarning", "TrainResult", "train"]
+__all__ = [
+    "COLLAPSED_R2",
+    "LM_MAX_PARAMS",
+    "METHODS",
+    "STOP_REASONS",
+    "ConvergenceWarning",
+    "TrainResult",
+    "train",
+]
 
 
 class ConvergenceWarning(UserWarning):
@@ -30,66 +39,6 @@ class ConvergenceWarning(UserWarning):
     :class:`~torch_sigmoid_mlp.SigmoidMLPRegressor` and the command line emit it with what happened
     and what to try; the fit is still returned.
     """
-
-
-#: Why :func:`train` stopped: the stop rules in the order they are tested at the start of an epoch,
-#: then ``"mu_max"``, the stop of a Levenberg–Marquardt step that finds no way down.
-#: ``"converged"`` is the stop of a run whose ``E`` no longer falls (``ftol``), not a bound reached:
-#: that is ``"tol"``.
-STOP_REASONS = ("diverged", "tol", "early_stopping", "converged", "max_epochs", "callback", "mu_max")
-
-
-@dataclass
-class TrainResult:
-    """What :func:`train` did and where it left the weights.
-
-    Attributes:
-        epochs: epochs run to their end (each took one step ``w_k → w_{k+1}``).
-        converged: ``stop_reason == "tol"``: ``|y^(L)(t) − d_t| < tol`` at every test point.
-        stop_reason: one of :data:`STOP_REASONS`: ``"tol"``, ``"max_epochs"``, ``"callback"``,
-            ``"diverged"`` (the last finite weights restored), ``"early_stopping"`` (the best
-            validation weights restored), ``"converged"`` (``E`` fell by less than ``ftol`` of its
-            spread over the last ``window`` epochs), or ``"mu_max"``: no Levenberg–Marquardt step
-            with damping ``μ ≤ μ_max`` lowers ``E`` (a minimum, to rounding).
-        final_loss: ``E`` at the returned weights.
-        max_abs_error: ``max_t |y^(L)(t) − d_t|`` at the returned weights.
-        loss_history: ``loss_history[k]`` is ``E`` at the start of epoch ``k`` (all points), for
-            ``k = 0..epochs``; the last entry is at the weights the run ended on (which are the
-            returned ones unless it ``"diverged"`` or stopped early and restored others).
-        val_history: the validation SSE at the start of each epoch; empty without validation.
-        seconds: wall-clock time of the run (with ``restarts``, of all starts together).
-        restarts: with ``restarts=k > 1``, the result of every start in order (each with its own
-            ``seconds`` and an empty ``restarts``); the weights and the fields above are those of
-            the best, ``restarts[start]``. Empty with one start.
-        start: the index of the start the weights come from (``0``: the model's own weights).
-        method: the solver that ran (``"auto"`` resolved to the one it chose).
-        solver_state: what the solver needs to go on exactly where it stopped (``μ`` for
-            ``"lm"``; ``μ, γ, α, β`` for ``"br"``; the ``torch.optim`` state otherwise); ``train``'s
-            ``resume=`` takes it back.
-        r2: ``1 − final_loss / E_0``, the training ``R²`` on the (scaled) targets, with ``E_0 =
-            ½·Σ_t s_t ‖d_t − d̄‖²`` the error of the best constant output (``None`` if ``E_0 = 0``).
-        evidence: ``"br"``: ``ln p(D | α, β)`` at the returned weights, by the Laplace approximation
-            (SPEC.md, "Several starts"); higher is better. ``None`` for the other solvers.
-        merits: ``[k, objective]`` at the last ``window + 1`` epochs that the ``ftol`` test read, for
-            a solver whose objective is not ``E`` (``"br"``); a resumed run goes on from them (or
-            from ``loss_history``), so that it stops where an unbroken one would.
-    """
-
-    epochs: int
-    converged: bool
-    stop_reason: str
-    final_loss: float
-    max_abs_error: float
-    loss_history: list[float] = field(default_factory=list)
-    val_history: list[float] = field(default_factory=list)
-    seconds: float = 0.0
-    restarts: list[TrainResult] = field(default_factory=list)
-    start: int = 0
-    method: str = "sgd"
-    solver_state: dict = field(default_factory=dict)
-    r2: float | None = None
-    evidence: float | None = None
-    merits: list[list[float]] = field(default_factory=list)
 
 
 def _check_points(
@@ -228,6 +177,7 @@ def train(
     options: dict | None = None,
     resume: TrainResult | None = None,
     handlers: list[Handler] | None = None,
+    until: str = "all",
 ) -> TrainResult:
     r"""Minimise ``E_s(w) = 1/2 · Σ_t s_t · ‖d_t − y^(L)(t)‖²`` until ``max_t |y^(L)(t) − d_t| < tol``.
 
@@ -336,6 +286,18 @@ def train(
             epochs count on from its ``epochs``, its histories and ``seconds`` go on, and its
             ``solver_state`` is restored, so that the run takes the steps it would have taken.
         handlers: further :class:`~torch_sigmoid_mlp.handlers.Handler`\ s to watch the run.
+        until: for a population, ``"all"`` (default) runs until every member has stopped;
+            ``"first"`` ends the run when the first member reaches ``tol`` (the others stop with
+            ``"member_reached_tol"``).
+
+    Populations (``model = SigmoidMLP(..., population=K)``, SPEC.md's "Populations"): every member
+    takes its own run of ``method`` — its own ``η``, ``μ``, ``α``, ``β``, RPROP steps, stop — in one
+    batched computation per epoch; a member that stops is frozen, and the result's ``members[k]`` is
+    member ``k``'s (:mod:`~torch_sigmoid_mlp.training.population`). ``"lbfgs"`` and ``torch.optim``
+    factories train the members one after another. A population takes full-batch points of one
+    process: ``batch_size``, ``chunk_size``, ``distributed``, ``resume``, ``check_every``,
+    ``momentum``, ``restarts > 1`` and ``handlers`` are refused with a ``ValueError``. TensorBoard
+    gets the best and median member's ``E`` and how many have stopped (``population/…`` tags).
 
     Returns:
         A :class:`TrainResult`.
@@ -364,6 +326,8 @@ def train(
             f"method must be one of {(*METHODS, 'auto')} or a torch.optim factory, got {method!r}"
         )
     restarts = check_integer(restarts, "restarts")
+    if until not in UNTIL:
+        raise ValueError(f"until must be one of {UNTIL}, got {until!r}")
     # -- the settings, checked before any work -----------------------------------------------------
     run, logdir = _checked_run(
         model, x, d, lr=lr, max_epochs=max_epochs, tol=tol, batch_size=batch_size, momentum=momentum,
@@ -372,6 +336,13 @@ def train(
         distributed=distributed, chunk_size=chunk_size, method=method, sample_weight=sample_weight,
         options=options, resume=resume, handlers=handlers, restarts=restarts, ftol=ftol, window=window,
     )  # fmt: skip
+    if model.population is not None:
+        check_population_run(run, restarts)
+        if handlers:
+            raise ValueError("a population takes no handlers: its TensorBoard record is its own (logdir=)")
+        if batched(run["method"]):
+            return train_population(model, logdir=logdir, until=until, **run)
+        return _members_one_by_one(model, generator, logdir, run)
     if restarts == 1:
         return _train_one(model, generator=generator, logdir=logdir, **run)
     return _train_restarts(model, restarts, generator, logdir, run)
@@ -419,7 +390,7 @@ def _checked_run(
     if resume is not None and restarts > 1:
         raise ValueError("resume= continues one run: it takes restarts=1")
     if method == "auto":
-        P = num_weights(model.weights)
+        P = num_weights(model.weights) // (model.population or 1)  # one member's weights
         method = choose_method(
             P,
             x.shape[0] * d.shape[1],
@@ -664,6 +635,19 @@ class _Merits:
         return [] if self.of_E else [list(m) for m in self.record]
 
 
+def _members_one_by_one(model: SigmoidMLP, generator, logdir, run: dict) -> TrainResult:
+    """A population whose solver is a member's own (``"lbfgs"``'s line search, a ``torch.optim``
+    factory): each member trained alone by :func:`_train_one`, its weights copied back."""
+    began, members = time.perf_counter(), []
+    for k in range(model.population):
+        single = model.member(k)
+        members.append(_train_one(single, generator=generator, logdir=member_dir(logdir, k), **run))
+        with torch.no_grad():
+            for W, trained in zip(model.weights, single.weights):
+                W[k] = trained
+    return summary(members, time.perf_counter() - began)
+
+
 def _hparams(model: SigmoidMLP, **settings) -> dict:
     """The run's settings and the model's sizes and backend as TensorBoard hparams.
 
@@ -685,6 +669,10 @@ def _train_restarts(model: SigmoidMLP, restarts: int, generator, logdir, run: di
     drawn from torch's global generator). With a ``tol``, the first start that reaches it ends the
     run, as does a callback's stop; otherwise every start runs to its own stop and the best is
     chosen by :func:`_rank`.
+
+    Where a population can hold them (:func:`_together`), the starts run as one: all of them
+    without a ``tol``; with one, start 0 alone and, if it misses, the others together until the first
+    reaches it. The starts and the choice are the same either way.
     """
     if run["writer"] is not None:
         raise ValueError(
@@ -694,7 +682,14 @@ def _train_restarts(model: SigmoidMLP, restarts: int, generator, logdir, run: di
     results: list[TrainResult] = []
     best, best_weights = 0, None
     began = time.perf_counter()
+    together = _together(run, logdir)
     for i in range(restarts):
+        if together and i == (0 if run["tol"] is None else 1):
+            results += _starts_as_population(model, range(i, restarts), s0, run)
+            ranked = min(range(i, restarts), key=lambda j: _rank(results[j]))
+            if best_weights is None or _rank(results[ranked]) < _rank(results[best]):
+                best, best_weights = ranked, [W.detach().clone() for W in model.weights]
+            break
         start_generator = generator
         if i > 0:
             start_generator = torch.Generator().manual_seed(s0 + i)
@@ -713,21 +708,41 @@ def _train_restarts(model: SigmoidMLP, restarts: int, generator, logdir, run: di
     )
 
 
-#: A start whose training ``R²`` is below this has collapsed (explains less than half the variance):
-#: it is chosen only where every start has.
-COLLAPSED_R2 = 0.5
+def _together(run: dict, logdir) -> bool:
+    """Whether several starts can run as one population: a batched solver, full-batch points of one
+    process, and nothing that watches a single run (callback, TensorBoard, progress, handlers)."""
+    return (
+        batched(run["method"])
+        and run["batch_size"] is None
+        and run["chunk_size"] is None
+        and not run["distributed"]
+        and not run["momentum"]
+        and run["resume"] is None
+        and run["callback"] is None
+        and logdir is None
+        and not run["progress"]
+        and not run["handlers"]
+        and run["check_every"] is None
+    )
 
 
-def _rank(result: TrainResult) -> tuple:
-    """Smaller is better, in this order: a start that reached ``tol``; one that did not collapse
-    (``r2 ≥ COLLAPSED_R2``); then, by what does not reward fitting the noise where there is such a
-    thing, the lowest validation SSE (held-out points), the highest evidence (``"br"``), else the
-    lowest ``E``; the lowest largest error breaks ties."""
-    collapsed = result.r2 is not None and not result.r2 >= COLLAPSED_R2
-    if result.val_history:
-        merit = min(result.val_history)
-    elif result.evidence is not None and math.isfinite(result.evidence):
-        merit = -result.evidence
-    else:
-        merit = result.final_loss
-    return (not result.converged, collapsed, merit, result.max_abs_error)
+def _starts_as_population(model: SigmoidMLP, starts: range, s0: int, run: dict) -> list[TrainResult]:
+    """Starts ``starts`` trained as one population (start 0: the model's weights as they are, start
+    ``i ≥ 1``: redrawn with ``manual_seed(s0 + i)``); the model is left with the best one's weights."""
+    W0 = model.weights[0]
+    population = SigmoidMLP(
+        model.in_features, model.sizes[1:-1], model.out_features, backend=model.backend,
+        device=W0.device, dtype=W0.dtype, population=len(starts),
+    )  # fmt: skip
+    with torch.no_grad():
+        for j, i in enumerate(starts):
+            if i > 0:
+                model.reset_parameters(generator=torch.Generator().manual_seed(s0 + i))
+            for P, W in zip(population.weights, model.weights):
+                P[j] = W
+    until = "all" if run["tol"] is None else "first"
+    result = train_population(population, logdir=None, until=until, **run)
+    with torch.no_grad():
+        for W, P in zip(model.weights, population.weights):
+            W.copy_(P[result.start])
+    return result.members

@@ -629,6 +629,7 @@ class BayesianRegularization(LevenbergMarquardt):
             if self.start == "trainbr" and self._low >= self.COLLAPSED_EPOCHS:
                 self._load(self._w0)  # collapsed: begin again from w_0, as start="minimum"
                 self._begin_search()
+                self.stop_reason = None  # a μ_max of the collapsed objective does not end the new search
             return
         super().step()
         E_new = E_k if self.stop_reason == "mu_max" else self._known[0].item()

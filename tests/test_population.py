@@ -1,0 +1,266 @@
+"""Populations (SPEC.md, "Populations"): K networks as one computation, each member exactly its own network."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from torch_sigmoid_mlp import SigmoidMLP, sigmoid_mlp, sigmoid_mlp_autograd, sse_loss, train
+
+F64 = torch.float64
+
+
+def _points(T=40, n=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(T, n, generator=g, dtype=F64) * 2 - 1
+    d = 0.5 + 0.35 * torch.sin(2 * x.sum(1, keepdim=True))
+    return x, d
+
+
+def _singles(K, n=2, hidden=(4, 4), seed=1, m=1):
+    g = torch.Generator().manual_seed(seed)
+    return [SigmoidMLP(n, hidden, m, dtype=F64, generator=g) for _ in range(K)]
+
+
+def _gap(population, k, single) -> float:
+    return max((P[k] - W).abs().max().item() for P, W in zip(population.weights, single.weights))
+
+
+# -- the network ----------------------------------------------------------------------------------
+
+
+def test_population_outputs_are_each_members_own():
+    singles = _singles(5)
+    population = SigmoidMLP.stack(singles)
+    x, _ = _points()
+    xs = torch.rand(5, 7, 2, dtype=F64)
+    assert population.population == 5 and population(x).shape == (5, 40, 1)
+    for k, single in enumerate(singles):
+        assert torch.allclose(population(x)[k], single(x), rtol=0, atol=1e-15)
+        assert torch.allclose(population(xs)[k], single(xs[k]), rtol=0, atol=1e-15)
+
+
+def test_member_and_stack_round_trip_and_the_draw_is_member_by_member():
+    population = SigmoidMLP(3, (5, 2), population=4, dtype=F64, generator=torch.Generator().manual_seed(7))
+    g = torch.Generator().manual_seed(7)
+    drawn = [SigmoidMLP(3, (5, 2), dtype=F64, generator=g) for _ in range(4)]
+    for k in range(4):
+        member = population.member(k)
+        assert member.population is None and member.sizes == (3, 5, 2, 1)
+        assert all(torch.equal(a, b) for a, b in zip(member.weights, drawn[k].weights))
+    again = SigmoidMLP.stack([population.member(k) for k in range(4)])
+    assert all(torch.equal(a, b) for a, b in zip(again.weights, population.weights))
+    assert "population=4" in repr(population)
+
+
+def test_population_misuse_is_a_clear_error():
+    population = SigmoidMLP(2, population=3)
+    with pytest.raises(ValueError, match="one network"):
+        SigmoidMLP(2).member(0)
+    with pytest.raises(ValueError, match="k must be"):
+        population.member(3)
+    with pytest.raises(ValueError, match="sizes"):
+        SigmoidMLP.stack([SigmoidMLP(2), SigmoidMLP(2, (3, 3))])
+    with pytest.raises(TypeError, match="single SigmoidMLP"):
+        SigmoidMLP.stack([population])
+    with pytest.raises(ValueError, match="member"):
+        population.to_sequential()
+    with pytest.raises(ValueError, match="population of K = 3"):
+        population(torch.rand(4, 5, 2))
+    with pytest.raises(ValueError, match="population"):
+        SigmoidMLP(2, population=0)
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_function_equals_autograd_per_member_and_passes_gradcheck(shared):
+    K, T = 3, 6
+    g = torch.Generator().manual_seed(0)
+    weights = [
+        torch.randn(K, *shape, dtype=F64, generator=g).requires_grad_() for shape in ((3, 2), (4, 3), (2, 4))
+    ]
+    x = torch.rand(T, 2, dtype=F64) if shared else torch.rand(K, T, 2, dtype=F64)
+    x.requires_grad_()
+    d = torch.rand(K, T, 2, dtype=F64)
+    manual = torch.autograd.grad(sse_loss(sigmoid_mlp(x, weights), d), [x, *weights])
+    reference = torch.autograd.grad(sse_loss(sigmoid_mlp_autograd(x, weights), d), [x, *weights])
+    for a, b in zip(manual, reference):
+        assert (a - b).abs().max().item() <= 1e-12
+    # member k alone: the same gradient as its slice of the population's
+    for k in range(K):
+        xk = x.detach() if shared else x.detach()[k]
+        alone = [W.detach()[k].requires_grad_() for W in weights]
+        grads = torch.autograd.grad(sse_loss(sigmoid_mlp(xk, alone), d[k]), alone)
+        for G, W_grad in zip(grads, manual[1:]):
+            assert (G - W_grad[k]).abs().max().item() <= 1e-12
+    inputs = (x, *weights)
+    assert torch.autograd.gradcheck(lambda x, *w: sigmoid_mlp(x, w), inputs)
+    assert torch.autograd.gradgradcheck(lambda x, *w: sigmoid_mlp(x, w), inputs)
+    assert torch.autograd.gradcheck(
+        lambda x, *w: sigmoid_mlp(x, w), inputs, check_forward_ad=True, check_backward_ad=False,
+        check_undefined_grad=False, check_batched_grad=False,
+    )  # fmt: skip
+
+
+def test_torch_func_transforms_see_a_population():
+    population = SigmoidMLP.stack(_singles(2))
+    x, _ = _points(T=5)
+    params = {name: p.detach() for name, p in population.named_parameters()}
+    jac = torch.func.jacrev(lambda p: torch.func.functional_call(population, p, (x,)))(params)
+    jac_fwd = torch.func.jacfwd(lambda p: torch.func.functional_call(population, p, (x,)))(params)
+    for name in params:
+        assert torch.allclose(jac[name], jac_fwd[name], rtol=0, atol=1e-12)
+    # member 1's block of the Jacobian is member 1's own; the cross-member block is zero
+    single = population.member(1)
+    own = torch.func.jacrev(lambda p: torch.func.functional_call(single, p, (x,)))(
+        {name: p.detach() for name, p in single.named_parameters()}
+    )
+    for name in params:
+        assert torch.allclose(jac[name][1, :, :, 1], own[name], rtol=0, atol=1e-12)
+        assert jac[name][1, :, :, 0].abs().max() == 0
+
+
+# -- training ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "options"),
+    [("sgd", {"lr": 0.05}), ("adaptive", {"lr": 0.05}), ("rprop", {}), ("adam", {})],
+)
+def test_first_order_population_equals_each_member_trained_alone(method, options):
+    x, d = _points()
+    singles = _singles(4)
+    population = SigmoidMLP.stack(singles)
+    result = train(population, x, d, method=method, max_epochs=40, **options)
+    assert len(result.members) == 4
+    for k, single in enumerate(singles):
+        alone = train(single, x, d, method=method, max_epochs=40, **options)
+        assert _gap(population, k, single) <= 1e-12
+        assert result.members[k].epochs == alone.epochs == 40
+        assert math.isclose(result.members[k].final_loss, alone.final_loss, rel_tol=1e-12)
+        assert len(result.members[k].loss_history) == 41
+
+
+@pytest.mark.parametrize("method", ["lm", "br"])
+def test_lm_and_br_members_take_their_own_runs_with_their_own_stops(method):
+    x = torch.linspace(-1, 1, 30, dtype=F64)[:, None]
+    d = 0.5 + 0.35 * torch.sin(6 * x)
+    singles = _singles(6, n=1, hidden=(8, 8), seed=2)
+    population = SigmoidMLP.stack(singles)
+    result = train(population, x, d, method=method, max_epochs=150, ftol=1e-6, window=10)
+    reasons = set()
+    for k, single in enumerate(singles):
+        alone = train(single, x, d, method=method, max_epochs=150, ftol=1e-6, window=10)
+        member = result.members[k]
+        reasons.add(member.stop_reason)
+        assert (member.epochs, member.stop_reason) == (alone.epochs, alone.stop_reason)
+        assert _gap(population, k, single) <= 1e-7
+        assert math.isclose(member.final_loss, alone.final_loss, rel_tol=1e-7, abs_tol=1e-12)
+        if method == "br":
+            assert member.evidence is not None and math.isclose(member.evidence, alone.evidence, rel_tol=1e-6)
+            assert member.solver_state["start"] == alone.solver_state["start"]
+    assert (
+        len(reasons) >= 1
+        and result.start
+        == min(range(6), key=lambda k: (not result.members[k].converged, result.members[k].final_loss))
+        or method == "br"
+    )
+
+
+def test_a_member_that_reaches_tol_is_frozen_while_the_others_go_on():
+    x, d = _points()
+    singles = _singles(4)
+    population = SigmoidMLP.stack(singles)
+    result = train(population, x, d, method="lm", tol=0.02, max_epochs=200)
+    for k, single in enumerate(singles):
+        alone = train(single, x, d, method="lm", tol=0.02, max_epochs=200)
+        assert (result.members[k].epochs, result.members[k].stop_reason) == (alone.epochs, alone.stop_reason)
+        assert _gap(population, k, single) <= 1e-8
+    assert result.converged and result.max_abs_error < 0.02
+
+
+def test_until_first_ends_the_run_at_the_first_member_to_reach_tol():
+    x, d = _points()
+    population = SigmoidMLP.stack(_singles(4))
+    result = train(population, x, d, method="lm", tol=0.02, max_epochs=200, until="first")
+    epochs = [m.epochs for m in result.members]
+    reached = [k for k, m in enumerate(result.members) if m.stop_reason == "tol"]
+    assert reached and result.start in reached
+    assert all(m.stop_reason in ("tol", "member_reached_tol") for m in result.members)
+    assert max(epochs) == min(epochs)
+
+
+def test_validation_early_stopping_and_sample_weights_per_member():
+    x, d = _points(T=60)
+    s = torch.linspace(0.5, 2.0, 40, dtype=F64)
+    val = (x[40:], d[40:])
+    singles = _singles(3)
+    population = SigmoidMLP.stack(singles)
+    kwargs = dict(method="rprop", max_epochs=80, validation=val, patience=5, sample_weight=s)
+    result = train(population, x[:40], d[:40], **kwargs)
+    for k, single in enumerate(singles):
+        alone = train(single, x[:40], d[:40], **kwargs)
+        member = result.members[k]
+        assert (member.epochs, member.stop_reason) == (alone.epochs, alone.stop_reason)
+        assert len(member.val_history) == len(alone.val_history)
+        assert max(abs(a - b) for a, b in zip(member.val_history, alone.val_history)) <= 1e-12
+        assert _gap(population, k, single) <= 1e-12
+
+
+def test_lbfgs_population_trains_members_one_by_one():
+    x, d = _points()
+    singles = _singles(2)
+    population = SigmoidMLP.stack(singles)
+    result = train(population, x, d, method="lbfgs", max_epochs=15)
+    for k, single in enumerate(singles):
+        alone = train(single, x, d, method="lbfgs", max_epochs=15)
+        assert result.members[k].final_loss == pytest.approx(alone.final_loss, rel=1e-12)
+        assert _gap(population, k, single) <= 1e-12
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"batch_size": 8}, "batch_size"),
+        ({"chunk_size": 8}, "chunk_size"),
+        ({"restarts": 2}, "restarts=1"),
+        ({"momentum": 0.5}, "momentum"),
+        ({"until": "some"}, "until"),
+    ],
+)
+def test_what_a_population_refuses_is_a_clear_error(kwargs, match):
+    x, d = _points()
+    with pytest.raises(ValueError, match=match):
+        train(SigmoidMLP(2, population=2, dtype=F64), x, d, lr=0.1, **kwargs)
+
+
+def test_restarts_as_one_population_choose_the_same_start_as_one_after_another():
+    x, d = _points()
+    model_a, model_b = _singles(1, seed=5)[0], _singles(1, seed=5)[0]
+    together = train(
+        model_a, x, d, method="br", restarts=4, ftol=1e-6, generator=torch.Generator().manual_seed(3)
+    )
+    # a callback keeps the starts one after another
+    apart = train(
+        model_b, x, d, method="br", restarts=4, ftol=1e-6, generator=torch.Generator().manual_seed(3),
+        callback=lambda k, r: None,
+    )  # fmt: skip
+    assert [r.epochs for r in together.restarts] == [r.epochs for r in apart.restarts]
+    assert together.start == apart.start
+    assert all(torch.allclose(a, b, rtol=0, atol=1e-7) for a, b in zip(model_a.weights, model_b.weights))
+
+
+def test_tensorboard_records_the_population_not_k_copies(tmp_path):
+    event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    x, d = _points()
+    population = SigmoidMLP.stack(_singles(3))
+    result = train(population, x, d, method="lm", tol=0.02, max_epochs=100, logdir=str(tmp_path))
+    acc = event_accumulator.EventAccumulator(str(tmp_path))
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    assert {"population/best_sse", "population/median_sse", "population/stopped"} <= tags
+    stopped = [e.value for e in acc.Scalars("population/stopped")]
+    assert stopped[-1] == 3 and stopped == sorted(stopped)
+    best = acc.Scalars("population/best_sse")
+    assert best[-1].step == max(m.epochs for m in result.members)

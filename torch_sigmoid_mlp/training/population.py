@@ -1,0 +1,289 @@
+r"""Training a population: ``K`` networks of one architecture, each its own run, as one computation.
+
+:func:`~torch_sigmoid_mlp.train` comes here when ``model.population`` is set. Each epoch evaluates
+every member at once (:mod:`~torch_sigmoid_mlp.training.population_steps`), tests each active
+member's stop rules as a single run would (``"diverged"``, ``"tol"``, ``"early_stopping"``,
+``"converged"``, ``"max_epochs"``), freezes the members that stopped, and steps the others. The run
+ends when every member has stopped, or with ``until="first"`` when the first reaches ``tol``
+(the others then stop with ``"member_reached_tol"``). ``"lbfgs"``, whose line search is a
+member's own, and ``torch.optim`` factories, which may couple the members, train the members one
+after another instead.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import math
+import statistics
+import time
+
+import torch
+from torch import Tensor
+
+from . import population_lm
+from .population_steps import AdaptiveDescent, OptimizerStep, PopulationStep, SteepestDescent
+from .results import TrainResult, _rank
+from .solvers import _DEFAULT_LR
+
+__all__ = ["UNTIL", "batched", "check_population_run", "make_population_step", "summary", "train_population"]
+
+#: ``train(until=...)`` for a population: run until every member has stopped, or the first reaches ``tol``.
+UNTIL = ("all", "first")
+
+#: What a population refuses, and why: each of these is a single run's.
+_REFUSED = {
+    "batch_size": "mini-batches (batch_size)",
+    "chunk_size": "chunks (chunk_size)",
+    "distributed": "data parallelism (distributed)",
+    "resume": "resume= (resume a member alone: model.member(k) with resume=result.members[k])",
+    "check_every": "check_every",
+}
+
+
+def make_population_step(method: str, weights, x, d, s, *, lr, options: dict | None) -> PopulationStep:
+    """The :class:`PopulationStep` for ``method`` (``"lbfgs"`` has none: its members run one by one)."""
+    options = dict(options or {})
+    if method in ("lm", "br"):
+        cls = population_lm.LevenbergMarquardt if method == "lm" else population_lm.BayesianRegularization
+        return cls(weights, x, d, s, **options)
+    if method in ("sgd", "adaptive"):
+        if lr is None:
+            raise ValueError(f"lr is required with method={method!r} (steepest descent)")
+        return (SteepestDescent if method == "sgd" else AdaptiveDescent)(weights, x, d, s, lr=lr, **options)
+    lr = _DEFAULT_LR[method] if lr is None else lr
+    if method == "rprop":
+        optimizer = torch.optim.Rprop(weights, lr=lr, **{"step_sizes": (1e-6, 50.0), **options})
+    else:
+        optimizer = torch.optim.Adam(weights, lr=lr, **options)
+    return OptimizerStep(weights, x, d, s, optimizer=optimizer, method=method)
+
+
+def check_population_run(run: dict, restarts: int) -> None:
+    """A clear error for what a population does not do (the docs of :func:`train` list them)."""
+    for name, what in _REFUSED.items():
+        if run.get(name) not in (None, False):
+            raise ValueError(f"a population trains full-batch on one process's points: it takes no {what}")
+    if restarts != 1:
+        raise ValueError("a population is its own several starts: it takes restarts=1")
+    if run["momentum"]:
+        raise ValueError("a population's steepest descent takes no momentum")
+
+
+def batched(method) -> bool:
+    """Whether ``method`` trains a population's members together (else one after another)."""
+    return not callable(method) and method != "lbfgs"
+
+
+def train_population(model, *, logdir, until: str, **run) -> TrainResult:
+    """:func:`~torch_sigmoid_mlp.train` for ``model.population = K`` members; see the module's docs."""
+    began = time.perf_counter()
+    members = _together(model, logdir=logdir, until=until, **run)
+    return summary(members, time.perf_counter() - began)
+
+
+def summary(members: list, seconds: float) -> TrainResult:
+    """The population's result: the best member's fields (:func:`~torch_sigmoid_mlp.training.results._rank`),
+    ``start`` its index, and every member's result in ``members``."""
+    best = min(range(len(members)), key=lambda k: _rank(members[k]))
+    return dataclasses.replace(members[best], start=best, members=members, seconds=seconds)
+
+
+def member_dir(logdir, k: int):
+    """Where member ``k`` of a population trained one by one logs."""
+    return None if logdir is None else f"{logdir}/member{k}"
+
+
+class _Run:
+    """The population's loop state: one host sync per epoch reads every member's ``E_k``, largest error
+    and largest ``|w_k|`` (from a flat copy ``w_k``; ``w_{k−1}`` is kept for a member that diverges),
+    and the stop rules are then tested in plain Python, member by member only where one can hold."""
+
+    def __init__(self, model, step: PopulationStep, run: dict, spread: float, val: tuple | None) -> None:
+        self.model, self.step, self.run, self.val = model, step, run, val
+        self.plain = [W.detach() for W in model.weights]
+        W0 = self.plain[0]
+        K = W0.shape[0]
+        self.active = torch.ones(K, dtype=torch.bool, device=W0.device)
+        self.running = list(range(K))  # the active members, as a list
+        self._flat = [W.view(K, -1) for W in self.plain]
+        self.snapshots = [torch.cat(self._flat, 1) for _ in range(2)]  # w_k, w_{k−1}: (K, P)
+        self.window, self.stall = run["window"], None if run["ftol"] is None else run["ftol"] * spread
+        self._merits = [collections.deque(maxlen=self.window + 1) for _ in range(K)]
+        self.best_val, self.best_epoch = [math.inf] * K, [0] * K
+        self.best_weights = self.snapshots[0].clone() if val is not None else None
+        self.rows: list[list[list[float]]] = []  # per epoch: E_k, max_k (and validation SSE) of all
+        self.reasons: list[str | None] = [None] * K
+        self.epochs = [0] * K
+
+    def epoch(self, epoch: int) -> None:
+        """Evaluate every member at ``w_k`` and stop the active ones whose rule holds, in a single
+        run's order: diverged, tol, early_stopping, converged, max_epochs."""
+        E, max_error = self.step.evaluate()
+        flat = torch.cat(self._flat, 1, out=self.snapshots[epoch & 1])
+        readings = [E, max_error, torch.linalg.vector_norm(flat, math.inf, dim=1).to(E)]
+        if self.val is not None:
+            with torch.no_grad():
+                readings.append(0.5 * (self.val[1] - self.model(self.val[0])).square().sum((1, 2)).to(E))
+        E_k, max_k, w_k, *val = torch.stack(readings).tolist()
+        self.rows.append([E_k, max_k, *val])
+        run, stops = self.run, {}
+        if not math.isfinite(sum(E_k) + sum(w_k)):
+            stops.update((k, "diverged") for k in self.running if not math.isfinite(E_k[k] + w_k[k]))
+        tol = run["tol"]
+        if tol is not None and min(max_k[k] for k in self.running) < tol:
+            stops.update((k, "tol") for k in self.running if max_k[k] < tol and k not in stops)
+        if val:
+            self._early(epoch, val[0], flat, stops)
+        if self.stall is not None:
+            self._stalled(epoch, E_k, E, stops)
+        if epoch >= run["max_epochs"]:
+            stops.update((k, "max_epochs") for k in self.running if k not in stops)
+        for k, reason in stops.items():
+            self.stop(k, epoch, reason)
+
+    def _early(self, epoch: int, val: list[float], flat: Tensor, stops: dict) -> None:
+        """Keep each member's best validation SSE and weights; stop those whose ``patience`` ran out."""
+        patience = self.run["patience"]
+        for k in self.running:
+            if val[k] < self.best_val[k]:
+                self.best_val[k], self.best_epoch[k] = val[k], epoch
+                self.best_weights[k] = flat[k]
+            if patience is not None and epoch - self.best_epoch[k] >= patience and k not in stops:
+                stops[k] = "early_stopping"
+
+    def _stalled(self, epoch: int, E_k: list[float], E: Tensor, stops: dict) -> None:
+        """The ``ftol`` test per member: its merit fell by at most ``ftol·E_0`` over ``window`` epochs."""
+        merits = E_k if type(self.step).merits is PopulationStep.merits else self.step.merits(E).tolist()
+        window, stall = self.window, self.stall
+        for k in self.running:
+            record, merit = self._merits[k], merits[k]
+            if merit != merit:  # NaN: the member's objective changed its form, look no further back
+                record.clear()
+                continue
+            record.append((epoch, merit))
+            if len(record) > window and record[0][1] - merit <= stall and k not in stops:
+                stops[k] = "converged"
+
+    def stop(self, k: int, epoch: int, reason: str) -> None:
+        """Freeze member ``k`` at ``epoch``; put back ``w_{k−1}`` or its best validation weights."""
+        self.reasons[k], self.epochs[k] = reason, epoch
+        self.active[k] = False
+        self.running.remove(k)
+        back = {
+            "diverged": lambda: self.snapshots[(epoch - 1) & 1],
+            "early_stopping": lambda: self.best_weights,
+        }
+        if reason in back:
+            with torch.no_grad():
+                for W, part in zip(self._flat, back[reason]()[k].split([W.shape[1] for W in self._flat])):
+                    W[k] = part
+
+
+def _together(model, *, logdir, until, **run) -> list:
+    """Every member's run in one loop of batched epochs."""
+    x, d, s = run["x"], run["d"], run["sample_weight"]
+    step = make_population_step(
+        run["method"], list(model.weights), x, d, s, lr=run["lr"], options=run["options"]
+    )
+    spread = _spread(d, s)
+    state = _Run(model, step, run, spread, run["validation"])
+    log = _PopulationLog(logdir, run["writer"], run["log_every"]) if logdir or run["writer"] else None
+    began = time.perf_counter()
+    try:
+        _epochs(state, run, until, log)
+    except BaseException:
+        if log is not None:
+            log.close()
+        raise
+    members = _results(state, spread, time.perf_counter() - began, final=True)
+    if log is not None:
+        log.close(members)
+    return members
+
+
+def _epochs(state: _Run, run: dict, until: str, log) -> None:
+    """The loop: evaluate, test every active member, freeze the stopped, step the rest."""
+    step, callback = state.step, run["callback"]
+    for epoch in range(run["max_epochs"] + 1):
+        state.epoch(epoch)
+        if log is not None:
+            log.epoch(epoch, state)
+        reached = until == "first" and "tol" in state.reasons
+        stop = callback is not None and callback(epoch, summary(_results(state, math.nan, 0.0), 0.0)) is False
+        if reached or stop:
+            for k in list(state.running):
+                state.stop(k, epoch, "member_reached_tol" if reached else "callback")
+        if not state.running:
+            return
+        step.step(state.active)
+        for k, reason in step.stopped.items():
+            state.stop(k, epoch, reason)
+
+
+def _results(state: _Run, spread: float, seconds: float, *, final: bool = False) -> list:
+    """Each member's :class:`~torch_sigmoid_mlp.TrainResult`; at the end (``final``) re-scored where its
+    weights were put back, and with its evidence."""
+    step, rows = state.step, state.rows
+    K = len(state.reasons)
+    E, max_error = (t.tolist() for t in step.evaluate()) if final else ([math.nan] * K,) * 2
+    evidence = step.evidence() if final else [None] * K
+    results = []
+    for k, reason in enumerate(state.reasons):
+        epoch = state.epochs[k] if reason is not None else len(rows) - 1
+        history = [row[0][k] for row in rows[: epoch + 1]]
+        val_history = [row[2][k] for row in rows[: epoch + 1]] if state.val is not None else []
+        final_k = (E[k], max_error[k]) if reason in ("diverged", "early_stopping") else (
+            rows[epoch][0][k], rows[epoch][1][k],
+        )  # fmt: skip
+        results.append(TrainResult(
+            epoch, reason == "tol", reason or "max_epochs", *final_k, loss_history=history,
+            val_history=val_history, seconds=seconds, method=step.method, solver_state=step.member_state(k),
+            r2=1 - final_k[0] / spread if spread > 0 else None, evidence=evidence[k],
+        ))  # fmt: skip
+    return results
+
+
+def _spread(d: Tensor, s: Tensor | None) -> float:
+    """``E_0 = ½·Σ_t s_t ‖d_t − d̄‖²``, as :meth:`~torch_sigmoid_mlp.objective.Objective.spread`."""
+    d = d.double()
+    s = torch.ones(d.shape[0], 1, dtype=torch.float64) if s is None else s.double().reshape(-1, 1).cpu()
+    d = d.cpu()
+    total = s.sum()
+    if total <= 0:
+        return 0.0
+    mean = (s * d).sum(0) / total
+    return 0.5 * (s * (d - mean).square()).sum().item()
+
+
+class _PopulationLog:
+    """TensorBoard for a population: per epoch ``population/best_sse``, ``population/median_sse``,
+    ``population/best_max_abs_error`` and ``population/stopped`` (how many members have stopped),
+    not ``K`` copies of every tag; at the end ``population/final_sse`` of each member as a histogram."""
+
+    def __init__(self, logdir, writer, log_every: int) -> None:
+        self._owns = writer is None
+        if writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(log_dir=str(logdir))
+        self.writer, self.log_every = writer, log_every
+
+    def epoch(self, epoch: int, state: _Run) -> None:
+        if epoch % self.log_every and state.running:
+            return
+        w = self.writer
+        rows = state.rows[-1]
+        E = rows[0]
+        w.add_scalar("population/best_sse", min(E), epoch)
+        w.add_scalar("population/median_sse", statistics.median(E), epoch)
+        w.add_scalar("population/best_max_abs_error", min(rows[1]), epoch)
+        w.add_scalar("population/stopped", len(state.reasons) - len(state.running), epoch)
+
+    def close(self, members: list | None = None) -> None:
+        if members is not None:
+            finals = torch.tensor([m.final_loss for m in members], dtype=torch.float64)
+            self.writer.add_histogram("population/final_sse", finals, max(m.epochs for m in members))
+            self.writer.flush()
+        if self._owns:
+            self.writer.close()

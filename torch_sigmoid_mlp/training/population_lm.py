@@ -1,0 +1,324 @@
+r"""Levenberg–Marquardt and Bayesian regularisation for a population: one batched system per epoch.
+
+Each member ``k`` keeps its own damping ``μ_k`` (and for BR its ``α_{k,l}, β_k, γ_{k,l}``, its
+search and its start) and follows the single network's rules of
+:class:`~torch_sigmoid_mlp.solvers.LevenbergMarquardt` and
+:class:`~torch_sigmoid_mlp.solvers.BayesianRegularization` exactly; what is batched is the work:
+the Jacobians ``(k, N, P)``, the Gauss–Newton matrices ``(k, P, P)`` and their Cholesky factors, for
+the ``k`` members still active (a stopped member is left out of every product). The trial steps of
+an epoch go on until every active member has accepted one or reached ``μ_max``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from ..core.functional import _sigmoid_backward
+from .population_steps import PopulationStep
+from .solvers import LM_MAX_PARAMS
+from .solvers import BayesianRegularization as _SingleBR
+
+__all__ = ["BayesianRegularization", "LevenbergMarquardt"]
+
+#: the most numbers of the members' Jacobians formed at once (256 MB in float64)
+JACOBIAN_NUMBERS = 1 << 25
+
+
+class LevenbergMarquardt(PopulationStep):
+    r"""``(JᵀSJ + μ_k I) Δw_k = JᵀSe`` per member, ``μ_k`` adapted as the single network's ``"lm"``."""
+
+    method = "lm"
+
+    def __init__(self, weights, x, d, s, *, mu=1e-3, mu_increase=10.0, mu_decrease=0.1, mu_max=1e10) -> None:
+        super().__init__(weights, x, d, s)
+        self.P = sum(W[0].numel() for W in self.plain)
+        if self.P > LM_MAX_PARAMS:
+            raise ValueError(
+                f"method={self.method!r} solves a dense P×P system each epoch, and this network has "
+                f"P = {self.P} weights, more than LM_MAX_PARAMS = {LM_MAX_PARAMS}"
+            )
+        self.x, self.d = x.detach(), d.detach()
+        self.s = None if s is None else s.detach().reshape(-1, 1)  # (T, 1)
+        self.mu_increase, self.mu_decrease, self.mu_max = mu_increase, mu_decrease, mu_max
+        self.mu = torch.full((self.K,), float(mu), dtype=torch.float64)  # μ_k
+        self._numels = [W[0].numel() for W in self.plain]
+        self._everyone = torch.arange(self.K)
+
+    # -- the members' weights as rows of a matrix ---------------------------------------------------
+
+    def _flat(self, idx: Tensor) -> Tensor:
+        """``w_k`` of the members ``idx``, ``(k, P)`` in float64."""
+        return torch.cat([W[idx].reshape(len(idx), -1) for W in self.plain], 1).double()
+
+    def _load(self, idx: Tensor, flat: Tensor) -> None:
+        with torch.no_grad():
+            for W, part in zip(self.plain, flat.split(self._numels, 1)):
+                W.index_copy_(0, idx.to(W.device), part.reshape(-1, *W.shape[1:]).to(W))
+
+    # -- sums over the points -------------------------------------------------------------------------
+
+    def _signals(self, idx: Tensor) -> tuple[list[Tensor], list[Tensor], Tensor, Tensor]:
+        """The members' weights, ``y^(0..L)`` and ``(E_k, max_k)`` at their current weights."""
+        weights = [W[idx.to(W.device)] for W in self.plain]
+        ys = [self.x.expand(len(idx), *self.x.shape)]
+        for W in weights:
+            ys.append(torch.bmm(ys[-1], W.mT).sigmoid_())  # y^(l+1), (k, T, size_{l+1})
+        e = self.d - ys[-1]  # (k, T, m)
+        if self.s is None:
+            return weights, ys, 0.5 * e.square().sum((1, 2)), e.abs().amax((1, 2))
+        return (
+            weights,
+            ys,
+            0.5 * (self.s * e.square()).sum((1, 2)),
+            torch.where(self.s > 0, e.abs(), 0).amax((1, 2)),
+        )
+
+    def error(self, idx: Tensor) -> tuple[Tensor, Tensor]:
+        """``(E_k, max_t |e_k(t)|)`` of the members ``idx``."""
+        with torch.no_grad():
+            return self._signals(idx)[2:]
+
+    def evaluate(self) -> tuple[Tensor, Tensor]:
+        self._E, max_error = self.error(self._everyone)
+        return self._E, max_error
+
+    def gauss_newton(self, idx: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(JᵀSJ, JᵀSe, E_k)`` of the members ``idx``: ``(k, P, P)``, ``(k, P)`` in float64, ``(k,)``."""
+        per_member = self.x.shape[0] * self.d.shape[1] * self.P
+        group = max(1, JACOBIAN_NUMBERS // max(per_member, 1))
+        parts = [self._gauss_newton(part) for part in idx.split(group)]
+        return tuple(torch.cat(p) for p in zip(*parts))  # type: ignore[return-value]
+
+    def _gauss_newton(self, idx: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        with torch.no_grad():
+            weights, ys, E, _ = self._signals(idx)
+            k, T, m = ys[-1].shape
+            units = torch.eye(m, dtype=ys[-1].dtype, device=ys[-1].device)
+            delta = _sigmoid_backward(
+                units[:, None, None, :].expand(m, k, T, m), ys[-1]
+            )  # δ^(L), (m, k, T, m)
+            blocks = []
+            for l in range(len(weights) - 1, -1, -1):
+                # ∂y^(L)_i(t)/∂W^(l) = δ_i^(l+1)(t) · y^(l)(t)ᵀ, (m, k, T, size_{l+1}·size_l)
+                blocks.append((delta[..., :, None] * ys[l][None, ..., None, :]).flatten(-2))
+                if l > 0:
+                    delta = _sigmoid_backward(delta @ weights[l], ys[l])  # δ^(l)
+            J = torch.cat(blocks[::-1], -1).permute(1, 2, 0, 3).reshape(k, T * m, -1).double()  # rows t·m + i
+            e = (self.d - ys[-1]).double().reshape(k, T * m)
+            if self.s is not None:
+                rows = self.s.double().expand(-1, m).reshape(-1)  # s_t per row, (T·m,)
+                return J.mT @ (J * rows[:, None]), (J.mT @ (rows * e)[..., None])[..., 0], E
+            return J.mT @ J, (J.mT @ e[..., None])[..., 0], E
+
+    # -- the solver's own form, for BR to change ------------------------------------------------------
+
+    def _system(self, idx, A: Tensor, g: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
+        return A, g
+
+    def _objective_value(self, idx, E: Tensor, w: Tensor) -> Tensor:
+        return E.double()
+
+    def _accepted(self, idx, A: Tensor, w: Tensor, E: Tensor) -> None:
+        """After the members ``idx`` accepted a step (at their new ``w`` and ``E_s``)."""
+
+    # -- the step -------------------------------------------------------------------------------------
+
+    def step(self, active: Tensor) -> None:
+        self.stopped = {}
+        idx = active.nonzero()[:, 0].cpu()
+        if len(idx):
+            self._lm_step(idx)
+
+    def _lm_step(self, idx: Tensor) -> tuple[Tensor, Tensor]:
+        """One LM step for each member in ``idx``; which accepted one, and their ``E`` there."""
+        A, g, E = self.gauss_newton(idx)  # at w_k
+        w = self._flat(idx)
+        M, rhs = self._system(idx, A, g, w)
+        F_k = self._objective_value(idx, E, w)
+        eye = torch.eye(self.P, dtype=torch.float64, device=w.device)
+        mu = self.mu[idx]
+        pending = torch.ones(len(idx), dtype=torch.bool)
+        accepted, E_new_all, current = pending.clone().fill_(False), E.clone(), w.clone()
+        while bool(pending.any()):
+            factor, info = torch.linalg.cholesky_ex(M + mu[:, None, None].to(M) * eye)
+            ok = pending & (info.cpu() == 0)  # a failed factorisation counts as a rejected step
+            dw = torch.cholesky_solve(rhs[..., None], factor)[..., 0]
+            self._load(idx, torch.where(ok[:, None].to(w.device), w + dw, current))
+            E_new, _ = self.error(idx)
+            w_new = self._flat(idx)  # as stored, in the model's dtype
+            better = ok & (self._objective_value(idx, E_new, w_new) < F_k).cpu()
+            mu = torch.where(better, mu * self.mu_decrease, mu)
+            current = torch.where(better[:, None].to(w.device), w_new, current)
+            E_new_all = torch.where(better.to(E.device), E_new, E_new_all)
+            accepted |= better
+            pending &= ~better
+            mu = torch.where(pending, mu * self.mu_increase, mu)
+            over = pending & (mu > self.mu_max)
+            for j in over.nonzero()[:, 0].tolist():
+                self.stopped[int(idx[j])] = "mu_max"  # no μ ≤ μ_max lowers it: back to w_k
+            pending &= ~over
+        self._load(idx, current)
+        self.mu[idx] = mu
+        if bool(accepted.any()):
+            self._accepted(idx[accepted], A[accepted], current[accepted], E_new_all[accepted])
+        return accepted, E_new_all
+
+    def metrics(self) -> dict[str, Tensor]:
+        return {"mu": self.mu}
+
+    def member_state(self, k: int) -> dict:
+        return {"mu": self.mu[k].item()}
+
+
+class BayesianRegularization(LevenbergMarquardt):
+    r""":class:`~torch_sigmoid_mlp.solvers.BayesianRegularization`'s rules per member, its state as
+    tensors: ``α (K, L)``, ``γ (K, L)``, ``β (K,)``, whether each still searches for its first
+    minimum, its start (``"trainbr"`` until a collapse), and its ``w_0`` to begin again from."""
+
+    method = "br"
+    SEARCH_TOL, COLLAPSED_GAMMA, COLLAPSED_EPOCHS = (
+        _SingleBR.SEARCH_TOL, _SingleBR.COLLAPSED_GAMMA, _SingleBR.COLLAPSED_EPOCHS,
+    )  # fmt: skip
+
+    def __init__(self, weights, x, d, s, *, start: str = "trainbr", **options) -> None:
+        super().__init__(weights, x, d, s, **options)
+        if start not in _SingleBR.STARTS:
+            raise ValueError(f"start must be one of {_SingleBR.STARTS}, got {start!r}")
+        K, L = self.K, len(self._numels)
+        f64 = {"dtype": torch.float64}
+        self._sizes = torch.tensor(self._numels, **f64)  # P_l
+        self._layer = torch.repeat_interleave(torch.arange(L), torch.tensor(self._numels))  # l of each weight
+        self.alphas, self.gammas = torch.zeros(K, L, **f64), self._sizes.repeat(K, 1)
+        self.beta = torch.ones(K, **f64)
+        self._mu0 = self.mu.clone()
+        self._w0 = self._flat(self._everyone)
+        self.searching = torch.full((K,), start == "minimum")
+        self.trainbr = torch.full((K,), start == "trainbr")
+        self._new_stage = torch.zeros(K, dtype=torch.bool)
+        self._low = torch.zeros(K, dtype=torch.long)
+        self.N = float(x.shape[0] * d.shape[1]) if s is None else s.double().sum().item() * d.shape[1]
+
+    def _layer_sums(self, values: Tensor) -> Tensor:
+        """Per-layer sums of ``(k, P)`` values, ``(k, L)``."""
+        return torch.stack([part.sum(1) for part in values.split(self._numels, 1)], 1)
+
+    def _first_alphas(self, w: Tensor) -> Tensor:
+        return self._sizes / (2 * self._layer_sums(w.square()).clamp_min(1e-300))
+
+    def _system(self, idx, A, g, w):
+        ratio = self.alphas[idx][:, self._layer] / self.beta[idx, None]  # D_α / β, (k, P)
+        return A + torch.diag_embed(ratio), g - ratio * w
+
+    def _objective_value(self, idx, E, w):
+        decay = self.alphas[idx][:, self._layer]
+        return self.beta[idx] * 2 * E.double() + (decay * w.square()).sum(1)  # F = β·E_D + Σ α E_W
+
+    def _hessian(self, idx, A, w) -> Tensor:
+        return 2 * self.beta[idx, None, None] * A + 2 * torch.diag_embed(self.alphas[idx][:, self._layer])
+
+    def _accepted(self, idx, A, w, E) -> None:
+        estimating = ~self.searching[idx]
+        if bool(estimating.any()):
+            self._estimate(idx[estimating], A[estimating], w[estimating], E[estimating])
+
+    def _estimate(self, idx, A, w, E) -> None:
+        """``γ_l`` from ``H`` at ``w``, then ``α_l ← γ_l/(2E_W^(l))``, ``β ← (N − γ)/(2E_D)``."""
+        H = self._hessian(idx, A, w)
+        factor, info = torch.linalg.cholesky_ex(H)
+        inverse = torch.cholesky_inverse(factor)
+        for j in (info != 0).nonzero()[:, 0].tolist():
+            inverse[j] = torch.linalg.pinv(H[j], hermitian=True)
+        traces = self._layer_sums(inverse.diagonal(dim1=-2, dim2=-1))  # tr_l(H⁻¹), (k, L)
+        gammas = torch.minimum((self._sizes - 2 * self.alphas[idx] * traces).clamp_min(0), self._sizes)
+        E_D, E_W = 2 * E.double(), self._layer_sums(w.square())
+        self.gammas[idx] = gammas
+        self.alphas[idx] = torch.where((E_W > 0) & (gammas > 0), gammas / (2 * E_W), self.alphas[idx])
+        beta = torch.where(E_D > 0, (self.N - gammas.sum(1)) / (2 * E_D), 0.0)
+        self.beta[idx] = torch.where(beta > 0, beta, self.beta[idx])
+
+    def step(self, active: Tensor) -> None:
+        self.stopped = {}
+        idx = active.nonzero()[:, 0].cpu()
+        if not len(idx):
+            return
+        E_k = self._E[idx].double()
+        first = ~self.searching[idx] & (self.alphas[idx, 0] == 0)  # "trainbr": its start at w_0
+        if bool(first.any()):
+            at = idx[first]
+            self.alphas[at] = self._first_alphas(self._flat(at))
+            beta = torch.where(E_k[first] > 0, (self.N - self.P) / (4 * E_k[first]), 0.0)
+            self.beta[at] = torch.where(beta > 0, beta, 1.0)
+        searching = self.searching[idx].clone()
+        _, E_new = self._lm_step(idx)
+        settled = idx[~searching]
+        gamma = self.gammas[settled].sum(1)
+        self._low[settled] = torch.where(gamma < self.COLLAPSED_GAMMA, self._low[settled] + 1, 0)
+        collapsed = settled[self.trainbr[settled] & (self._low[settled] >= self.COLLAPSED_EPOCHS)]
+        if len(collapsed):
+            self._load(collapsed, self._w0[collapsed])  # begin again from w_0, as start="minimum"
+            self.alphas[collapsed], self.gammas[collapsed] = 0.0, self._sizes
+            self.beta[collapsed], self.searching[collapsed], self.trainbr[collapsed] = 1.0, True, False
+            self._restart_damping(collapsed)
+            for k in collapsed.tolist():
+                self.stopped.pop(k, None)  # a μ_max of the collapsed objective does not end the new search
+        self._end_searches(idx[searching], E_k[searching], E_new[searching])
+
+    def _end_searches(self, idx: Tensor, E_k: Tensor, E_new: Tensor) -> None:
+        """The searching members at (near) a minimum of ``E`` start estimating ``α, β`` there."""
+        stuck = torch.tensor([self.stopped.get(int(k)) == "mu_max" for k in idx], dtype=torch.bool)
+        E_new = torch.where(stuck, E_k, E_new.double())
+        done = idx[stuck | (E_k - E_new < self.SEARCH_TOL * E_k)]
+        if not len(done):
+            return
+        for k in done.tolist():
+            self.stopped.pop(k, None)
+        A, _, E = self.gauss_newton(done)
+        w = self._flat(done)
+        self.alphas[done] = self._first_alphas(w)
+        self.beta[done] = self.N / (2 * (2 * E.double()).clamp_min(1e-300))
+        self.searching[done] = False
+        self._estimate(done, A, w, E)
+        self._restart_damping(done)
+
+    def _restart_damping(self, idx: Tensor) -> None:
+        self.mu[idx], self._new_stage[idx] = self._mu0[idx], True
+
+    def merits(self, E: Tensor) -> Tensor:
+        """``F/(2β)`` per member (``E`` while searching); NaN right after its objective changed."""
+        w = self._flat(self._everyone)
+        E = E.double()
+        F = self._objective_value(self._everyone, E, w) / (2 * self.beta)
+        values = torch.where(self._new_stage, math.nan, torch.where(self.searching, E, F))
+        self._new_stage = torch.zeros_like(self._new_stage)
+        return values
+
+    def evidence(self) -> list[float | None]:
+        """Each member's ``ln p(D | α, β)``, as the single network's
+        :meth:`~torch_sigmoid_mlp.solvers.BayesianRegularization.evidence`."""
+        idx = self._everyone
+        A, _, E = self.gauss_newton(idx)
+        w = self._flat(idx)
+        factor, info = torch.linalg.cholesky_ex(self._hessian(idx, A, w))
+        log_det = 2 * factor.diagonal(dim1=-2, dim2=-1).log().sum(1)
+        prior = (self._sizes / 2 * torch.log(2 * self.alphas)).sum(1)
+        F = self._objective_value(idx, E, w)
+        value = -F - log_det / 2 + prior + self.N / 2 * torch.log(self.beta / math.pi)
+        ready = ~self.searching & (self.alphas[:, 0] != 0) & (info.cpu() == 0)
+        return [v if ok else None for v, ok in zip(value.tolist(), ready.tolist())]
+
+    def metrics(self) -> dict[str, Tensor]:
+        alpha = (self.alphas * self._sizes).sum(1) / self.P
+        return {"mu": self.mu, "gamma": self.gammas.sum(1), "alpha": alpha, "beta": self.beta}
+
+    def member_state(self, k: int) -> dict:
+        return {
+            **{name: value[k].item() for name, value in self.metrics().items()},
+            "alphas": self.alphas[k].tolist(),
+            "gammas": self.gammas[k].tolist(),
+            "searching": bool(self.searching[k]),
+            "start": "trainbr" if bool(self.trainbr[k]) else "minimum",
+            "w0": self._w0[k].clone(),
+        }
