@@ -49,20 +49,30 @@ class LevenbergMarquardt(PopulationStep):
 
     # -- the members' weights as rows of a matrix ---------------------------------------------------
 
+    def _members(self, idx: Tensor) -> list[Tensor]:
+        """``W^(l)`` of the members ``idx``: the weights themselves when that is all of them."""
+        return self.plain if len(idx) == self.K else [W[idx.to(W.device)] for W in self.plain]
+
     def _flat(self, idx: Tensor) -> Tensor:
         """``w_k`` of the members ``idx``, ``(k, P)`` in float64."""
-        return torch.cat([W[idx].reshape(len(idx), -1) for W in self.plain], 1).double()
+        return torch.cat([W.reshape(len(idx), -1) for W in self._members(idx)], 1).double()
 
     def _load(self, idx: Tensor, flat: Tensor) -> None:
         with torch.no_grad():
             for W, part in zip(self.plain, flat.split(self._numels, 1)):
-                W.index_copy_(0, idx.to(W.device), part.reshape(-1, *W.shape[1:]).to(W))
+                part = part.reshape(-1, *W.shape[1:])
+                if len(idx) == self.K:
+                    W.copy_(part)
+                else:
+                    W.index_copy_(0, idx.to(W.device), part.to(W))
 
     # -- sums over the points -------------------------------------------------------------------------
 
-    def _signals(self, idx: Tensor) -> tuple[list[Tensor], list[Tensor], Tensor, Tensor]:
-        """The members' weights, ``y^(0..L)`` and ``(E_k, max_k)`` at their current weights."""
-        weights = [W[idx.to(W.device)] for W in self.plain]
+    def _signals(
+        self, idx: Tensor, weights: list[Tensor] | None = None
+    ) -> tuple[list[Tensor], list[Tensor], Tensor, Tensor]:
+        """The members' weights (theirs, or ``weights``), ``y^(0..L)`` and ``(E_k, max_k)`` there."""
+        weights = self._members(idx) if weights is None else weights
         ys = [self.x.expand(len(idx), *self.x.shape)]
         for W in weights:
             ys.append(torch.bmm(ys[-1], W.mT).sigmoid_())  # y^(l+1), (k, T, size_{l+1})
@@ -76,10 +86,16 @@ class LevenbergMarquardt(PopulationStep):
             torch.where(self.s > 0, e.abs(), 0).amax((1, 2)),
         )
 
-    def error(self, idx: Tensor) -> tuple[Tensor, Tensor]:
-        """``(E_k, max_t |e_k(t)|)`` of the members ``idx``."""
+    def error(self, idx: Tensor, flat: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``(E_k, max_t |e_k(t)|)`` of the members ``idx``, at their weights or at ``flat`` (``(k, P)``
+        in the model's dtype)."""
+        weights = None
+        if flat is not None:
+            weights = [
+                part.reshape(-1, *W.shape[1:]) for W, part in zip(self.plain, flat.split(self._numels, 1))
+            ]
         with torch.no_grad():
-            return self._signals(idx)[2:]
+            return self._signals(idx, weights)[2:]
 
     def evaluate(self) -> tuple[Tensor, Tensor]:
         self._E, max_error = self.error(self._everyone)
@@ -118,8 +134,9 @@ class LevenbergMarquardt(PopulationStep):
     def _system(self, idx, A: Tensor, g: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
         return A, g
 
-    def _objective_value(self, idx, E: Tensor, w: Tensor) -> Tensor:
-        return E.double()
+    def _objective(self, idx):
+        """``w, E ↦`` what a step of the members ``idx`` must lower: ``E_k`` here."""
+        return lambda E, w: E.double()
 
     def _accepted(self, idx, A: Tensor, w: Tensor, E: Tensor) -> None:
         """After the members ``idx`` accepted a step (at their new ``w`` and ``E_s``)."""
@@ -133,23 +150,28 @@ class LevenbergMarquardt(PopulationStep):
             self._lm_step(idx)
 
     def _lm_step(self, idx: Tensor) -> tuple[Tensor, Tensor]:
-        """One LM step for each member in ``idx``; which accepted one, and their ``E`` there."""
+        """One LM step for each member in ``idx``; which accepted one, and their ``E`` there.
+
+        Each trial is evaluated at the trial weights themselves (views of one ``(k, P)`` tensor in the
+        model's dtype); the weights are written once, when every member has its answer.
+        """
         A, g, E = self.gauss_newton(idx)  # at w_k
         w = self._flat(idx)
         M, rhs = self._system(idx, A, g, w)
-        F_k = self._objective_value(idx, E, w)
-        eye = torch.eye(self.P, dtype=torch.float64, device=w.device)
+        objective = self._objective(idx)
+        F_k = objective(E, w)
+        eye = torch.eye(self.P, dtype=M.dtype, device=M.device)
+        dtype = self.plain[0].dtype
         mu = self.mu[idx]
         pending = torch.ones(len(idx), dtype=torch.bool)
-        accepted, E_new_all, current = pending.clone().fill_(False), E.clone(), w.clone()
-        while bool(pending.any()):
-            factor, info = torch.linalg.cholesky_ex(M + mu[:, None, None].to(M) * eye)
+        accepted, E_new_all, current = torch.zeros_like(pending), E.clone(), w.clone()
+        while True:
+            factor, info = torch.linalg.cholesky_ex(M + mu.to(M)[:, None, None] * eye)
             ok = pending & (info.cpu() == 0)  # a failed factorisation counts as a rejected step
-            dw = torch.cholesky_solve(rhs[..., None], factor)[..., 0]
-            self._load(idx, torch.where(ok[:, None].to(w.device), w + dw, current))
-            E_new, _ = self.error(idx)
-            w_new = self._flat(idx)  # as stored, in the model's dtype
-            better = ok & (self._objective_value(idx, E_new, w_new) < F_k).cpu()
+            trial = (w + torch.cholesky_solve(rhs[..., None], factor)[..., 0]).to(dtype)
+            E_new, _ = self.error(idx, trial)
+            w_new = trial.double()  # as stored, in the model's dtype
+            better = ok & (objective(E_new, w_new) < F_k).cpu()
             mu = torch.where(better, mu * self.mu_decrease, mu)
             current = torch.where(better[:, None].to(w.device), w_new, current)
             E_new_all = torch.where(better.to(E.device), E_new, E_new_all)
@@ -160,6 +182,8 @@ class LevenbergMarquardt(PopulationStep):
             for j in over.nonzero()[:, 0].tolist():
                 self.stopped[int(idx[j])] = "mu_max"  # no μ ≤ μ_max lowers it: back to w_k
             pending &= ~over
+            if not bool(pending.any()):
+                break
         self._load(idx, current)
         self.mu[idx] = mu
         if bool(accepted.any()):
@@ -212,9 +236,12 @@ class BayesianRegularization(LevenbergMarquardt):
         ratio = self.alphas[idx][:, self._layer] / self.beta[idx, None]  # D_α / β, (k, P)
         return A + torch.diag_embed(ratio), g - ratio * w
 
+    def _objective(self, idx):
+        decay, beta = self.alphas[idx][:, self._layer], self.beta[idx]
+        return lambda E, w: beta * 2 * E.double() + (decay * w.square()).sum(1)  # F = β·E_D + Σ α E_W
+
     def _objective_value(self, idx, E, w):
-        decay = self.alphas[idx][:, self._layer]
-        return self.beta[idx] * 2 * E.double() + (decay * w.square()).sum(1)  # F = β·E_D + Σ α E_W
+        return self._objective(idx)(E, w)
 
     def _hessian(self, idx, A, w) -> Tensor:
         return 2 * self.beta[idx, None, None] * A + 2 * torch.diag_embed(self.alphas[idx][:, self._layer])
@@ -264,7 +291,8 @@ class BayesianRegularization(LevenbergMarquardt):
             self._restart_damping(collapsed)
             for k in collapsed.tolist():
                 self.stopped.pop(k, None)  # a μ_max of the collapsed objective does not end the new search
-        self._end_searches(idx[searching], E_k[searching], E_new[searching])
+        if bool(searching.any()):
+            self._end_searches(idx[searching], E_k[searching], E_new[searching])
 
     def _end_searches(self, idx: Tensor, E_k: Tensor, E_new: Tensor) -> None:
         """The searching members at (near) a minimum of ``E`` start estimating ``α, β`` there."""
