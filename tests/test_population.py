@@ -263,3 +263,14 @@ def test_tensorboard_records_the_population_not_k_copies(tmp_path):
     assert stopped[-1] == 3 and stopped == sorted(stopped)
     best = acc.Scalars("population/best_sse")
     assert best[-1].step == max(m.epochs for m in result.members)
+
+
+def test_an_rprop_member_resumes_alone_where_the_population_left_it():
+    x, d = _points()
+    singles = _singles(3)
+    population = SigmoidMLP.stack(singles)
+    result = train(population, x, d, method="rprop", max_epochs=20)
+    member = population.member(1)
+    train(member, x, d, method="rprop", max_epochs=40, resume=result.members[1])
+    train(singles[1], x, d, method="rprop", max_epochs=40)  # the uninterrupted run
+    assert all((a - b).abs().max() <= 1e-12 for a, b in zip(member.weights, singles[1].weights))

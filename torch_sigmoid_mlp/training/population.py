@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from . import population_lm
-from .population_steps import AdaptiveDescent, OptimizerStep, PopulationStep, SteepestDescent
+from .population_steps import AdaptiveDescent, OptimizerStep, PopulationStep, Rprop, SteepestDescent
 from .results import TrainResult, _rank
 from .solvers import _DEFAULT_LR
 
@@ -53,9 +53,8 @@ def make_population_step(method: str, weights, x, d, s, *, lr, options: dict | N
         return (SteepestDescent if method == "sgd" else AdaptiveDescent)(weights, x, d, s, lr=lr, **options)
     lr = _DEFAULT_LR[method] if lr is None else lr
     if method == "rprop":
-        optimizer = torch.optim.Rprop(weights, lr=lr, **{"step_sizes": (1e-6, 50.0), **options})
-    else:
-        optimizer = torch.optim.Adam(weights, lr=lr, **options)
+        return Rprop(weights, x, d, s, lr=lr, **options)
+    optimizer = torch.optim.Adam(weights, lr=lr, **options)
     return OptimizerStep(weights, x, d, s, optimizer=optimizer, method=method)
 
 

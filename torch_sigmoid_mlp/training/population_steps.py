@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["AdaptiveDescent", "OptimizerStep", "PopulationPass", "PopulationStep", "SteepestDescent"]
+__all__ = ["AdaptiveDescent", "OptimizerStep", "PopulationPass", "PopulationStep", "Rprop", "SteepestDescent"]
 
 _sigmoid_backward_out = torch.ops.aten.sigmoid_backward.grad_input
 _INF = float("inf")
@@ -235,3 +235,62 @@ class OptimizerStep(PopulationStep):
     def metrics(self) -> dict[str, Tensor]:
         W0 = self.plain[0]
         return {"lr": torch.full((self.K,), float(self.optimizer.param_groups[0]["lr"]), dtype=W0.dtype)}
+
+
+class Rprop(PopulationStep):
+    r"""RPROP per member and weight, ``torch.optim.Rprop``'s rule written out on the stacked weights.
+
+    .. code-block:: text
+
+        s = sign(g · g_prev)                                   g = ∂E_k/∂w, per weight of every member
+        Δ ← clamp(Δ · (η⁺ if s > 0, η⁻ if s < 0, else 1), Δ_min, Δ_max)
+        g ← 0 where s < 0                                      (iRPROP−: no step after a sign change)
+        w ← w − sign(g) · Δ,   g_prev ← g
+
+    The same arithmetic as the optimizer, without its per-call bookkeeping, which at small sizes costs
+    more than the epoch. A frozen member gets ``g = 0``: it neither moves nor changes its ``Δ``.
+    """
+
+    method = "rprop"
+
+    def __init__(self, weights, x, d, s, *, lr: float, etas=(0.5, 1.2), step_sizes=(1e-6, 50.0)) -> None:
+        super().__init__(weights, x, d, s)
+        self.batch = PopulationPass(weights, x, d, s)
+        self.lr, (self.eta_minus, self.eta_plus), (self.low, self.high) = lr, etas, step_sizes
+        self.previous = [torch.zeros_like(W) for W in self.plain]  # g_prev
+        self.steps = [torch.full_like(W, lr) for W in self.plain]  # Δ, from Δ_0 = lr
+        W0 = self.plain[0]
+        self._factors = torch.tensor([self.eta_minus, 1.0, self.eta_plus], dtype=W0.dtype, device=W0.device)
+        self._taken = torch.zeros(self.K, dtype=torch.long)  # steps each member took
+
+    def evaluate(self) -> tuple[Tensor, Tensor]:
+        return self.batch.forward()
+
+    def step(self, active: Tensor) -> None:
+        everyone = bool(active.all())
+        for W, G, previous, delta in zip(self.plain, self.batch.backward(), self.previous, self.steps):
+            g = G.neg_() if everyone else torch.where(active[:, None, None], G.neg_(), 0)  # ∂E_k/∂W
+            sign = (g * previous).sign_()
+            delta.mul_(self._factors[sign.long() + 1]).clamp_(self.low, self.high)  # η⁻, 1 or η⁺
+            g = torch.where(sign < 0, 0, g)
+            W.addcmul_(g.sign(), delta, value=-1)
+            previous.copy_(g)
+        self._taken += active.cpu()
+
+    def member_state(self, k: int) -> dict:
+        """Member ``k``'s state as ``torch.optim.Rprop`` keeps it: ``resume=`` goes on with its own ``Δ``."""
+        shapes = [W.shape[1:] for W in self.plain]
+        optimizer = torch.optim.Rprop(
+            [torch.zeros(shape) for shape in shapes], lr=self.lr, etas=(self.eta_minus, self.eta_plus),
+            step_sizes=(self.low, self.high),
+        )  # fmt: skip
+        state = optimizer.state_dict()
+        step = torch.tensor(float(self._taken[k]))
+        state["state"] = {
+            i: {"step": step.clone(), "prev": prev[k].clone(), "step_size": delta[k].clone()}
+            for i, (prev, delta) in enumerate(zip(self.previous, self.steps))
+        }
+        return {"optimizer": state}
+
+    def metrics(self) -> dict[str, Tensor]:
+        return {"lr": torch.full((self.K,), float(self.lr), dtype=torch.float64)}
