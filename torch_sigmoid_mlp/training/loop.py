@@ -682,7 +682,7 @@ def _train_restarts(model: SigmoidMLP, restarts: int, generator, logdir, run: di
     results: list[TrainResult] = []
     best, best_weights = 0, None
     began = time.perf_counter()
-    together = _together(run, logdir)
+    together = _together(run, logdir, num_weights(model.weights), run["x"].shape[0] * run["d"].shape[1])
     for i in range(restarts):
         if together and i == (0 if run["tol"] is None else 1):
             results += _starts_as_population(model, range(i, restarts), s0, run)
@@ -708,11 +708,22 @@ def _train_restarts(model: SigmoidMLP, restarts: int, generator, logdir, run: di
     )
 
 
-def _together(run: dict, logdir) -> bool:
-    """Whether several starts can run as one population: a batched solver, full-batch points of one
-    process, and nothing that watches a single run (callback, TensorBoard, progress, handlers)."""
+#: Several starts run as one population only where that is faster than one after another, which at
+#: large sizes on the CPU it is not (``benchmarks/results/population.md``): an LM/BR epoch of at most
+#: this many flops (``N·P² + P³``; at 1-8-8-1, T = 100 a population of 8 costs 0.4× per member, at
+#: P = 302, T = 300 1.3×), a first-order epoch of at most this many (``N·P``).
+TOGETHER_DENSE_FLOPS, TOGETHER_FLOPS = 1e7, 1e6
+
+
+def _together(run: dict, logdir, P: int, N: int) -> bool:
+    """Whether several starts run as one population: a batched solver on a problem small enough that
+    it pays (:data:`TOGETHER_DENSE_FLOPS`), full-batch points of one process, and nothing that watches
+    a single run (callback, TensorBoard, progress, handlers)."""
+    dense = run["method"] in ("lm", "br")
+    small = N * P**2 + P**3 <= TOGETHER_DENSE_FLOPS if dense else N * P <= TOGETHER_FLOPS
     return (
-        batched(run["method"])
+        small
+        and batched(run["method"])
         and run["batch_size"] is None
         and run["chunk_size"] is None
         and not run["distributed"]

@@ -135,8 +135,9 @@ class LevenbergMarquardt(PopulationStep):
         return A, g
 
     def _objective(self, idx):
-        """``w, E ↦`` what a step of the members ``idx`` must lower: ``E_k`` here."""
-        return lambda E, w: E.double()
+        """``(E, w, at) ↦`` what a step of the members ``idx`` (those at positions ``at`` of them) must
+        lower: ``E_k`` here."""
+        return lambda E, w, at=None: E.double()
 
     def _accepted(self, idx, A: Tensor, w: Tensor, E: Tensor) -> None:
         """After the members ``idx`` accepted a step (at their new ``w`` and ``E_s``)."""
@@ -163,27 +164,28 @@ class LevenbergMarquardt(PopulationStep):
         eye = torch.eye(self.P, dtype=M.dtype, device=M.device)
         dtype = self.plain[0].dtype
         mu = self.mu[idx]
-        pending = torch.ones(len(idx), dtype=torch.bool)
-        accepted, E_new_all, current = torch.zeros_like(pending), E.clone(), w.clone()
-        while True:
-            factor, info = torch.linalg.cholesky_ex(M + mu.to(M)[:, None, None] * eye)
-            ok = pending & (info.cpu() == 0)  # a failed factorisation counts as a rejected step
-            trial = (w + torch.cholesky_solve(rhs[..., None], factor)[..., 0]).to(dtype)
-            E_new, _ = self.error(idx, trial)
+        accepted, E_new_all, current = torch.zeros(len(idx), dtype=torch.bool), E.clone(), w.clone()
+        pending = torch.arange(len(idx))  # the members still seeking a step, as positions in idx
+        while len(pending):
+            # only the members still seeking a step are factorised and evaluated again
+            whole = len(pending) == len(idx)
+            on = (lambda t: t) if whole else (lambda t, at=pending: t[at.to(t.device)])
+            factor, info = torch.linalg.cholesky_ex(on(M) + mu[pending].to(M)[:, None, None] * eye)
+            ok = info.cpu() == 0  # a failed factorisation counts as a rejected step
+            trial = (on(w) + torch.cholesky_solve(on(rhs)[..., None], factor)[..., 0]).to(dtype)
+            E_new, _ = self.error(idx[pending], trial)
             w_new = trial.double()  # as stored, in the model's dtype
-            better = ok & (objective(E_new, w_new) < F_k).cpu()
-            mu = torch.where(better, mu * self.mu_decrease, mu)
-            current = torch.where(better[:, None].to(w.device), w_new, current)
-            E_new_all = torch.where(better.to(E.device), E_new, E_new_all)
-            accepted |= better
-            pending &= ~better
-            mu = torch.where(pending, mu * self.mu_increase, mu)
-            over = pending & (mu > self.mu_max)
-            for j in over.nonzero()[:, 0].tolist():
+            better = ok & (objective(E_new, w_new, pending) < on(F_k)).cpu()
+            won, lost = pending[better], pending[~better]
+            mu[won] *= self.mu_decrease
+            current[won.to(w.device)] = w_new[better.to(w.device)]
+            E_new_all[won.to(E.device)] = E_new[better.to(E.device)]
+            accepted[won] = True
+            mu[lost] *= self.mu_increase
+            over = lost[mu[lost] > self.mu_max]
+            for j in over.tolist():
                 self.stopped[int(idx[j])] = "mu_max"  # no μ ≤ μ_max lowers it: back to w_k
-            pending &= ~over
-            if not bool(pending.any()):
-                break
+            pending = lost[mu[lost] <= self.mu_max]
         self._load(idx, current)
         self.mu[idx] = mu
         if bool(accepted.any()):
@@ -238,7 +240,12 @@ class BayesianRegularization(LevenbergMarquardt):
 
     def _objective(self, idx):
         decay, beta = self.alphas[idx][:, self._layer], self.beta[idx]
-        return lambda E, w: beta * 2 * E.double() + (decay * w.square()).sum(1)  # F = β·E_D + Σ α E_W
+
+        def F(E, w, at=None):  # F = β·E_D + Σ_l α_l E_W^(l)
+            d, b = (decay, beta) if at is None else (decay[at], beta[at])
+            return b * 2 * E.double() + (d * w.square()).sum(1)
+
+        return F
 
     def _objective_value(self, idx, E, w):
         return self._objective(idx)(E, w)
