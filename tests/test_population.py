@@ -274,3 +274,25 @@ def test_an_rprop_member_resumes_alone_where_the_population_left_it():
     train(member, x, d, method="rprop", max_epochs=40, resume=result.members[1])
     train(singles[1], x, d, method="rprop", max_epochs=40)  # the uninterrupted run
     assert all((a - b).abs().max() <= 1e-12 for a, b in zip(member.weights, singles[1].weights))
+
+
+def test_first_order_population_on_the_device_equals_the_cpu(device):
+    x, d = _points()
+    population = SigmoidMLP.stack(_singles(3))
+    there = SigmoidMLP.stack(_singles(3)).to(device)
+    train(population, x, d, method="rprop", max_epochs=30)
+    result = train(there, x.to(device), d.to(device), method="rprop", max_epochs=30)
+    assert result.epochs == 30 and there.weights[0].device.type == device.type
+    for P, Q in zip(population.weights, there.weights):
+        assert (P - Q.cpu()).abs().max() <= 1e-10
+
+
+def test_lm_population_runs_on_the_cpu_and_says_so_elsewhere(device):
+    x, d = _points()
+    population = SigmoidMLP.stack(_singles(2)).to(device)
+    x, d = x.to(device), d.to(device)
+    if device.type == "cpu":
+        assert train(population, x, d, method="lm", max_epochs=3).epochs == 3
+    else:
+        with pytest.raises(ValueError, match="on the CPU"):
+            train(population, x, d, method="lm", max_epochs=3)

@@ -34,6 +34,12 @@ class LevenbergMarquardt(PopulationStep):
 
     def __init__(self, weights, x, d, s, *, mu=1e-3, mu_increase=10.0, mu_decrease=0.1, mu_max=1e10) -> None:
         super().__init__(weights, x, d, s)
+        if self.plain[0].device.type != "cpu":
+            raise ValueError(
+                f"method={self.method!r} trains a population on the CPU (its per-member state is kept "
+                f"there); the weights are on {self.plain[0].device}: move the population to the CPU, or "
+                "train its members one by one (population.member(k))"
+            )
         self.P = sum(W[0].numel() for W in self.plain)
         if self.P > LM_MAX_PARAMS:
             raise ValueError(
