@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from . import population_lm
+from .objective import Objective
 from .population_steps import AdaptiveDescent, OptimizerStep, PopulationStep, Rprop, SteepestDescent
 from .results import TrainResult, _rank
 from .solvers import _DEFAULT_LR
@@ -185,7 +186,7 @@ def _together(model, *, logdir, until, **run) -> list:
     step = make_population_step(
         run["method"], list(model.weights), x, d, s, lr=run["lr"], options=run["options"]
     )
-    spread = _spread(d, s)
+    spread = Objective(model, x, d, sample_weight=s).spread()  # E_0, the best constant output's E
     state = _Run(model, step, run, spread, run["validation"])
     log = _PopulationLog(logdir, run["writer"], run["log_every"]) if logdir or run["writer"] else None
     began = time.perf_counter()
@@ -241,18 +242,6 @@ def _results(state: _Run, spread: float, seconds: float, *, final: bool = False)
             r2=1 - final_k[0] / spread if spread > 0 else None, evidence=evidence[k],
         ))  # fmt: skip
     return results
-
-
-def _spread(d: Tensor, s: Tensor | None) -> float:
-    """``E_0 = ½·Σ_t s_t ‖d_t − d̄‖²``, as :meth:`~torch_sigmoid_mlp.objective.Objective.spread`."""
-    d = d.double()
-    s = torch.ones(d.shape[0], 1, dtype=torch.float64) if s is None else s.double().reshape(-1, 1).cpu()
-    d = d.cpu()
-    total = s.sum()
-    if total <= 0:
-        return 0.0
-    mean = (s * d).sum(0) / total
-    return 0.5 * (s * (d - mean).square()).sum().item()
 
 
 class _PopulationLog:

@@ -139,7 +139,6 @@ class SteepestDescent(PopulationStep):
         W0 = self.plain[0]
         self.lr = torch.full((self.K,), float(lr), dtype=W0.dtype, device=W0.device)  # η_k
         self._key: tuple | None = None
-        self.keep_gradients = False  # form G^(l) even where the update need not (logging)
 
     def evaluate(self) -> tuple[Tensor, Tensor]:
         return self.batch.forward()
@@ -150,7 +149,7 @@ class SteepestDescent(PopulationStep):
             self._key, self._rates = key, (self.lr * active)[:, None, None]
             self._uniform = self.method == "sgd" and bool(active.all())
         batch = self.batch
-        if self._uniform and not self.keep_gradients:  # W += η·δᵀy in one kernel per layer
+        if self._uniform:  # W += η·δᵀy in one kernel per layer
             batch.backward(update=self.lr[0].item())
             return
         for W, G in zip(self.plain, batch.backward()):
@@ -158,9 +157,6 @@ class SteepestDescent(PopulationStep):
 
     def metrics(self) -> dict[str, Tensor]:
         return {"lr": self.lr}
-
-    def member_state(self, k: int) -> dict:
-        return {}
 
 
 class AdaptiveDescent(SteepestDescent):
@@ -206,15 +202,14 @@ class AdaptiveDescent(SteepestDescent):
 
 
 class OptimizerStep(PopulationStep):
-    """RPROP or Adam on the stacked weights: both act weight by weight, so ``torch.optim`` on the
+    """Adam on the stacked weights: it acts weight by weight, so ``torch.optim`` on the
     ``(K, size_{l+1}, size_l)`` tensors runs each member's own optimizer. A frozen member gets a zero
-    gradient (RPROP then neither moves it nor changes its step sizes) and, for Adam, its weights back."""
+    gradient and its weights back after the step."""
 
     def __init__(self, weights, x, d, s, *, optimizer: torch.optim.Optimizer, method: str) -> None:
         super().__init__(weights, x, d, s)
         self.batch = PopulationPass(weights, x, d, s)
         self.optimizer, self.method, self.params = optimizer, method, list(weights)
-        self._restore = method != "rprop"
 
     def evaluate(self) -> tuple[Tensor, Tensor]:
         return self.batch.forward()
@@ -224,7 +219,7 @@ class OptimizerStep(PopulationStep):
         everyone = bool(active.all())
         for W, G in zip(self.params, self.batch.backward()):
             W.grad = G.neg() if everyone else torch.where(mask, G.neg(), 0)  # ∂E_k/∂W^(l)_k
-        before = None if everyone or not self._restore else [W.clone() for W in self.plain]
+        before = None if everyone else [W.clone() for W in self.plain]
         self.optimizer.step()
         if before is not None:
             for W, kept in zip(self.plain, before):
