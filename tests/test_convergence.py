@@ -202,6 +202,25 @@ def test_a_collapsing_trainbr_start_begins_again_from_w0():
     assert result.r2 > 0.999
 
 
+def test_a_trainbr_start_stuck_at_its_collapse_begins_again_rather_than_stopping():
+    """Near ``w = 0`` trainbr's decay pins the weights at once: ``γ ≈ 0`` and no step lowers ``F``, so
+    ``μ`` passes ``mu_max`` before ``γ`` has been low for ``COLLAPSED_EPOCHS`` epochs. That is the
+    collapse too; the start begins again from ``w_0`` rather than ending as a constant."""
+    x = torch.linspace(-1, 1, 30, dtype=torch.float64)[:, None]
+    d = 0.5 + 0.35 * torch.sin(6 * x)
+    model = SigmoidMLP(1, hidden=(8, 8), dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        for W in model.weights:
+            W.mul_(0.01)
+    seen = []
+    result = train(model, x, d, method="br", max_epochs=100,
+                   callback=lambda k, r: seen.append((r.solver_state["start"], r.solver_state["gamma"])))  # fmt: skip
+    began_again = next(k for k, (start, _) in enumerate(seen) if start == "minimum")
+    assert began_again < BayesianRegularization.COLLAPSED_EPOCHS + 1
+    assert all(gamma < BayesianRegularization.COLLAPSED_GAMMA for _, gamma in seen[1:began_again])
+    assert result.solver_state["start"] == "minimum" and result.epochs > began_again
+
+
 def test_evidence_chooses_among_br_starts_and_prefers_the_regularised_fit_on_noisy_data():
     pytest.importorskip("sklearn")
     from sklearn.datasets import load_diabetes

@@ -89,11 +89,13 @@ def test_a_stuck_first_start_is_replaced_by_the_best_later_one():
     assert result.seconds >= result.restarts[0].seconds + max(r.seconds for r in result.restarts[1:])
     assert_model_holds(result, model, x, d)
 
-    # start i ≥ 1 is the student drawn with seed 0 + i, trained alone
+    # start i ≥ 1 is the student drawn with seed 0 + i, trained alone; to the rounding of the
+    # population's batched products, which depends on the CPU's vector width
     alone = student(seed=result.start)
-    train(alone, x, d, method="lm", tol=0.01, max_epochs=60)
+    again = train(alone, x, d, method="lm", tol=0.01, max_epochs=60)
+    assert close(again, best)
     for W, A in zip(model.weights, alone.weights):
-        torch.testing.assert_close(W, A, rtol=0, atol=0, msg="model does not hold the best start's weights")
+        torch.testing.assert_close(W, A, rtol=1e-3, atol=1e-4, msg="model does not hold the best start's weights")
 
 
 def test_start_i_draws_with_generator_seed_plus_i():

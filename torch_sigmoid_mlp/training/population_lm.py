@@ -167,7 +167,6 @@ class LevenbergMarquardt(PopulationStep):
         M, rhs = self._system(idx, A, g, w)
         objective = self._objective(idx)
         F_k = objective(E, w)
-        eye = torch.eye(self.P, dtype=M.dtype, device=M.device)
         dtype = self.plain[0].dtype
         mu = self.mu[idx]
         accepted, E_new_all, current = torch.zeros(len(idx), dtype=torch.bool), E.clone(), w.clone()
@@ -176,7 +175,9 @@ class LevenbergMarquardt(PopulationStep):
             # only the members still seeking a step are factorised and evaluated again
             whole = len(pending) == len(idx)
             on = (lambda t: t) if whole else (lambda t, at=pending: t[at.to(t.device)])
-            factor, info = torch.linalg.cholesky_ex(on(M) + mu[pending].to(M)[:, None, None] * eye)
+            damped = M.clone() if whole else on(M)  # M + μ_k I, each member's own μ_k
+            damped.diagonal(dim1=-2, dim2=-1).add_(mu[pending].to(M)[:, None])
+            factor, info = torch.linalg.cholesky_ex(damped)
             ok = info.cpu() == 0  # a failed factorisation counts as a rejected step
             trial = (on(w) + torch.cholesky_solve(on(rhs)[..., None], factor)[..., 0]).to(dtype)
             E_new, _ = self.error(idx[pending], trial)
@@ -242,7 +243,9 @@ class BayesianRegularization(LevenbergMarquardt):
 
     def _system(self, idx, A, g, w):
         ratio = self.alphas[idx][:, self._layer] / self.beta[idx, None]  # D_α / β, (k, P)
-        return A + torch.diag_embed(ratio), g - ratio * w
+        M = A.clone()
+        M.diagonal(dim1=-2, dim2=-1).add_(ratio)  # A + diag(ratio)
+        return M, g - ratio * w
 
     def _objective(self, idx):
         decay, beta = self.alphas[idx][:, self._layer], self.beta[idx]
@@ -257,7 +260,9 @@ class BayesianRegularization(LevenbergMarquardt):
         return self._objective(idx)(E, w)
 
     def _hessian(self, idx, A, w) -> Tensor:
-        return 2 * self.beta[idx, None, None] * A + 2 * torch.diag_embed(self.alphas[idx][:, self._layer])
+        H = 2 * self.beta[idx, None, None] * A
+        H.diagonal(dim1=-2, dim2=-1).add_(2 * self.alphas[idx][:, self._layer])
+        return H
 
     def _accepted(self, idx, A, w, E) -> None:
         estimating = ~self.searching[idx]
@@ -296,7 +301,9 @@ class BayesianRegularization(LevenbergMarquardt):
         settled = idx[~searching]
         gamma = self.gammas[settled].sum(1)
         self._low[settled] = torch.where(gamma < self.COLLAPSED_GAMMA, self._low[settled] + 1, 0)
-        collapsed = settled[self.trainbr[settled] & (self._low[settled] >= self.COLLAPSED_EPOCHS)]
+        stuck = torch.tensor([self.stopped.get(int(k)) == "mu_max" for k in settled], dtype=torch.bool)
+        low = self._low[settled]
+        collapsed = settled[self.trainbr[settled] & ((low >= self.COLLAPSED_EPOCHS) | ((low > 0) & stuck))]
         if len(collapsed):
             self._load(collapsed, self._w0[collapsed])  # begin again from w_0, as start="minimum"
             self.alphas[collapsed], self.gammas[collapsed] = 0.0, self._sizes

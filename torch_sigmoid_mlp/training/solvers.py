@@ -479,9 +479,10 @@ class LevenbergMarquardt(Step):
         self._before_step(A, w, E.item())
         M, rhs = self._system(A, g, w)
         F_k = self._objective_value(E.item(), w)
-        eye = torch.eye(w.numel(), dtype=torch.float64, device=w.device)
+        damped = torch.empty_like(M)  # M + μI, written in place for each μ tried
         while True:
-            factor, info = torch.linalg.cholesky_ex(M + self.mu * eye)
+            damped.copy_(M).diagonal().add_(self.mu)
+            factor, info = torch.linalg.cholesky_ex(damped)
             # A failed factorisation (μ too small for rounding) counts as a rejected step.
             if info.item() == 0:
                 dw = torch.cholesky_solve(rhs[:, None], factor)[:, 0]  # Δw, (P,)
@@ -537,8 +538,9 @@ class BayesianRegularization(LevenbergMarquardt):
       large; the weights shrink towards ``w = 0``, where a bias-free network outputs the constant
       ``σ(0)`` — near the mean of the scaled targets — and ``J`` of every layer below the output
       vanishes, so ``γ → 0`` and ``α = γ/(2E_W)`` stays large: a fixed point. When ``γ`` stays
-      below 1 (not one well-determined parameter left) for 5 epochs, the start begins again from
-      ``w_0`` as ``"minimum"`` does.
+      below 1 (not one well-determined parameter left) for 5 epochs, or while it is below 1 no step
+      lowers ``F`` any more (``μ > μ_max``), the start begins again from ``w_0`` as ``"minimum"``
+      does.
     - ``"minimum"``: ``α = 0`` (plain LM steps) until an accepted step lowers ``E`` by less than
       :attr:`SEARCH_TOL` of it, or no step does; then ``α_l = P_l/(2E_W^(l))``, ``β = N/(2E_D)``
       there, one update through ``γ_l``, and the update after every step from there. The
@@ -626,7 +628,9 @@ class BayesianRegularization(LevenbergMarquardt):
         if not self._searching:
             super().step()
             self._low = self._low + 1 if self.gamma < self.COLLAPSED_GAMMA else 0
-            if self.start == "trainbr" and self._low >= self.COLLAPSED_EPOCHS:
+            # collapsed: γ low for COLLAPSED_EPOCHS epochs, or low where no step lowers F any more
+            stuck = self._low > 0 and self.stop_reason == "mu_max"
+            if self.start == "trainbr" and (self._low >= self.COLLAPSED_EPOCHS or stuck):
                 self._load(self._w0)  # collapsed: begin again from w_0, as start="minimum"
                 self._begin_search()
                 self.stop_reason = None  # a μ_max of the collapsed objective does not end the new search
@@ -668,7 +672,9 @@ class BayesianRegularization(LevenbergMarquardt):
 
     def _system(self, A: Tensor, g: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
         ratio = self._decay(w) / self.beta  # D_α / β, (P,)
-        return A + torch.diag(ratio), g - ratio * w
+        M = A.clone()
+        M.diagonal().add_(ratio)  # A + diag(ratio), without a second P×P matrix
+        return M, g - ratio * w
 
     def _objective_value(self, E: float, w: Tensor) -> float:
         # F = β·E_D + Σ_l α_l·E_W^(l)
@@ -676,7 +682,9 @@ class BayesianRegularization(LevenbergMarquardt):
 
     def _hessian(self, A: Tensor, w: Tensor) -> Tensor:
         """``H = 2β·JᵀSJ + 2·D_α`` (positive definite once every ``α_l > 0``)."""
-        return 2 * self.beta * A + 2 * torch.diag(self._decay(w))
+        H = A * (2 * self.beta)
+        H.diagonal().add_(2 * self._decay(w))
+        return H
 
     def _accepted(self, A: Tensor, w: Tensor, E: float) -> None:
         if not self._searching:
