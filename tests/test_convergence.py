@@ -213,8 +213,11 @@ def test_a_trainbr_start_stuck_at_its_collapse_begins_again_rather_than_stopping
         for W in model.weights:
             W.mul_(0.01)
     seen = []
-    result = train(model, x, d, method="br", max_epochs=100,
-                   callback=lambda k, r: seen.append((r.solver_state["start"], r.solver_state["gamma"])))  # fmt: skip
+
+    def record(k, r):
+        seen.append((r.solver_state["start"], r.solver_state["gamma"]))
+
+    result = train(model, x, d, method="br", max_epochs=100, callback=record)
     began_again = next(k for k, (start, _) in enumerate(seen) if start == "minimum")
     assert began_again < BayesianRegularization.COLLAPSED_EPOCHS + 1
     assert all(gamma < BayesianRegularization.COLLAPSED_GAMMA for _, gamma in seen[1:began_again])

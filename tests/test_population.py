@@ -145,7 +145,8 @@ def test_first_order_population_equals_each_member_trained_alone(method, options
 def _restart_epoch(result) -> int | None:
     """The epoch at which a collapsed BR start began again from ``w_0`` (``E`` back at its first value)."""
     history = result.loss_history
-    return next((k for k in range(1, len(history)) if math.isclose(history[k], history[0], rel_tol=1e-12)), None)
+    back = (k for k in range(1, len(history)) if math.isclose(history[k], history[0], rel_tol=1e-12))
+    return next(back, None)
 
 
 @pytest.mark.parametrize("method", ["lm", "br"])

@@ -95,7 +95,7 @@ def test_a_stuck_first_start_is_replaced_by_the_best_later_one():
     again = train(alone, x, d, method="lm", tol=0.01, max_epochs=60)
     assert close(again, best)
     for W, A in zip(model.weights, alone.weights):
-        torch.testing.assert_close(W, A, rtol=1e-3, atol=1e-4, msg="model does not hold the best start's weights")
+        torch.testing.assert_close(W, A, rtol=1e-3, atol=1e-4, msg="model does not hold the best start")
 
 
 def test_start_i_draws_with_generator_seed_plus_i():
