@@ -85,6 +85,24 @@ def test_partial_fit_continues_from_the_fitted_weights():
         reg.partial_fit(X, y + 10)
 
 
+def test_lm_and_br_epochs_by_default_are_what_their_cost_affords(monkeypatch):
+    from torch_sigmoid_mlp.estimator import params, regressor
+
+    # the rule: MAX_EPOCHS where an epoch is cheap, DENSE_WORK / (N·P² + P³) where it is not, ≥ the floor
+    assert params.default_max_epochs("br", 80, 100) == params.MAX_EPOCHS["br"]
+    assert params.default_max_epochs("lm", 752, 2000) == int(params.DENSE_WORK // (2000 * 752**2 + 752**3))
+    assert params.default_max_epochs("br", 4000, 10**6) == params.MIN_DENSE_EPOCHS
+    assert params.default_max_epochs("lbfgs", 4000, 10**6) == params.MAX_EPOCHS["lbfgs"]
+    # and the fit runs it, with the P and N of its own network and points
+    seen = []
+    monkeypatch.setattr(regressor, "default_max_epochs", lambda *args: seen.append(args) or 7)
+    X = np.linspace(-1, 1, 40).reshape(-1, 1)
+    reg = SigmoidMLPRegressor(hidden=(4, 4), solver="br", restarts=1, device="cpu")
+    reg.fit(X, np.sin(6 * X[:, 0]))
+    assert seen == [("br", 1 * 4 + 4 * 4 + 4, 40)]
+    assert (reg.result_.epochs, reg.result_.stop_reason) == (7, "max_epochs")
+
+
 def test_validation_fraction_stops_early():
     rng = np.random.default_rng(0)
     X = rng.uniform(0, 2, (60, 1))

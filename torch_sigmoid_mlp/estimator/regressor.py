@@ -31,6 +31,7 @@ from .params import (
     PATIENCE,
     SOLVERS,
     check_params,
+    default_max_epochs,
     effective_lr,
 )
 from .protocol import regressor_tags
@@ -74,7 +75,8 @@ class SigmoidMLPRegressor:
             the optimizer's ``lr`` for ``"rprop"``, ``"adam"``, ``"lbfgs"`` (``None``: theirs in
             :func:`~torch_sigmoid_mlp.train`); unused by ``"lm"`` and ``"br"``.
         max_epochs: the most epochs of :func:`~torch_sigmoid_mlp.train`; ``None`` is
-            :data:`MAX_EPOCHS` of the solver that runs.
+            :data:`MAX_EPOCHS` of the solver that runs, and for LM and BR no more than an epoch's
+            cost ``N·P² + P³`` leaves of :data:`DENSE_WORK` (:func:`default_max_epochs`).
         tol: the uniform bound ``ε`` in the units of ``y``: training stops once every prediction
             is within ``tol`` of its measurement. It is converted per output column through that
             column's scale; with several outputs the tightest conversion is used.
@@ -384,13 +386,15 @@ class SigmoidMLPRegressor:
             x, d = x[fit.to(x.device)], d[fit.to(x.device)]
             s = None if s is None else s[fit]
         method = self._method(x.shape[0] * d.shape[1], validation is not None, before)
+        P, N = sum(W.numel() for W in self.model_.weights), x.shape[0] * d.shape[1]
         if restarts == "auto":
-            P, N = sum(W.numel() for W in self.model_.weights), x.shape[0] * d.shape[1]
             restarts = choose_restarts(method, P, N, tol=settings.tol is not None)
         ftol, window = CONVERGENCE.get(method, (None, 10))
         # Σ s_t in float64 before the cast, so that integer weights count exactly the repeated points
         lr = effective_lr(settings, method, x.shape[0], None if s is None else s.sum().item())
-        max_epochs = settings.max_epochs if settings.max_epochs is not None else MAX_EPOCHS[method]
+        max_epochs = (
+            settings.max_epochs if settings.max_epochs is not None else default_max_epochs(method, P, N)
+        )
         patience = settings.n_iter_no_change if settings.n_iter_no_change is not None else PATIENCE[method]
         if s is not None:
             s = s.to(device=W0.device, dtype=W0.dtype)  # (T,)
