@@ -15,7 +15,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch_sigmoid_mlp import SigmoidMLPRegressor
 from torch_sigmoid_mlp.cli.csv_data import read_csv
 from torch_sigmoid_mlp.cli.demo import sine_demo
-from torch_sigmoid_mlp.training.solvers import STARTS_TINY
+from torch_sigmoid_mlp.training.solvers import choose_restarts
 
 ENTRY_POINT = shutil.which("torch-sigmoid-mlp")
 COMMANDS = {"entry point": [ENTRY_POINT], "python -m": [sys.executable, "-m", "torch_sigmoid_mlp"]}
@@ -145,8 +145,8 @@ def test_a_fit_without_tol_says_it_stopped_once_epochs_no_longer_paid(tmp_path, 
     run = cli("fit", points_csv, "--device", "cpu", cwd=tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "done: further epochs no longer lowered the loss" in run.stdout, run.stdout
-    # 25 points of a 2-8-8-1 network: an epoch is tiny, and "auto" makes STARTS_TINY starts
-    assert f"starts        {STARTS_TINY}, the best is start" in run.stdout, run.stdout
+    starts = choose_restarts("br", 2 * 8 + 8 * 8 + 8, 25, tol=False)  # 25 points, 2-8-8-1
+    assert f"starts        {starts}, the best is start" in run.stdout, run.stdout
 
 
 def test_the_command_line_prints_a_convergence_warning_as_one_line(tmp_path, points_csv):
