@@ -132,7 +132,7 @@ def _fit_options(commands, run) -> None:
         type=_non_negative_int,
         metavar="N",
         help="the most epochs, counted from the start of the run, a resumed one too "
-        "(default: the solver's, 1000 for lm and br, 100000 for sgd)",
+        "(default: the solver's, 100000 for sgd; 1000 for lm and br, fewer where an epoch is costly)",
     )
     fit.add_argument(
         "--tol",
