@@ -13,6 +13,7 @@ import torch
 
 from torch_sigmoid_mlp import SigmoidMLPRegressor
 from torch_sigmoid_mlp.estimator import LR_CONSTANT
+from torch_sigmoid_mlp.estimator.params import hidden_candidates
 from torch_sigmoid_mlp.training.solvers import METHODS
 
 
@@ -103,6 +104,34 @@ def test_lm_and_br_epochs_by_default_are_what_their_cost_affords(monkeypatch):
     assert (reg.result_.epochs, reg.result_.stop_reason) == (7, "max_epochs")
 
 
+def test_hidden_auto_keeps_the_architecture_of_highest_evidence(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, (80, 2))
+    y = np.sin(2 * X[:, 0]) * X[:, 1] + 0.05 * rng.standard_normal(80)
+    reg = SigmoidMLPRegressor(hidden="auto", device="cpu", dtype="float64").fit(X, y)
+    assert list(reg.widths_) == hidden_candidates(2) == [(4, 4), (8, 8), (16, 16)]
+    evidence = {h: r.evidence for h, r in reg.widths_.items()}
+    assert all(e is not None for e in evidence.values()), evidence
+    best = max(evidence, key=evidence.get)
+    assert reg.model_.sizes[1:-1] == best and reg.result_ is reg.widths_[best]
+    # the fit kept is the one hidden=best makes from the same seed, computed the same way
+    alone = SigmoidMLPRegressor(hidden=best, device="cpu", dtype="float64").fit(X, y)
+    np.testing.assert_array_equal(reg.predict(X), alone.predict(X))
+    reg.save(tmp_path / "m.pt")
+    again = SigmoidMLPRegressor.load(tmp_path / "m.pt")
+    assert again.get_params()["hidden"] == "auto" and again.model_.sizes == reg.model_.sizes
+    np.testing.assert_array_equal(again.predict(X), reg.predict(X))
+
+
+def test_hidden_auto_with_a_tol_ends_at_the_smallest_network_that_reaches_it():
+    X = np.linspace(-1, 1, 40).reshape(-1, 1)
+    reg = SigmoidMLPRegressor(hidden="auto", tol=0.02, device="cpu").fit(X, np.cos(2 * X[:, 0]))
+    tried = list(reg.widths_)
+    assert tried == hidden_candidates(1)[: len(tried)]
+    assert reg.result_ is reg.widths_[tried[-1]] and reg.result_.converged
+    assert not any(reg.widths_[h].converged for h in tried[:-1])
+
+
 def test_validation_fraction_stops_early():
     rng = np.random.default_rng(0)
     X = rng.uniform(0, 2, (60, 1))
@@ -183,6 +212,8 @@ def test_bad_data_is_named(X, y, match):
         ({"lr": 0.0}, "lr must be"),
         ({"tol": -0.1}, "tol must be"),
         ({"target_range": (0.0, 1.0)}, "target_range"),
+        ({"hidden": "wide"}, "hidden must be an int, a sequence of ints, 'auto' or None"),
+        ({"hidden": "auto", "logdir": "runs"}, "hidden='auto' fits several networks"),
     ],
 )
 def test_bad_settings_are_named(params, match):
@@ -352,7 +383,7 @@ def test_numpy_scalars_are_accepted_wherever_a_number_is():
         ({"batch_size": -3}, "batch_size must be a positive integer or None, got -3"),
         ({"max_epochs": -1}, "max_epochs must be a non-negative integer or None, got -1"),
         ({"hidden": 0}, r"hidden\[0\] must be a positive integer"),
-        ({"hidden": "8"}, "hidden must be an int, a sequence of ints or None"),
+        ({"hidden": "8"}, "hidden must be an int, a sequence of ints, 'auto' or None"),
         ({"lr": np.float64("nan")}, "lr must be a positive finite number or None"),
         ({"momentum": 1.0}, r"momentum must be a number in \[0.0, 1.0\)"),
         ({"validation_fraction": 1.5}, r"validation_fraction must be a number in \(0, 1.0\)"),

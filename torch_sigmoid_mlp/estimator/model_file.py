@@ -186,7 +186,7 @@ def plain_params(params: dict, s) -> dict:
     params["target_range"] = list(s.target_range)
     # an int stays an int, so that a loaded estimator's parameters are those it was saved with
     one = isinstance(raw["hidden"], numbers.Integral)
-    params["hidden"] = None if s.hidden is None else s.hidden[0] if one else list(s.hidden)
+    params["hidden"] = s.hidden if s.hidden in (None, "auto") else s.hidden[0] if one else list(s.hidden)
     params["dtype"] = str(s.dtype).removeprefix("torch.")
     params["device"] = str(raw["device"])
     params["seed"] = check_integer(raw["seed"], "seed", low=0)

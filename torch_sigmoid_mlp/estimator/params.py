@@ -32,9 +32,11 @@ __all__ = [
     "PARAMETER_CONSTRAINTS",
     "PATIENCE",
     "SOLVERS",
+    "WIDTH_FACTORS",
     "check_params",
     "default_max_epochs",
     "effective_lr",
+    "hidden_candidates",
 ]
 
 #: ``lr=None`` with steepest descent (``"sgd"``, and the first ``η`` of ``"adaptive"``) uses
@@ -98,6 +100,25 @@ PATIENCE = {"sgd": 2_000, "adaptive": 1_000, "rprop": 500, "adam": 500, "lbfgs":
 #: ``n → n → n → 1`` cannot for ``n = 1``).
 DEFAULT_WIDTH = 8
 
+#: ``hidden="auto"``: the widths tried, as multiples of the default width ``w = max(DEFAULT_WIDTH, n)``
+#: (two layers each; see :func:`hidden_candidates`).
+WIDTH_FACTORS = (0.5, 1.0, 2.0)
+
+
+def hidden_candidates(n: int) -> list[tuple[int, int]]:
+    """The architectures ``hidden="auto"`` fits for ``n`` inputs, smallest first: two layers of
+    ``f·w`` neurons (at least 2) for each ``f`` in :data:`WIDTH_FACTORS`, ``w = max(DEFAULT_WIDTH, n)``.
+
+    Example::
+
+        >>> hidden_candidates(1), hidden_candidates(10)
+        ([(4, 4), (8, 8), (16, 16)], [(5, 5), (10, 10), (20, 20)])
+    """
+    w = max(DEFAULT_WIDTH, n)
+    widths = sorted({max(2, round(f * w)) for f in WIDTH_FACTORS})
+    return [(width, width) for width in widths]
+
+
 #: About how many TensorBoard records a run with ``logdir`` writes (see ``SigmoidMLPRegressor``).
 LOG_RECORDS = 1000
 
@@ -113,14 +134,15 @@ DTYPES = {
 }
 
 
-def _hidden(hidden, name: str) -> tuple[int, ...] | None:
-    """``hidden`` as a tuple of widths: an int is one layer, as scikit-learn's ``hidden_layer_sizes``."""
-    if hidden is None:
-        return None
+def _hidden(hidden, name: str) -> tuple[int, ...] | str | None:
+    """``hidden`` as a tuple of widths: an int is one layer, as scikit-learn's ``hidden_layer_sizes``;
+    ``None`` and ``"auto"`` as they are."""
+    if hidden is None or (isinstance(hidden, str) and hidden == "auto"):
+        return hidden
     if isinstance(hidden, numbers.Integral) and not isinstance(hidden, (bool, np.bool_)):
         hidden = (hidden,)
     if isinstance(hidden, str) or not hasattr(hidden, "__iter__"):
-        raise ValueError(f"{name} must be an int, a sequence of ints or None, got {hidden!r}")
+        raise ValueError(f"{name} must be an int, a sequence of ints, 'auto' or None, got {hidden!r}")
     return tuple(check_integer(h, f"{name}[{i}]", low=1) for i, h in enumerate(hidden))
 
 

@@ -17,6 +17,7 @@ from ..core.functional import sigmoid_mlp
 from ..core.module import SigmoidMLP
 from ..training.distributed import is_distributed, shard
 from ..training.loop import COLLAPSED_R2, ConvergenceWarning, TrainResult, train
+from ..training.results import _rank
 from ..training.solvers import CONVERGENCE, choose_method, choose_restarts
 from . import model_file
 from .checks import check_fitted, check_more_data, check_weights, check_X, check_xy, check_y
@@ -33,6 +34,7 @@ from .params import (
     check_params,
     default_max_epochs,
     effective_lr,
+    hidden_candidates,
 )
 from .protocol import regressor_tags
 
@@ -70,6 +72,12 @@ class SigmoidMLPRegressor:
     Args:
         hidden: hidden layer widths, or one int for one hidden layer (scikit-learn's
             ``hidden_layer_sizes``); ``None`` is two layers of ``max(8, n)`` (:data:`DEFAULT_WIDTH`).
+            ``"auto"`` fits each of :func:`~.params.hidden_candidates` (two layers of half, once
+            and twice that width) and keeps the best by the rule that chooses among starts: the
+            held-out error with ``validation_fraction``, else BR's evidence, which weighs how well
+            a network fits against how many well-determined weights it needs; with a ``tol``, the
+            smallest that reaches it. ``widths_`` holds each fit's result, ``model_.sizes`` the
+            architecture kept. It costs the fits it makes.
         lr: ``η`` for ``"sgd"`` and ``"adaptive"`` (``None``: ``LR_CONSTANT / T`` for full batch,
             ``T`` the number of training points, and ``LR_CONSTANT / batch_size`` for mini-batches);
             the optimizer's ``lr`` for ``"rprop"``, ``"adam"``, ``"lbfgs"`` (``None``: theirs in
@@ -294,20 +302,41 @@ class SigmoidMLPRegressor:
         # one generator draws, in this order: the initial weights, the validation split, the batch
         # orders; it is the run's state that save() keeps for warm_start
         self._generator = torch.Generator().manual_seed(settings.seed)
-        hidden = settings.hidden if settings.hidden is not None else (max(DEFAULT_WIDTH, X.shape[1]),) * 2
-        self.model_ = SigmoidMLP(
-            X.shape[1],
-            hidden,
-            Y.shape[1],
-            device=settings.device,
-            dtype=settings.dtype,
-            generator=self._generator,
-        )
-        self.result_ = self._train(
-            X, Y, weights, settings, restarts=settings.restarts, callback=callback, writer=writer
-        )
+        if settings.hidden == "auto":
+            self._fit_widths(X, Y, weights, settings, callback, writer)
+        else:
+            hidden = settings.hidden if settings.hidden is not None else (max(DEFAULT_WIDTH, X.shape[1]),) * 2
+            self.model_ = self._network(X.shape[1], hidden, Y.shape[1], settings)
+            self.result_ = self._train(
+                X, Y, weights, settings, restarts=settings.restarts, callback=callback, writer=writer
+            )
         _warn_if_far(self.result_)
         return self
+
+    def _network(self, n: int, hidden: tuple[int, ...], m: int, settings) -> SigmoidMLP:
+        return SigmoidMLP(
+            n, hidden, m, device=settings.device, dtype=settings.dtype, generator=self._generator
+        )
+
+    def _fit_widths(self, X, Y, weights, settings, callback, writer) -> None:
+        """``hidden="auto"``: a fit for each of :func:`hidden_candidates`, smallest first, each from
+        the same seed; the best by ``train``'s rule among starts is kept, and with a ``tol`` the
+        first that reaches it ends the search. ``widths_`` keeps every fit's result."""
+        if self.logdir is not None or writer is not None:
+            raise ValueError("hidden='auto' fits several networks: give hidden to log one run to TensorBoard")
+        self.widths_, best = {}, None
+        for hidden in hidden_candidates(X.shape[1]):
+            self._generator = torch.Generator().manual_seed(settings.seed)
+            self.model_ = self._network(X.shape[1], hidden, Y.shape[1], settings)
+            result = self._train(
+                X, Y, weights, settings, restarts=settings.restarts, callback=callback, writer=None
+            )
+            self.widths_[hidden] = result
+            if best is None or _rank(result) < _rank(best[1]):
+                best = (self.model_, result, self._generator)
+            if result.converged:
+                break
+        self.model_, self.result_, self._generator = best
 
     def partial_fit(
         self, X, y, sample_weight=None, *, callback: Callback | None = None, writer=None
