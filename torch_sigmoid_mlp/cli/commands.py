@@ -55,6 +55,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..core._flat import num_weights
 from ..core.gradient_check import compare_gradients
 from ..core.module import SigmoidMLP
 from ..estimator.model_file import is_zip
@@ -370,7 +371,7 @@ def _fit_run(args, device, X, y, input_names, target_name, what, demo) -> int:
         rate = f", lr {lr:.4g}" if lr is not None else ""
         settings = f"{_architecture(sizes)}, solver {method}{rate}, tol {_fmt_tol(est.tol)}"
         print(f"fitting {what}{formula}: {T} points, {settings}")
-    P, N = sum(W.numel() for W in est.model_.weights), T * est.model_.sizes[-1]
+    P, N = num_weights(est.model_.weights), T * est.model_.sizes[-1]
     total = est.max_epochs if est.max_epochs is not None else default_max_epochs(est.result_.method, P, N)
     bar = None if args.quiet else _progress_bar(total=total, initial=done)
     # the run logs itself (each start beyond the first in a folder of its own); the figure follows

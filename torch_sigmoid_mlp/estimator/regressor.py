@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..core._flat import num_weights
 from ..core.functional import sigmoid_mlp
 from ..core.module import SigmoidMLP
 from ..training.distributed import is_distributed, shard
@@ -305,6 +306,8 @@ class SigmoidMLPRegressor:
         if settings.hidden == "auto":
             self._fit_widths(X, Y, weights, settings, callback, writer)
         else:
+            if hasattr(self, "widths_"):
+                del self.widths_  # an earlier hidden="auto" fit's, not this one's
             hidden = settings.hidden if settings.hidden is not None else (max(DEFAULT_WIDTH, X.shape[1]),) * 2
             self.model_ = self._network(X.shape[1], hidden, Y.shape[1], settings)
             self.result_ = self._train(
@@ -415,7 +418,7 @@ class SigmoidMLPRegressor:
             x, d = x[fit.to(x.device)], d[fit.to(x.device)]
             s = None if s is None else s[fit]
         method = self._method(x.shape[0] * d.shape[1], validation is not None, before)
-        P, N = sum(W.numel() for W in self.model_.weights), x.shape[0] * d.shape[1]
+        P, N = num_weights(self.model_.weights), x.shape[0] * d.shape[1]
         if restarts == "auto":
             restarts = choose_restarts(method, P, N, tol=settings.tol is not None)
         ftol, window = CONVERGENCE.get(method, (None, 10))
@@ -479,7 +482,7 @@ class SigmoidMLPRegressor:
             return before.method
         if self.momentum:
             return "sgd"
-        P = sum(W.numel() for W in self.model_.weights)
+        P = num_weights(self.model_.weights)
         return choose_method(
             P, N, tol=self.tol is not None, validation=validation, batch_size=self.batch_size
         )

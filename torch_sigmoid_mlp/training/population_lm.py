@@ -304,7 +304,7 @@ class BayesianRegularization(LevenbergMarquardt):
         settled = idx[~searching]
         gamma = self.gammas[settled].sum(1)
         self._low[settled] = torch.where(gamma < self.COLLAPSED_GAMMA, self._low[settled] + 1, 0)
-        stuck = torch.tensor([self.stopped.get(int(k)) == "mu_max" for k in settled], dtype=torch.bool)
+        stuck = self._at_mu_max(settled)
         low = self._low[settled]
         collapsed = settled[self.trainbr[settled] & ((low >= self.COLLAPSED_EPOCHS) | ((low > 0) & stuck))]
         if len(collapsed):
@@ -317,9 +317,13 @@ class BayesianRegularization(LevenbergMarquardt):
         if bool(searching.any()):
             self._end_searches(idx[searching], E_k[searching], E_new[searching])
 
+    def _at_mu_max(self, idx: Tensor) -> Tensor:
+        """Whether each member in ``idx`` found no step with ``μ ≤ μ_max`` this epoch, ``(k,)``."""
+        return torch.tensor([self.stopped.get(int(k)) == "mu_max" for k in idx], dtype=torch.bool)
+
     def _end_searches(self, idx: Tensor, E_k: Tensor, E_new: Tensor) -> None:
         """The searching members at (near) a minimum of ``E`` start estimating ``α, β`` there."""
-        stuck = torch.tensor([self.stopped.get(int(k)) == "mu_max" for k in idx], dtype=torch.bool)
+        stuck = self._at_mu_max(idx)
         E_new = torch.where(stuck, E_k, E_new.double())
         done = idx[stuck | (E_k - E_new < self.SEARCH_TOL * E_k)]
         if not len(done):
