@@ -19,7 +19,8 @@ points (and noise) and seeds every contender's initial weights. The families:
 Contenders, interleaved seed by seed:
 
 - ``ours``: ``SigmoidMLPRegressor(hidden=h, tol=tol, seed=k, device="cpu")``, every other setting at
-  its default (``--solvers`` adds ``solver=S`` variants). Seconds are ``fit``'s wall time.
+  its default (``--solvers`` adds ``solver=S`` variants, ``--dtypes`` ``dtype=D`` ones). Seconds are
+  ``fit``'s wall time.
 - ``sklearn lbfgs``, ``sklearn adam``: ``MLPRegressor(hidden_layer_sizes=h, activation="logistic",
   solver=…, max_iter=5000 | 2000, random_state=k)``, on inputs and targets standardised (its user
   guide's scaling), its other settings at their defaults.
@@ -159,11 +160,13 @@ def problems() -> list[Problem]:
 # -- contenders: each returns a predict function and how long its fit took ---------------------------
 
 
-def ours(solver: str | None):
+def ours(solver: str | None, dtype: str | None = None):
     def run(p: Problem, X, y, seed: int):
         settings = {"hidden": p.hidden, "tol": p.tol, "seed": seed, "device": "cpu", **p.options}
         if solver is not None:
             settings["solver"] = solver
+        if dtype is not None:
+            settings["dtype"] = dtype
         began = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConvergenceWarning)
@@ -324,6 +327,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="3 seeds, a few problems")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per problem (default 10, quick 3)")
     parser.add_argument("--solvers", nargs="*", default=[], help="also ours with solver=S for these")
+    parser.add_argument("--dtypes", nargs="*", default=[], help="also ours with dtype=D for these")
     parser.add_argument("--only", default=None, help="problems whose name contains this")
     parser.add_argument("--ftol", type=float, default=None, help="override every solver's ftol (tuning)")
     parser.add_argument("--no-others", action="store_true", help="ours alone (for tuning)")
@@ -339,6 +343,7 @@ def main() -> None:
         for k, (_, w) in solvers.CONVERGENCE.items():
             solvers.CONVERGENCE[k] = (args.ftol, w)
     contenders = {"ours (defaults)": ours(None)} | {f"ours {s}": ours(s) for s in args.solvers}
+    contenders |= {f"ours dtype={t}": ours(None, t) for t in args.dtypes}
     if not args.no_others:
         contenders |= {"sklearn lbfgs": sklearn_mlp("lbfgs"), "sklearn adam": sklearn_mlp("adam")}
         contenders["linear regression"] = linear

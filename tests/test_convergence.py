@@ -113,11 +113,20 @@ def test_rprop_is_irprop_minus_as_fann_runs_it():
 # -- Bayesian regularisation -------------------------------------------------------------------------
 
 
-def reference_br_minimum(model, x, d, epochs, mu0=1e-3, search_tol=BayesianRegularization.SEARCH_TOL):
+def reference_br_minimum(
+    model,
+    x,
+    d,
+    epochs,
+    mu0=1e-3,
+    search_tol=BayesianRegularization.SEARCH_TOL,
+    patience=BayesianRegularization.SEARCH_PATIENCE,
+):
     """BR's ``start="minimum"`` written out densely: LM steps until one lowers ``E`` by less than
-    ``search_tol`` of it, then ``α_l = P_l/(2E_W^(l))``, ``β = N/(2E_D)``, one estimate through
-    ``γ_l`` there, ``μ`` back to its first value, and the BR update after every step from there
-    (``H`` from the ``JᵀJ`` of the step's start, as trainbr)."""
+    ``search_tol`` of it where ``E`` is at most half the best constant's (or ``patience`` such steps
+    come in a row), then ``α_l = P_l/(2E_W^(l))``, ``β = N/(2E_D)``, one estimate through ``γ_l``
+    there, ``μ`` back to its first value, and the BR update after every step from there (``H`` from
+    the ``JᵀJ`` of the step's start, as trainbr)."""
     shapes = [W.shape for W in model.weights]
     sizes = [W.numel() for W in model.weights]
     layer = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
@@ -129,7 +138,8 @@ def reference_br_minimum(model, x, d, epochs, mu0=1e-3, search_tol=BayesianRegul
     w, mu, N = flat(model).clone(), mu0, d.numel()
     E_D = lambda w: (d.reshape(-1) - F(w)).square().sum().item()  # noqa: E731
     E_W = lambda w: [w[layer == l].square().sum().item() for l in range(len(sizes))]  # noqa: E731
-    alphas, beta, searching = [0.0] * len(sizes), 1.0, True
+    alphas, beta, searching, plateau = [0.0] * len(sizes), 1.0, True, 0
+    constant = (d - d.mean()).square().sum().item()  # E_D of the best constant output
 
     def estimate(w, alphas, beta, A):
         H = 2 * beta * A + 2 * torch.diag(torch.tensor(alphas, dtype=w.dtype)[layer])
@@ -154,7 +164,8 @@ def reference_br_minimum(model, x, d, epochs, mu0=1e-3, search_tol=BayesianRegul
                 break
             mu *= 10
         if searching:
-            if before - E_D(w) < search_tol * before:
+            plateau = plateau + 1 if before - E_D(w) < search_tol * before else 0
+            if (plateau and E_D(w) <= constant / 2) or plateau >= patience:
                 alphas = [n / (2 * e) for n, e in zip(sizes, E_W(w))]
                 beta, searching, mu = N / (2 * E_D(w)), False, mu0
                 J = torch.func.jacrev(F)(w)  # at the first minimum
@@ -175,6 +186,31 @@ def test_br_start_minimum_equals_the_dense_reference():
     assert state["alphas"] == pytest.approx(alphas, rel=1e-6)
     assert state["gammas"] == pytest.approx(gammas, rel=1e-6)
     assert state["beta"] == pytest.approx(beta, rel=1e-6)
+
+
+@pytest.mark.parametrize("seed", [17, 29])
+def test_the_search_for_a_first_minimum_does_not_stop_on_a_plateau_above_half_the_variance(seed):
+    """LM from small weights crosses plateaus of an epoch or two. On these starts the search used to
+    end on one, at ``E`` near the best constant's, and BR begun there shrank the network to a
+    constant (training ``R²`` −0.03). It now goes on until the fit explains half the variance."""
+    model, x, _ = problem(T=30, hidden=(8, 8), seed=seed)
+    d = 0.5 + 0.35 * torch.cos(6 * x)
+    spread = 0.5 * (d - d.mean()).square().sum().item()
+    searching = []  # at w_k, as epoch k's callback sees it (before its step)
+
+    def record(k, r):
+        searching.append(r.solver_state["searching"])
+
+    result = train(model, x, d, method="br", max_epochs=300, ftol=1e-6, options={"start": "minimum"},
+                   callback=record)  # fmt: skip
+    k = searching.index(False) - 1  # the step w_k → w_{k+1} ended the search; BR's estimates begin there
+    E = result.loss_history  # E[j] at w_j
+    small = [E[j] - E[j + 1] < BayesianRegularization.SEARCH_TOL * E[j] for j in range(k + 1)]
+    assert small[k]
+    patience = BayesianRegularization.SEARCH_PATIENCE
+    assert E[k + 1] <= spread / 2 or (k + 1 >= patience and all(small[k + 1 - patience :])), (k, E[: k + 2])
+    assert any(small[j] and E[j + 1] > spread / 2 for j in range(k)), "no plateau to cross: the case is gone"
+    assert result.r2 > 0.999, result
 
 
 @pytest.mark.parametrize("seed", range(4))

@@ -420,10 +420,10 @@ def test_a_cuda_device_this_machine_lacks_is_a_value_error():
 
 def test_dtype_is_a_string_or_a_torch_dtype():
     X, y = smooth_1d()
-    assert SigmoidMLPRegressor().dtype == "float32"
-    by_name = SigmoidMLPRegressor(hidden=(4,), max_epochs=5, dtype="float64", device="cpu").fit(X, y)
-    by_dtype = SigmoidMLPRegressor(hidden=(4,), max_epochs=5, dtype=torch.float64, device="cpu").fit(X, y)
-    assert by_name.model_.weights[0].dtype == torch.float64
+    assert SigmoidMLPRegressor().dtype == "float64"
+    by_name = SigmoidMLPRegressor(hidden=(4,), max_epochs=5, dtype="float32", device="cpu").fit(X, y)
+    by_dtype = SigmoidMLPRegressor(hidden=(4,), max_epochs=5, dtype=torch.float32, device="cpu").fit(X, y)
+    assert by_name.model_.weights[0].dtype == torch.float32
     np.testing.assert_array_equal(by_name.predict(X), by_dtype.predict(X))
 
 

@@ -185,6 +185,26 @@ def test_lm_and_br_members_take_their_own_runs_with_their_own_stops(method):
     assert result.final_loss == result.members[result.start].final_loss
 
 
+def test_br_members_searching_for_a_first_minimum_cross_plateaus_as_a_single_network_does():
+    """``start="minimum"``: a member's search ends where the single network's does — not on a plateau
+    of ``E`` above half the targets' variance (see ``SEARCH_PATIENCE``) — and BR goes on from there."""
+    g = torch.Generator().manual_seed(17)
+    x = torch.rand(30, 1, generator=g, dtype=F64) * 2 - 1
+    d = 0.5 + 0.35 * torch.cos(6 * x)
+    singles = _singles(4, n=1, hidden=(8, 8), seed=17)
+    population = SigmoidMLP.stack(singles)
+    run = {"method": "br", "max_epochs": 120, "ftol": 1e-6, "options": {"start": "minimum"}}
+    result = train(population, x, d, **run)
+    for k, single in enumerate(singles):
+        alone = train(single, x, d, **run)
+        member = result.members[k]
+        assert (member.epochs, member.stop_reason) == (alone.epochs, alone.stop_reason)
+        assert member.solver_state["plateau"] == alone.solver_state["plateau"]
+        assert not member.solver_state["searching"]
+        assert _gap(population, k, single) <= 1e-7
+        assert member.r2 > 0.99, member
+
+
 def test_a_member_that_reaches_tol_is_frozen_while_the_others_go_on():
     x, d = _points()
     singles = _singles(4)

@@ -132,8 +132,8 @@ def export_onnx(
         >>> reg = SigmoidMLPRegressor(hidden=(4,), max_epochs=50, device="cpu").fit(X, 3.0 + X[:, 0])
         >>> path = export_onnx(reg, pathlib.Path(tempfile.mkdtemp()) / "model.onnx")
         >>> session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
-        >>> y = session.run(None, {"x": X.astype(np.float32)})[0]
-        >>> y.shape, bool(np.allclose(y, reg.predict(X), rtol=0, atol=1e-5))
+        >>> y = session.run(None, {"x": X})[0]  # a float64 model's graph takes float64
+        >>> y.shape, bool(np.allclose(y, reg.predict(X), rtol=0, atol=1e-12))
         ((20,), True)
     """
     weights = _fitted(regressor)

@@ -26,12 +26,28 @@ from ..core.derivatives import jacobian
 from ..core.functional import sse_loss
 from .ranks import FlatGradients, all_reduce_max, is_distributed
 
-__all__ = ["Objective"]
+__all__ = ["Objective", "spread"]
 
 #: :meth:`Objective.gauss_newton` forms the Jacobian of at most this many numbers at once (32 MB in
 #: float64): enough rows per chunk that the products run at full speed, and a memory bound that does
 #: not grow with ``T``.
 JACOBIAN_BLOCK = 1 << 22
+
+
+def spread(d: Tensor, s: Tensor | None, *, reduce=None) -> float:
+    r"""``½·Σ_t s_t ‖d_t − d̄‖²`` with ``d̄ = Σ_t s_t d_t / Σ_t s_t``: ``E_s`` of the best constant output,
+    in float64, for targets ``d`` ``(T, m)`` and sample weights ``s`` ``(T,)`` or ``(T, 1)`` (or ``None``).
+
+    ``reduce`` sums the ``(1 + 2m,)`` moments over the processes that share the points, where they do.
+    """
+    d = d.double()
+    s = torch.ones(d.shape[0], 1, dtype=torch.float64, device=d.device) if s is None else s
+    s = s.double().reshape(-1, 1)  # (T, 1)
+    sums = torch.cat([s.sum().reshape(1), (s * d).sum(0), (s * d.square()).sum(0)])  # (1 + 2m,)
+    if reduce is not None:
+        sums = reduce(sums)
+    S0, S1, S2 = sums[0], sums[1 : 1 + d.shape[1]], sums[1 + d.shape[1] :]
+    return 0.5 * (S2 - S1.square() / S0).clamp_min(0).sum().item() if S0 > 0 else 0.0
 
 
 class Objective:
@@ -128,15 +144,15 @@ class Objective:
         The scale a convergence test measures ``E_s``'s progress in (``1 − E_s / spread`` is the
         training ``R²``); summed over ranks, in float64.
         """
-        d = self.d.double()
-        s = torch.ones(d.shape[0], 1, dtype=torch.float64, device=d.device) if self.s is None else self.s
-        s = s.double().reshape(-1, 1)  # (T, 1)
-        sums = torch.cat([s.sum().reshape(1), (s * d).sum(0), (s * d.square()).sum(0)])  # (1 + 2m,)
+        reduce = None
         if self.distributed and is_distributed():
-            sums = sums.to(self.weights[0].device)
-            dist.all_reduce(sums)
-        S0, S1, S2 = sums[0], sums[1 : 1 + d.shape[1]], sums[1 + d.shape[1] :]
-        return 0.5 * (S2 - S1.square() / S0).clamp_min(0).sum().item() if S0 > 0 else 0.0
+
+            def reduce(sums: Tensor) -> Tensor:
+                sums = sums.to(self.weights[0].device)
+                dist.all_reduce(sums)
+                return sums
+
+        return spread(self.d, self.s, reduce=reduce)
 
     def accumulate_gradients(self, E: Tensor | None = None) -> tuple[Tensor, Tensor]:
         r"""Add this process's ``∂E_s/∂W^(l)`` into each ``W^(l).grad``, a chunk at a time, and return

@@ -17,7 +17,9 @@ import torch
 from torch import Tensor
 
 from ..core.functional import _sigmoid_backward
+from .objective import spread
 from .population_steps import PopulationStep
+from .results import COLLAPSED_R2
 from .solvers import LM_MAX_PARAMS
 from .solvers import BayesianRegularization as _SingleBR
 
@@ -212,9 +214,8 @@ class BayesianRegularization(LevenbergMarquardt):
     minimum, its start (``"trainbr"`` until a collapse), and its ``w_0`` to begin again from."""
 
     method = "br"
-    SEARCH_TOL, COLLAPSED_GAMMA, COLLAPSED_EPOCHS = (
-        _SingleBR.SEARCH_TOL, _SingleBR.COLLAPSED_GAMMA, _SingleBR.COLLAPSED_EPOCHS,
-    )  # fmt: skip
+    SEARCH_TOL, SEARCH_PATIENCE = _SingleBR.SEARCH_TOL, _SingleBR.SEARCH_PATIENCE
+    COLLAPSED_GAMMA, COLLAPSED_EPOCHS = _SingleBR.COLLAPSED_GAMMA, _SingleBR.COLLAPSED_EPOCHS
 
     def __init__(self, weights, x, d, s, *, start: str = "trainbr", **options) -> None:
         super().__init__(weights, x, d, s, **options)
@@ -232,6 +233,8 @@ class BayesianRegularization(LevenbergMarquardt):
         self.trainbr = torch.full((K,), start == "trainbr")
         self._new_stage = torch.zeros(K, dtype=torch.bool)
         self._low = torch.zeros(K, dtype=torch.long)
+        self._plateau = torch.zeros(K, dtype=torch.long)  # searching: small steps in a row
+        self._spread = spread(d, s)  # E_s of the best constant output
         self.N = float(x.shape[0] * d.shape[1]) if s is None else s.double().sum().item() * d.shape[1]
 
     def _layer_sums(self, values: Tensor) -> Tensor:
@@ -311,6 +314,7 @@ class BayesianRegularization(LevenbergMarquardt):
             self._load(collapsed, self._w0[collapsed])  # begin again from w_0, as start="minimum"
             self.alphas[collapsed], self.gammas[collapsed] = 0.0, self._sizes
             self.beta[collapsed], self.searching[collapsed], self.trainbr[collapsed] = 1.0, True, False
+            self._plateau[collapsed] = 0
             self._restart_damping(collapsed)
             for k in collapsed.tolist():
                 self.stopped.pop(k, None)  # a μ_max of the collapsed objective does not end the new search
@@ -325,7 +329,10 @@ class BayesianRegularization(LevenbergMarquardt):
         """The searching members at (near) a minimum of ``E`` start estimating ``α, β`` there."""
         stuck = self._at_mu_max(idx)
         E_new = torch.where(stuck, E_k, E_new.double())
-        done = idx[stuck | (E_k - E_new < self.SEARCH_TOL * E_k)]
+        small = E_k - E_new < self.SEARCH_TOL * E_k
+        self._plateau[idx] = plateau = torch.where(small, self._plateau[idx] + 1, 0)
+        explains = E_new <= (1 - COLLAPSED_R2) * self._spread
+        done = idx[stuck | (small & explains) | (plateau >= self.SEARCH_PATIENCE)]
         if not len(done):
             return
         for k in done.tolist():
@@ -376,4 +383,6 @@ class BayesianRegularization(LevenbergMarquardt):
             "searching": bool(self.searching[k]),
             "start": "trainbr" if bool(self.trainbr[k]) else "minimum",
             "w0": self._w0[k].clone(),
+            "low": int(self._low[k]),
+            "plateau": int(self._plateau[k]),
         }

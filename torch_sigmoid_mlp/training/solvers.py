@@ -33,6 +33,7 @@ from ..core._checks import check_number
 from ..core._flat import as_weights, flatten
 from ..core.tape_free import TapeFreeStep
 from .objective import Objective
+from .results import COLLAPSED_R2
 
 __all__ = [
     "LM_MAX_PARAMS",
@@ -544,11 +545,16 @@ class BayesianRegularization(LevenbergMarquardt):
       below 1 (not one well-determined parameter left) for 5 epochs, or while it is below 1 no step
       lowers ``F`` any more (``μ > μ_max``), the start begins again from ``w_0`` as ``"minimum"``
       does.
-    - ``"minimum"``: ``α = 0`` (plain LM steps) until an accepted step lowers ``E`` by less than
-      :attr:`SEARCH_TOL` of it, or no step does; then ``α_l = P_l/(2E_W^(l))``, ``β = N/(2E_D)``
-      there, one update through ``γ_l``, and the update after every step from there. The
-      evidence approximation assumes ``w`` near a minimum, which this start respects; it never
-      collapses, and on noisy data it can keep part of the noise it fitted first.
+    - ``"minimum"``: ``α = 0`` (plain LM steps) until ``w`` is near a minimum of ``E``: no step
+      lowers ``E`` any more, or an accepted step lowers it by less than :attr:`SEARCH_TOL` of it
+      where the fit explains at least half the targets' variance (training ``R² ≥ COLLAPSED_R2``),
+      or :attr:`SEARCH_PATIENCE` such steps come in a row wherever it is. Then
+      ``α_l = P_l/(2E_W^(l))``, ``β = N/(2E_D)`` there, one update through ``γ_l``, and the update
+      after every step from there. The evidence approximation assumes ``w`` near a minimum, which
+      this start respects; it never collapses, and on noisy data it can keep part of the noise it
+      fitted first. (The ``R²`` condition is there because LM from small weights crosses plateaus
+      of an epoch or two — on ``cos 3x`` from 30 points, at ``E`` above the best constant's — and a
+      search that ended on one began BR there, which shrank the network to a constant.)
 
     Where the first collapses, the two end alike; where it does not, the second keeps part of the
     noise (diabetes, three splits: test ``R²`` 0.35–0.47 from ``"trainbr"``, −1.08 to −0.09 from
@@ -565,8 +571,9 @@ class BayesianRegularization(LevenbergMarquardt):
 
     method = "br"
     #: ``start="minimum"``: the first minimum of ``E`` counts as reached once an accepted step lowers
-    #: ``E`` by less than this share of it
-    SEARCH_TOL = 1e-2
+    #: ``E`` by less than this share of it where the fit explains at least half the targets' variance,
+    #: or :attr:`SEARCH_PATIENCE` such steps in a row wherever it is
+    SEARCH_TOL, SEARCH_PATIENCE = 1e-2, 5
     #: ``start="trainbr"`` begins again from ``w_0`` once ``γ`` has stayed below ``COLLAPSED_GAMMA``
     #: for ``COLLAPSED_EPOCHS`` epochs in a row (a dip of a step or two is no collapse)
     COLLAPSED_GAMMA, COLLAPSED_EPOCHS = 1.0, 5
@@ -585,6 +592,8 @@ class BayesianRegularization(LevenbergMarquardt):
         self._searching = start == "minimum"
         self._new_stage = False  # the objective changed: merit() starts a new record
         self._low = 0  # epochs in a row with γ < COLLAPSED_GAMMA
+        self._plateau = 0  # searching: accepted steps in a row that lowered E by < SEARCH_TOL of it
+        self._spread = objective.spread()  # E_s of the best constant output
         s = objective.s
         if s is None:
             self.N = float(objective.N)
@@ -639,8 +648,11 @@ class BayesianRegularization(LevenbergMarquardt):
                 self.stop_reason = None  # a μ_max of the collapsed objective does not end the new search
             return
         super().step()
-        E_new = E_k if self.stop_reason == "mu_max" else self._known[0].item()
-        if self.stop_reason == "mu_max" or E_k - E_new < self.SEARCH_TOL * E_k:
+        stuck = self.stop_reason == "mu_max"
+        E_new = E_k if stuck else self._known[0].item()
+        self._plateau = self._plateau + 1 if E_k - E_new < self.SEARCH_TOL * E_k else 0
+        explains = E_new <= (1 - COLLAPSED_R2) * self._spread
+        if stuck or (self._plateau and explains) or self._plateau >= self.SEARCH_PATIENCE:
             # at (near) a minimum of E: the evidence's Gauss–Newton approximation holds from here
             self.stop_reason = None
             A, _, E, _ = self.objective.gauss_newton()
@@ -655,6 +667,7 @@ class BayesianRegularization(LevenbergMarquardt):
         self.alphas = [0.0] * len(self._numels)
         self.gammas = [float(n) for n in self._numels]
         self.beta, self._searching, self.start = 1.0, True, "minimum"
+        self._plateau = 0
         self._restart_damping()
 
     def _restart_damping(self) -> None:
@@ -741,6 +754,8 @@ class BayesianRegularization(LevenbergMarquardt):
             "searching": self._searching,
             "start": self.start,
             "w0": self._w0.clone(),
+            "low": self._low,
+            "plateau": self._plateau,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -752,6 +767,7 @@ class BayesianRegularization(LevenbergMarquardt):
         self.start = state.get("start", "trainbr")
         if "w0" in state:
             self._w0 = state["w0"].to(self._w0)
+        self._low, self._plateau = int(state.get("low", 0)), int(state.get("plateau", 0))
 
 
 #: ``lr=None`` defaults of the optimizers ``train`` builds: Rprop's is its first step ``Δ_0`` (FANN's
