@@ -260,6 +260,71 @@ def test_a_trainbr_start_stuck_at_its_collapse_begins_again_rather_than_stopping
     assert result.solver_state["start"] == "minimum" and result.epochs > began_again
 
 
+def reference_settled_evidence(model, x, d):
+    """MacKay's evidence at the model's weights, written out densely, with ``α_l, β`` as the end of
+    ``start="minimum"``'s search sets them there: ``α_l = P_l/(2E_W^(l))``, ``β = N/(2E_D)``, then one
+    update through ``γ_l = P_l − 2α_l·tr_l(H⁻¹)``."""
+    shapes = [W.shape for W in model.weights]
+    sizes = [W.numel() for W in model.weights]
+    layer = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
+
+    def F(w):
+        return sigmoid_mlp_autograd(x, [p.reshape(s) for p, s in zip(w.split(sizes), shapes)]).reshape(-1)
+
+    w, N = flat(model), d.numel()
+    J = torch.func.jacrev(F)(w)
+    A = J.T @ J
+    E_D = (d.reshape(-1) - F(w)).square().sum().item()
+    E_W = [w[layer == l].square().sum().item() for l in range(len(sizes))]
+
+    def H_of(alphas, beta):
+        return 2 * beta * A + 2 * torch.diag(torch.tensor(alphas, dtype=w.dtype)[layer])
+
+    alphas, beta = [n / (2 * e) for n, e in zip(sizes, E_W)], N / (2 * E_D)
+    H_inv = torch.linalg.inv(H_of(alphas, beta))
+    traces = [H_inv.diagonal()[layer == l].sum().item() for l in range(len(sizes))]
+    gammas = [n - 2 * a * t for n, a, t in zip(sizes, alphas, traces)]
+    alphas, beta = [g / (2 * e) for g, e in zip(gammas, E_W)], (N - sum(gammas)) / (2 * E_D)
+    F_w = beta * E_D + sum(a * e for a, e in zip(alphas, E_W))
+    log_det = torch.linalg.slogdet(H_of(alphas, beta))[1].item()
+    prior = sum(n / 2 * math.log(2 * a) for n, a in zip(sizes, alphas))
+    return -F_w - log_det / 2 + prior + N / 2 * math.log(beta / math.pi)
+
+
+def test_a_start_that_ends_still_searching_has_the_evidence_of_where_it_stands():
+    """A ``"minimum"`` start whose run ends before its search (clean data, ``E`` still falling fast)
+    used to have no evidence, and was ranked by ``E`` against the others' evidence. It now has the
+    evidence at its weights with ``α_l, β`` set there as the search's end would set them, and the
+    run's own state is left as it was: a resumed run goes on searching as an unbroken one does."""
+    model, x, d = problem(T=30, hidden=(4, 4), seed=1)
+    unbroken = copy.deepcopy(model)
+    result = train(model, x, d, method="br", max_epochs=6, options={"start": "minimum"})
+    state = result.solver_state
+    assert state["searching"] and state["alphas"] == [0.0] * 3 and state["beta"] == 1.0
+    assert result.evidence == pytest.approx(reference_settled_evidence(model, x, d), rel=1e-8)
+    train(model, x, d, method="br", max_epochs=12, options={"start": "minimum"}, resume=result)
+    train(unbroken, x, d, method="br", max_epochs=12, options={"start": "minimum"})
+    torch.testing.assert_close(flat(model), flat(unbroken), rtol=1e-12, atol=1e-14)
+
+
+def test_a_poor_default_br_fit_gets_a_start_from_the_minimum_and_the_evidence_takes_it():
+    """``tanh 2x + x/3`` from 30 points, seed 2 (``bench_robust.py``'s row): the three ``"trainbr"``
+    starts all settle at ``γ ≈ 2.5`` with training ``R²`` 0.65 and grid ``R²`` 0.48, without a
+    warning. ``restarts="auto"`` now adds a start from the minimum of ``E``, and its evidence wins."""
+    rng = np.random.default_rng(1002)
+    f = lambda X: np.tanh(2 * X[:, 0]) + X[:, 0] / 3  # noqa: E731
+    X = rng.uniform(-1, 1, (30, 1))
+    grid = np.linspace(-1, 1, 400)[:, None]
+    reg = SigmoidMLPRegressor(seed=2, device="cpu").fit(X, f(X))
+    starts = reg.result_.restarts
+    assert len(starts) == 4 and max(s.r2 for s in starts[:3]) < 0.9, [s.r2 for s in starts]
+    assert starts[3].solver_state["start"] == "minimum" and reg.result_.start == 3
+    assert reg.result_.evidence == max(s.evidence for s in starts)
+    assert reg.score(grid, f(grid)) > 0.999
+    good = SigmoidMLPRegressor(seed=0, device="cpu").fit(X, f(X))  # a good fit pays for nothing more
+    assert len(good.result_.restarts) == 3 and good.result_.r2 > 0.999
+
+
 def test_evidence_chooses_among_br_starts_and_prefers_the_regularised_fit_on_noisy_data():
     pytest.importorskip("sklearn")
     from sklearn.datasets import load_diabetes
@@ -341,6 +406,20 @@ def test_a_fit_far_from_its_targets_warns_and_says_what_to_try():
     with pytest.warns(ConvergenceWarning, match="explains only .* variance.*Try more restarts"):
         SigmoidMLPRegressor(hidden=(2,), solver="sgd", lr=1e-6, max_epochs=3, device="cpu").fit(X, y)
     assert issubclass(ConvergenceWarning, UserWarning)
+
+
+def test_a_tol_met_by_a_near_constant_output_says_the_targets_vary_little_against_it():
+    """The teacher of seed 9 varies so little that its student's first weights meet ``tol = 0.01``
+    (training ``R²`` −4); the fit used to return silently at epoch 0. It now warns, and says why."""
+    g = torch.Generator().manual_seed(5009)
+    teacher = SigmoidMLP(3, dtype=torch.float64, generator=g)
+    x = torch.rand(200, 3, generator=g, dtype=torch.float64)
+    with torch.no_grad():
+        y = teacher(x)[:, 0].numpy()
+    with pytest.warns(ConvergenceWarning, match="tol holds after .* vary little against tol"):
+        reg = SigmoidMLPRegressor(hidden=(3, 3), tol=0.01, seed=9, device="cpu").fit(x.numpy(), y)
+    assert reg.result_.stop_reason == "tol" and reg.result_.r2 < 0.5
+    assert np.abs(reg.predict(x.numpy()) - y).max() < 0.01
 
 
 def test_a_good_default_fit_is_silent():

@@ -205,6 +205,23 @@ def test_br_members_searching_for_a_first_minimum_cross_plateaus_as_a_single_net
         assert member.r2 > 0.99, member
 
 
+def test_members_still_searching_have_the_evidence_a_single_network_has_there():
+    """Members whose ``"minimum"`` search has not ended are given ``α_l, β`` at their weights for the
+    evidence alone, as the single network is; their state is left searching."""
+    x = torch.linspace(-1, 1, 30, dtype=F64)[:, None]
+    d = 0.5 + 0.35 * torch.cos(3 * x)
+    singles = _singles(3, n=1, hidden=(4, 4), seed=5)
+    population = SigmoidMLP.stack(singles)
+    run = {"method": "br", "max_epochs": 6, "options": {"start": "minimum"}}
+    result = train(population, x, d, **run)
+    for k, single in enumerate(singles):
+        alone = train(single, x, d, **run)
+        member = result.members[k]
+        assert member.solver_state["searching"] and alone.solver_state["searching"]
+        assert member.evidence is not None and math.isclose(member.evidence, alone.evidence, rel_tol=1e-6)
+        assert member.solver_state["alpha"] == 0.0 and member.solver_state["beta"] == 1.0
+
+
 def test_a_member_that_reaches_tol_is_frozen_while_the_others_go_on():
     x, d = _points()
     singles = _singles(4)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import os
 import types
 import warnings
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from ..core.module import SigmoidMLP
 from ..training.distributed import is_distributed, shard
 from ..training.loop import COLLAPSED_R2, ConvergenceWarning, TrainResult, train
 from ..training.results import _rank
-from ..training.solvers import CONVERGENCE, choose_method, choose_restarts
+from ..training.solvers import CONVERGENCE, choose_method, choose_restarts, wants_second_opinion
 from . import model_file
 from .checks import check_fitted, check_more_data, check_weights, check_X, check_xy, check_y
 from .model_file import HISTORY_KEPT
@@ -126,7 +127,10 @@ class SigmoidMLPRegressor:
             ``validation_fraction``, else the highest evidence (``"br"``), else the lowest ``E``; a
             start that explains less than half the targets' variance is kept only if all do.
             Start ``i ≥ 1`` draws its initial weights with seed ``seed + i``, as ``seed=seed + i``
-            would. ``result_.restarts`` holds every start's result.
+            would. ``result_.restarts`` holds every start's result. With ``"auto"``, a BR fit
+            whose best start explains less than 90 % of the variance on the training points gets one
+            start more, from the minimum of ``E``
+            (:func:`~torch_sigmoid_mlp.solvers.wants_second_opinion`).
         warm_start: ``fit`` on a fitted estimator goes on with its run (see "Continuing a run")
             instead of starting afresh.
 
@@ -423,7 +427,8 @@ class SigmoidMLPRegressor:
             s = None if s is None else s[fit]
         method = self._method(x.shape[0] * d.shape[1], validation is not None, before)
         P, N = num_weights(self.model_.weights), x.shape[0] * d.shape[1]
-        if restarts == "auto":
+        auto = restarts == "auto"
+        if auto:
             restarts = choose_restarts(method, P, N, tol=settings.tol is not None)
         ftol, window = CONVERGENCE.get(method, (None, 10))
         # Σ s_t in float64 before the cast, so that integer weights count exactly the repeated points
@@ -453,10 +458,7 @@ class SigmoidMLPRegressor:
                 self.result_ = dataclasses.replace(result, stop_reason="callback", converged=False)
                 return callback(epoch, self.result_)
 
-        return train(
-            self.model_,
-            x,
-            d,
+        run = dict(
             lr=lr,
             max_epochs=max_epochs if before is None else max(max_epochs, before.epochs),
             tol=self._scaled_tol(settings.tol),
@@ -477,6 +479,10 @@ class SigmoidMLPRegressor:
             ftol=ftol,
             window=window,
         )
+        result = train(self.model_, x, d, **run)
+        if auto and wants_second_opinion(result, tol=settings.tol is not None) and before is None:
+            result = _second_opinion(self.model_, x, d, run, result, self._generator.initial_seed())
+        return result
 
     def _method(self, N: int, validation: bool, before: TrainResult | None) -> str:
         """The solver that runs: ``solver``, or the one ``"auto"`` chose (kept by a continued run)."""
@@ -629,25 +635,59 @@ class SigmoidMLPRegressor:
         return check_params(self.get_params())
 
 
+def _second_opinion(model: SigmoidMLP, x: Tensor, d: Tensor, run: dict, result: TrainResult, seed: int):
+    """One start more, from the minimum of ``E`` (BR's ``start="minimum"``), where the best of
+    ``restarts="auto"``'s ``"trainbr"`` starts explains little of the targets' variance
+    (:func:`~torch_sigmoid_mlp.solvers.wants_second_opinion`); it is kept if it ranks better.
+
+    It is start ``k`` (seed ``seed + k``) after the ``k`` before it, logged to ``logdir/start<k>``.
+    """
+    starts = list(result.restarts) or [result]
+    k = len(starts)
+    kept = [W.detach().clone() for W in model.weights]
+    generator = torch.Generator().manual_seed(seed + k)
+    model.reset_parameters(generator=generator)
+    logdir = None if run["logdir"] is None else os.path.join(str(run["logdir"]), f"start{k}")
+    options = {**(run.get("options") or {}), "start": "minimum"}
+    other = train(
+        model, x, d, **{**run, "restarts": 1, "generator": generator, "logdir": logdir, "options": options}
+    )
+    starts.append(other)
+    seconds = result.seconds + other.seconds
+    if _rank(other) < _rank(result):
+        return dataclasses.replace(other, restarts=starts, start=k, seconds=seconds)
+    with torch.no_grad():
+        torch._foreach_copy_([W.detach() for W in model.weights], kept)
+    return dataclasses.replace(result, restarts=starts, seconds=seconds)
+
+
 def _warn_if_far(result: TrainResult) -> None:
     """A :class:`~torch_sigmoid_mlp.ConvergenceWarning` when the fit explains less than half of the
-    targets' variance on the training points (``result.r2 < COLLAPSED_R2``)."""
-    if (
-        result.r2 is None
-        or result.r2 >= COLLAPSED_R2
-        or result.stop_reason == "callback"
-        or not result.epochs
-    ):
+    targets' variance on the training points (``result.r2 < COLLAPSED_R2``).
+
+    A fit that met its ``tol`` so is one whose targets vary little against ``tol`` (a near-constant
+    output meets it, from the first epoch on); it is told so, rather than to try more starts."""
+    if result.r2 is None or result.r2 >= COLLAPSED_R2 or result.stop_reason == "callback":
         return
-    warnings.warn(
-        f"the fit explains only {100 * max(result.r2, 0.0):.0f} % of the targets' variance on the "
-        f"training points (R² {result.r2:.3f}; solver {result.method!r}, stopped by "
-        f"{result.stop_reason!r}, {max(1, len(result.restarts))} start(s)): no better than a "
-        "near-constant output. Try more restarts, more hidden neurons, or another solver; if the "
-        "targets are mostly noise, this may be the best fit there is",
-        ConvergenceWarning,
-        stacklevel=3,
+    explains = (
+        f"explains only {100 * max(result.r2, 0.0):.0f} % of the targets' variance on the training points"
     )
+    if result.stop_reason == "tol":
+        message = (
+            f"max |F(x_t) − d_t| < tol holds after {result.epochs} epoch(s), but the fit {explains} "
+            f"(R² {result.r2:.3f}): the targets vary little against tol, so a near-constant output "
+            "meets it. A smaller tol asks for their shape"
+        )
+    elif result.epochs:
+        message = (
+            f"the fit {explains} (R² {result.r2:.3f}; solver {result.method!r}, stopped by "
+            f"{result.stop_reason!r}, {max(1, len(result.restarts))} start(s)): no better than a "
+            "near-constant output. Try more restarts, more hidden neurons, or another solver; if the "
+            "targets are mostly noise, this may be the best fit there is"
+        )
+    else:
+        return
+    warnings.warn(message, ConvergenceWarning, stacklevel=3)
 
 
 @functools.cache

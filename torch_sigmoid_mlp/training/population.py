@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from . import population_lm
-from .objective import Objective
+from .objective import spread
 from .population_steps import AdaptiveDescent, OptimizerStep, PopulationStep, Rprop, SteepestDescent
 from .results import TrainResult, _rank
 from .solvers import _DEFAULT_LR
@@ -186,8 +186,8 @@ def _together(model, *, logdir, until, **run) -> list:
     step = make_population_step(
         run["method"], list(model.weights), x, d, s, lr=run["lr"], options=run["options"]
     )
-    spread = Objective(model, x, d, sample_weight=s).spread()  # E_0, the best constant output's E
-    state = _Run(model, step, run, spread, run["validation"])
+    E_0 = spread(d, s)  # the best constant output's E
+    state = _Run(model, step, run, E_0, run["validation"])
     log = _PopulationLog(logdir, run["writer"], run["log_every"]) if logdir or run["writer"] else None
     began = time.perf_counter()
     try:
@@ -196,7 +196,7 @@ def _together(model, *, logdir, until, **run) -> list:
         if log is not None:
             log.close()
         raise
-    members = _results(state, spread, time.perf_counter() - began, final=True)
+    members = _results(state, E_0, time.perf_counter() - began, final=True)
     if log is not None:
         log.close(members)
     return members

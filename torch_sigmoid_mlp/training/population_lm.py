@@ -338,12 +338,15 @@ class BayesianRegularization(LevenbergMarquardt):
         for k in done.tolist():
             self.stopped.pop(k, None)
         A, _, E = self.gauss_newton(done)
-        w = self._flat(done)
-        self.alphas[done] = self._first_alphas(w)
-        self.beta[done] = self.N / (2 * (2 * E.double()).clamp_min(1e-300))
         self.searching[done] = False
-        self._estimate(done, A, w, E)
+        self._settle(done, A, self._flat(done), E)
         self._restart_damping(done)
+
+    def _settle(self, idx: Tensor, A: Tensor, w: Tensor, E: Tensor) -> None:
+        """The search's end at ``w``: ``α_l = P_l/(2E_W^(l))``, ``β = N/(2E_D)``, one update."""
+        self.alphas[idx] = self._first_alphas(w)
+        self.beta[idx] = self.N / (2 * (2 * E.double()).clamp_min(1e-300))
+        self._estimate(idx, A, w, E)
 
     def _restart_damping(self, idx: Tensor) -> None:
         self.mu[idx], self._new_stage[idx] = self._mu0[idx], True
@@ -359,16 +362,24 @@ class BayesianRegularization(LevenbergMarquardt):
 
     def evidence(self) -> list[float | None]:
         """Each member's ``ln p(D | α, β)``, as the single network's
-        :meth:`~torch_sigmoid_mlp.solvers.BayesianRegularization.evidence`."""
+        :meth:`~torch_sigmoid_mlp.solvers.BayesianRegularization.evidence`: a member still searching
+        is given ``α_l, β`` at its ``w`` as the search's end would, for the evidence alone."""
         idx = self._everyone
         A, _, E = self.gauss_newton(idx)
         w = self._flat(idx)
-        factor, info = torch.linalg.cholesky_ex(self._hessian(idx, A, w))
-        log_det = 2 * factor.diagonal(dim1=-2, dim2=-1).log().sum(1)
-        prior = (self._sizes / 2 * torch.log(2 * self.alphas)).sum(1)
-        F = self._objective_value(idx, E, w)
-        value = -F - log_det / 2 + prior + self.N / 2 * torch.log(self.beta / math.pi)
-        ready = ~self.searching & (self.alphas[:, 0] != 0) & (info.cpu() == 0)
+        kept = self.alphas.clone(), self.gammas.clone(), self.beta.clone()
+        searching = idx[self.searching]
+        if len(searching):
+            self._settle(searching, A[searching], w[searching], E[searching])
+        try:
+            factor, info = torch.linalg.cholesky_ex(self._hessian(idx, A, w))
+            log_det = 2 * factor.diagonal(dim1=-2, dim2=-1).log().sum(1)
+            prior = (self._sizes / 2 * torch.log(2 * self.alphas)).sum(1)
+            F = self._objective_value(idx, E, w)
+            value = -F - log_det / 2 + prior + self.N / 2 * torch.log(self.beta / math.pi)
+            ready = (self.alphas[:, 0] != 0) & (info.cpu() == 0)
+        finally:
+            self.alphas, self.gammas, self.beta = kept
         return [v if ok else None for v, ok in zip(value.tolist(), ready.tolist())]
 
     def metrics(self) -> dict[str, Tensor]:
