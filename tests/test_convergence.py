@@ -325,6 +325,23 @@ def test_a_poor_default_br_fit_gets_a_start_from_the_minimum_and_the_evidence_ta
     assert len(good.result_.restarts) == 3 and good.result_.r2 > 0.999
 
 
+def test_the_start_from_the_minimum_is_kept_only_where_the_evidence_agrees():
+    """diabetes with ``validation_fraction`` (split and seed 2): the trainbr starts explain under 90 %,
+    so a start from the minimum is added. The held-out error of the few validation points prefers it,
+    but it fits the noise (evidence lower by 100 or more): it is recorded and not kept."""
+    pytest.importorskip("sklearn")
+    from sklearn.datasets import load_diabetes
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_diabetes(return_X_y=True)
+    X, _, y, _ = train_test_split(X, y, test_size=0.25, random_state=2)
+    reg = SigmoidMLPRegressor(validation_fraction=0.15, seed=2, device="cpu").fit(X, y)
+    starts = reg.result_.restarts
+    assert len(starts) == 4 and starts[3].solver_state["start"] == "minimum"
+    assert min(starts[3].val_history) < min(starts[reg.result_.start].val_history)
+    assert reg.result_.start < 3 and starts[3].evidence < reg.result_.evidence
+
+
 def test_evidence_chooses_among_br_starts_and_prefers_the_regularised_fit_on_noisy_data():
     pytest.importorskip("sklearn")
     from sklearn.datasets import load_diabetes

@@ -638,7 +638,8 @@ class SigmoidMLPRegressor:
 def _second_opinion(model: SigmoidMLP, x: Tensor, d: Tensor, run: dict, result: TrainResult, seed: int):
     """One start more, from the minimum of ``E`` (BR's ``start="minimum"``), where the best of
     ``restarts="auto"``'s ``"trainbr"`` starts explains little of the targets' variance
-    (:func:`~torch_sigmoid_mlp.solvers.wants_second_opinion`); it is kept if it ranks better.
+    (:func:`~torch_sigmoid_mlp.solvers.wants_second_opinion`); it is kept if it ranks better by
+    ``train``'s rule and has the higher evidence.
 
     It is start ``k`` (seed ``seed + k``) after the ``k`` before it, logged to ``logdir/start<k>``.
     """
@@ -654,7 +655,10 @@ def _second_opinion(model: SigmoidMLP, x: Tensor, d: Tensor, run: dict, result: 
     )
     starts.append(other)
     seconds = result.seconds + other.seconds
-    if _rank(other) < _rank(result):
+    # kept only where the evidence agrees: what this start is for is an optimum the evidence prefers
+    # (with validation_fraction the held-out error of a few points alone took worse fits, diabetes)
+    wins = other.evidence is not None and (result.evidence is None or other.evidence > result.evidence)
+    if wins and _rank(other) < _rank(result):
         return dataclasses.replace(other, restarts=starts, start=k, seconds=seconds)
     with torch.no_grad():
         torch._foreach_copy_([W.detach() for W in model.weights], kept)
