@@ -119,7 +119,8 @@ def _fit_options(commands, run) -> None:
         default="auto",
         metavar="K",
         help="starts to fit from, or auto (default): up to 10 with a --tol, the first to reach it "
-        "ending the fit; else 3 for a small network (the best kept), 1 for a large one",
+        "ending the fit; else 3 for a small network (the best kept; one more from the minimum of "
+        "the error where the best explains under 90 %% of the variance), 1 for a large one",
     )
     fit.add_argument(
         "--lr",
