@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-import os
 import types
 import warnings
 from collections.abc import Callable
@@ -18,7 +17,7 @@ from ..core._flat import num_weights
 from ..core.functional import sigmoid_mlp
 from ..core.module import SigmoidMLP
 from ..training.distributed import is_distributed, shard
-from ..training.loop import COLLAPSED_R2, ConvergenceWarning, TrainResult, train
+from ..training.loop import COLLAPSED_R2, ConvergenceWarning, TrainResult, start_dir, train
 from ..training.results import _rank
 from ..training.solvers import CONVERGENCE, choose_method, choose_restarts, wants_second_opinion
 from . import model_file
@@ -648,11 +647,15 @@ def _second_opinion(model: SigmoidMLP, x: Tensor, d: Tensor, run: dict, result: 
     kept = [W.detach().clone() for W in model.weights]
     generator = torch.Generator().manual_seed(seed + k)
     model.reset_parameters(generator=generator)
-    logdir = None if run["logdir"] is None else os.path.join(str(run["logdir"]), f"start{k}")
     options = {**(run.get("options") or {}), "start": "minimum"}
-    other = train(
-        model, x, d, **{**run, "restarts": 1, "generator": generator, "logdir": logdir, "options": options}
-    )
+    again = {
+        **run,
+        "restarts": 1,
+        "generator": generator,
+        "logdir": start_dir(run["logdir"], k),
+        "options": options,
+    }
+    other = train(model, x, d, **again)
     starts.append(other)
     seconds = result.seconds + other.seconds
     # kept only where the evidence agrees: what this start is for is an optimum the evidence prefers

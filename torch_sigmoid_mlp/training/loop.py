@@ -660,6 +660,11 @@ def _hparams(model: SigmoidMLP, **settings) -> dict:
     return {**hparams, "sizes": "-".join(map(str, model.sizes)), "backend": model.backend}
 
 
+def start_dir(logdir, i: int):
+    """Where start ``i ≥ 1`` of a fit from several starts logs: ``logdir/start<i>``."""
+    return None if logdir is None else os.path.join(str(logdir), f"start{i}")
+
+
 def _train_restarts(model: SigmoidMLP, restarts: int, generator, logdir, run: dict) -> TrainResult:
     """``restarts=k``: :func:`train` from ``k`` starts, the model left with the best one's weights.
 
@@ -695,7 +700,7 @@ def _train_restarts(model: SigmoidMLP, restarts: int, generator, logdir, run: di
             start_generator = torch.Generator().manual_seed(s0 + i)
             model.reset_parameters(generator=start_generator)
         # start 0 logs where one start would, so that a fit whose first start is enough looks like one
-        start_logdir = logdir if logdir is None or i == 0 else os.path.join(str(logdir), f"start{i}")
+        start_logdir = logdir if i == 0 else start_dir(logdir, i)
         results.append(_train_one(model, generator=start_generator, logdir=start_logdir, **run))
         if best_weights is None or _rank(results[i]) < _rank(results[best]):
             best, best_weights = i, [W.detach().clone() for W in model.weights]
