@@ -77,33 +77,32 @@ class LevenbergMarquardt(PopulationStep):
     # -- sums over the points -------------------------------------------------------------------------
 
     def _signals(
-        self, idx: Tensor, weights: list[Tensor] | None = None
-    ) -> tuple[list[Tensor], list[Tensor], Tensor, Tensor]:
-        """The members' weights (theirs, or ``weights``), ``y^(0..L)`` and ``(E_k, max_k)`` there."""
+        self, idx: Tensor, weights: list[Tensor] | None = None, *, largest: bool = True
+    ) -> tuple[list[Tensor], list[Tensor], Tensor, Tensor | None]:
+        """The members' weights (theirs, or ``weights``), ``y^(0..L)`` and ``(E_k, max_k)`` there
+        (``max_k`` only where ``largest``: a trial step needs ``E_k`` alone)."""
         weights = self._members(idx) if weights is None else weights
         ys = [self.x.expand(len(idx), *self.x.shape)]
         for W in weights:
             ys.append(torch.bmm(ys[-1], W.mT).sigmoid_())  # y^(l+1), (k, T, size_{l+1})
         e = self.d - ys[-1]  # (k, T, m)
         if self.s is None:
-            return weights, ys, 0.5 * e.square().sum((1, 2)), e.abs().amax((1, 2))
-        return (
-            weights,
-            ys,
-            0.5 * (self.s * e.square()).sum((1, 2)),
-            torch.where(self.s > 0, e.abs(), 0).amax((1, 2)),
-        )
+            return weights, ys, 0.5 * e.square().sum((1, 2)), e.abs().amax((1, 2)) if largest else None
+        E = 0.5 * (self.s * e.square()).sum((1, 2))
+        return weights, ys, E, torch.where(self.s > 0, e.abs(), 0).amax((1, 2)) if largest else None
 
-    def error(self, idx: Tensor, flat: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def error(
+        self, idx: Tensor, flat: Tensor | None = None, *, largest: bool = True
+    ) -> tuple[Tensor, Tensor | None]:
         """``(E_k, max_t |e_k(t)|)`` of the members ``idx``, at their weights or at ``flat`` (``(k, P)``
-        in the model's dtype)."""
+        in the model's dtype); ``max`` is ``None`` unless ``largest``."""
         weights = None
         if flat is not None:
             weights = [
                 part.reshape(-1, *W.shape[1:]) for W, part in zip(self.plain, flat.split(self._numels, 1))
             ]
         with torch.no_grad():
-            return self._signals(idx, weights)[2:]
+            return self._signals(idx, weights, largest=largest)[2:]
 
     def evaluate(self) -> tuple[Tensor, Tensor]:
         self._E, max_error = self.error(self._everyone)
@@ -162,7 +161,9 @@ class LevenbergMarquardt(PopulationStep):
         """One LM step for each member in ``idx``; which accepted one, and their ``E`` there.
 
         Each trial is evaluated at the trial weights themselves (views of one ``(k, P)`` tensor in the
-        model's dtype); the weights are written once, when every member has its answer.
+        model's dtype); the weights are written once, when every member has its answer. What each
+        trial decides (``μ_k``, who accepted, who is still seeking a step) is a handful of numbers per
+        member, kept as Python numbers: tensors that small cost more to index than to compute.
         """
         A, g, E = self.gauss_newton(idx)  # at w_k
         w = self._flat(idx)
@@ -170,36 +171,51 @@ class LevenbergMarquardt(PopulationStep):
         objective = self._objective(idx)
         F_k = objective(E, w)
         dtype = self.plain[0].dtype
-        mu = self.mu[idx]
-        accepted, E_new_all, current = torch.zeros(len(idx), dtype=torch.bool), E.clone(), w.clone()
-        pending = torch.arange(len(idx))  # the members still seeking a step, as positions in idx
-        while len(pending):
+        members, mu = idx.tolist(), self.mu[idx].tolist()  # μ_k, float64 either way
+        accepted = [False] * len(members)
+        E_new_all, current = E.clone(), w.clone()
+        pending = list(range(len(members)))  # the members still seeking a step, as positions in idx
+        while pending:
             # only the members still seeking a step are factorised and evaluated again
-            whole = len(pending) == len(idx)
-            on = (lambda t: t) if whole else (lambda t, at=pending: t[at.to(t.device)])
-            damped = M.clone() if whole else on(M)  # M + μ_k I, each member's own μ_k
-            damped.diagonal(dim1=-2, dim2=-1).add_(mu[pending].to(M)[:, None])
-            factor, info = torch.linalg.cholesky_ex(damped, upper=True)
-            ok = info.cpu() == 0  # a failed factorisation counts as a rejected step
-            trial = (on(w) + torch.cholesky_solve(on(rhs)[..., None], factor, upper=True)[..., 0]).to(dtype)
-            E_new, _ = self.error(idx[pending], trial)
+            if len(pending) == len(members):
+                at, damped, w_at, rhs_at, F_at, seeking = None, M.clone(), w, rhs, F_k, idx
+            else:
+                at = torch.tensor(pending)
+                damped, w_at, rhs_at, F_at, seeking = M[at], w[at], rhs[at], F_k[at], idx[at]
+            mu_at = torch.tensor([mu[j] for j in pending], dtype=M.dtype)
+            damped.diagonal(dim1=-2, dim2=-1).add_(mu_at[:, None])
+            factor, info = torch.linalg.cholesky_ex(damped, upper=True)  # M + μ_k I, each its own μ_k
+            trial = (w_at + torch.cholesky_solve(rhs_at[..., None], factor, upper=True)[..., 0]).to(dtype)
+            E_new, _ = self.error(seeking, trial, largest=False)
             w_new = trial.double()  # as stored, in the model's dtype
-            better = ok & (objective(E_new, w_new, pending) < on(F_k)).cpu()
-            won, lost = pending[better], pending[~better]
-            mu[won] *= self.mu_decrease
-            current[won.to(w.device)] = w_new[better.to(w.device)]
-            E_new_all[won.to(E.device)] = E_new[better.to(E.device)]
-            accepted[won] = True
-            mu[lost] *= self.mu_increase
-            over = lost[mu[lost] > self.mu_max]
-            for j in over.tolist():
-                self.stopped[int(idx[j])] = "mu_max"  # no μ ≤ μ_max lowers it: back to w_k
-            pending = lost[mu[lost] <= self.mu_max]
+            # a failed factorisation counts as a rejected step
+            better = ((info == 0) & (objective(E_new, w_new, at) < F_at)).tolist()
+            won = [i for i, b in enumerate(better) if b]  # positions in pending
+            if len(won) == len(members):
+                E_new_all, current = E_new, w_new
+            elif won:
+                rows, into = torch.tensor(won), torch.tensor([pending[i] for i in won])
+                current[into], E_new_all[into] = w_new[rows], E_new[rows]
+            seeking_next = []
+            for j, b in zip(pending, better):
+                if b:
+                    mu[j] *= self.mu_decrease
+                    accepted[j] = True
+                    continue
+                mu[j] *= self.mu_increase
+                if mu[j] > self.mu_max:
+                    self.stopped[members[j]] = "mu_max"  # no μ ≤ μ_max lowers it: back to w_k
+                else:
+                    seeking_next.append(j)
+            pending = seeking_next
         self._load(idx, current)
-        self.mu[idx] = mu
-        if bool(accepted.any()):
-            self._accepted(idx[accepted], A[accepted], current[accepted], E_new_all[accepted])
-        return accepted, E_new_all
+        self.mu[idx] = torch.tensor(mu, dtype=torch.float64)
+        if all(accepted):
+            self._accepted(idx, A, current, E_new_all)
+        elif any(accepted):
+            on = torch.tensor(accepted)
+            self._accepted(idx[on], A[on], current[on], E_new_all[on])
+        return torch.tensor(accepted), E_new_all
 
     def metrics(self) -> dict[str, Tensor]:
         return {"mu": self.mu}
