@@ -33,6 +33,7 @@ from pathlib import Path
 
 import machine
 import torch
+from bench_fit import write
 from bench_robust import SUCCESS_R2, problems
 
 from torch_sigmoid_mlp import SigmoidMLPRegressor, jacobian
@@ -156,8 +157,8 @@ def main() -> None:
     }
     rows = [run(name, seeds, args.starts) for name in names]
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{args.out}.json").write_text(json.dumps(head | {"rows": rows}, indent=1) + "\n")
-    (RESULTS / f"{args.out}.md").write_text(markdown(head, rows))
+    write(RESULTS / f"{args.out}.json", json.dumps(head | {"rows": rows}, indent=1) + "\n")
+    write(RESULTS / f"{args.out}.md", markdown(head, rows))
     print((RESULTS / f"{args.out}.md").read_text())
 
 
