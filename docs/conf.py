@@ -8,9 +8,11 @@ from __future__ import annotations
 import os
 import re
 import sys
+from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
 from docutils import nodes
+from sphinx.errors import ConfigError
 from sphinx.util.docutils import SphinxDirective
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,10 +63,58 @@ import torch_sigmoid_mlp
 from torch_sigmoid_mlp import *
 """
 
+
 html_theme = "furo"
 html_title = f"torch-sigmoid-mlp {release}"
 html_static_path = ["_static"]
 html_css_files = ["benchmarks.css"]
+# MathJax comes with the site, in _static/mathjax (_copy_mathjax), not from a CDN: the pages load
+# nothing from outside the site, and their mathematics renders where there is no internet.
+mathjax_path = "mathjax/tex-chtml.js"
+
+#: What of MathJax the site ships: the component the pages load (TeX in, HTML with web fonts out,
+#: the menu), what it loads on demand (TeX extensions, the accessibility tools and the speech rule
+#: engine that its menu turns on), and its fonts. The other combined components, the SVG output,
+#: the Node.js adaptors and ``latest.js`` (which fetches MathJax from a CDN) stay out. MathJax's
+#: licence comes from ``_static/mathjax/LICENSE``.
+MATHJAX_PARTS = (
+    "tex-chtml.js",
+    "input/tex/extensions/",
+    "output/chtml/fonts/woff-v2/",
+    "ui/",
+    "a11y/",
+    "sre/",
+)
+
+
+def _mathjax_source() -> Path:
+    """MathJax 3 and its fonts, as the package ``sphinx-mathjax-offline`` ships them (the ``docs``
+    and ``dev`` extras install it); a clear error where it is missing."""
+    try:
+        files = distribution("sphinx-mathjax-offline").locate_file("sphinx-mathjax-offline")
+        source = Path(str(files)) / "static" / "mathjax"
+    except PackageNotFoundError:
+        source = None
+    if source is None or not (source / "tex-chtml.js").is_file():
+        raise ConfigError(
+            "the site renders its mathematics with the MathJax of the package sphinx-mathjax-offline, "
+            "which is not installed: python3 -m pip install -e '.[docs]'"
+        )
+    return source
+
+
+def _copy_mathjax(app, exception) -> None:
+    """Copy ``MATHJAX_PARTS`` into the built site's ``_static/mathjax``, where ``mathjax_path`` points."""
+    if exception is not None or app.builder.format != "html":
+        return
+    from sphinx.util.fileutil import copy_asset
+
+    def excluded(path: str) -> bool:
+        # copy_asset asks about folders too ("input", "input/tex"): keep those on the way to a part.
+        path = path.replace(os.sep, "/").removeprefix("./")
+        return not any(path.startswith(part) or part.startswith(path + "/") for part in MATHJAX_PARTS)
+
+    copy_asset(_mathjax_source(), Path(app.outdir) / "_static" / "mathjax", excluded=excluded, force=True)
 
 
 class ProgramHelp(SphinxDirective):
@@ -187,10 +237,12 @@ def _skip_generated_members(app, what, name, obj, skip, options):
 
 
 def setup(app):
+    _mathjax_source()  # fail before the build, not after it, where MathJax is missing
     _attributes_not_variables()
     app.connect("autodoc-skip-member", _skip_generated_members)
     app.connect("source-read", _benchmark_results)
     app.connect("autodoc-process-docstring", _constant_docs)
     app.connect("doctree-read", _formulas_are_text)
     app.add_directive("program-help", ProgramHelp)
+    app.connect("build-finished", _copy_mathjax)
     return {"parallel_read_safe": True}
