@@ -184,7 +184,7 @@ def _input_stage(net, word: str, F_0: int):
         lo, hi = round(Fraction(mn) * Fraction(2) ** S), round(Fraction(mx) * Fraction(2) ** S)
         if mx > mn and hi - lo < 2:
             raise ValueError(
-                f"input column {i}: its range [{mn:.6g}, {mx:.6g}] is {hi - lo} step(s) of {word} at "
+                f"input column {i}: its range [{mn:.10g}, {mx:.10g}] is {hi - lo} step(s) of {word} at "
                 f"X_SHIFT {S} (|x| up to {max(abs(mn), abs(mx)):.6g} must fit the word): {word} cannot "
                 "resolve it"
             )
@@ -212,7 +212,7 @@ def _output_stage(net, word: str, F_y: int) -> _Stage:
         S = fit_shift(max(abs(offset), abs(offset + scale)), bits)
         if mx > mn and (mx - mn) * 2.0**S < 2:
             raise ValueError(
-                f"output {j}: its range [{mn:.6g}, {mx:.6g}] is under 2 steps of {word} at Y_SHIFT {S} "
+                f"output {j}: its range [{mn:.10g}, {mx:.10g}] is under 2 steps of {word} at Y_SHIFT {S} "
                 f"(|ŷ| up to {float(max(abs(offset), abs(offset + scale))):.6g} must fit the word): "
                 f"{word} cannot resolve it"
             )

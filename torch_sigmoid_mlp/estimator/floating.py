@@ -2,13 +2,15 @@ r"""The float32 arithmetic of a C export without libm, its bit-exact numpy model
 
 The float32 file computes, in IEEE single precision and in this order::
 
-    y^(0)_j = (x_j − x_min_j) · x_scale_j + x_offset_j
+    y^(0)_j = ((x_j − x_min_j) − x_min_lo_j) · x_scale_j + x_offset_j
     v_i     = ((W_i0 · y_0 + W_i1 · y_1) + …) + W_i,n−1 · y_n−1      (from 0, left to right)
     y_i     = σ̃(v_i)
     ŷ_i     = y_min_i + (y^(L)_i − y_lo_i) · y_scale_i
 
-with σ̃ from :mod:`.sigmoid_approx`'s cubics: ``|v| < 24`` in intervals of ``h = 1/8``, ``s = 8|v|``
-and ``t = s − ⌊s⌋`` exact, ``p = c_0 + t·(c_1 + t·(c_2 + t·c_3))``, ``σ̃(v) = p`` or ``1 − p``
+with ``x_min + x_min_lo`` the column's minimum to twice the precision (``x − x_min`` is exact
+near the minimum, so inputs far from 0, such as 1000 ± 1, keep their bits), and σ̃ from
+:mod:`.sigmoid_approx`'s cubics: ``|v| < 24`` in intervals of ``h = 1/8``, ``s = 8|v|`` and
+``t = s − ⌊s⌋`` exact, ``p = c_0 + t·(c_1 + t·(c_2 + t·c_3))``, ``σ̃(v) = p`` or ``1 − p``
 for ``v < 0``, and 1 (or 0) beyond 24. Its error is bounded by the interpolation error, the
 coefficients' rounding to float32, Horner's six roundings (``γ_6 · Σ|c_k|``, Higham's bound)
 and the rounding of ``1 − p``: :data:`SIGMA_FLOAT32_ERROR`. numpy's float32 operations are IEEE
@@ -101,13 +103,17 @@ class FloatPlan:
         constant = net.x_max == net.x_min
         cast = self.dtype.type
         self.x_min, self.x_scale = net.x_min.astype(cast), net.x_scale.astype(cast)
+        self.x_min_lo = (net.x_min - self.x_min.astype(np.float64)).astype(cast)
         self.x_offset = np.where(constant, (a + b) / 2, a).astype(cast)
         self.y_lo, self.y_scale = np.full_like(net.y_min, lo).astype(cast), net.y_scale.astype(cast)
         self.y_min = net.y_min.astype(cast)
         self.weights = tuple(W.astype(cast) for W in net.weights)
         # what propagate_bound reads
+        # the caller's rounding of x (u·|x|), two subtractions, the scale's rounding and two more
         M = np.maximum(np.abs(net.x_min), np.abs(net.x_max))
-        self.input_error = (net.x_scale * u * (M + np.abs(net.x_min)) + 8 * u) * (1 + 1e-6)
+        tail = 2 * np.abs(self.x_min_lo.astype(np.float64)) + u * M
+        within = 2.2 * u * (net.x_max - net.x_min + tail)
+        self.input_error = (net.x_scale * (u * M + within) + 5.5 * u) * (1 + 1e-6)
         self.device_weights = tuple(W.astype(np.float64) for W in self.weights)
         self.gamma = tuple(_gamma(W.shape[1], u) for W in net.weights)
         self.sigma_rounding = (0.0,) * len(net.weights)
@@ -126,7 +132,7 @@ class FloatPlan:
         X = np.asarray(X, dtype=np.float64).reshape(-1, self.net.sizes[0])
         if not np.isfinite(X).all():
             raise ValueError("X contains NaN or infinite values")
-        y = (X.astype(self.dtype) - self.x_min) * self.x_scale + self.x_offset  # (N, n)
+        y = ((X.astype(self.dtype) - self.x_min) - self.x_min_lo) * self.x_scale + self.x_offset  # (N, n)
         for W in self.weights:
             v = np.zeros((len(y), W.shape[0]), dtype=self.dtype)
             for j in range(W.shape[1]):  # the C loop's order: v += W[i][j] * y[j]
@@ -183,8 +189,9 @@ def float32_c_source(plan: FloatPlan, name: str, header: list[str]) -> str:
         *header,
         f"void {name}(const float *x, float *y);",
         "",
-        "/* x' = (x - x_min) * x_scale + x_offset */",
+        "/* x' = ((x - x_min) - x_min_lo) * x_scale + x_offset; x_min + x_min_lo is the minimum */",
         f"static const float {name}_x_min[{n}] = {_c_floats(plan.x_min)};",
+        f"static const float {name}_x_min_lo[{n}] = {_c_floats(plan.x_min_lo)};",
         f"static const float {name}_x_scale[{n}] = {_c_floats(plan.x_scale)};",
         f"static const float {name}_x_offset[{n}] = {_c_floats(plan.x_offset)};",
         "",
@@ -205,7 +212,8 @@ def float32_c_source(plan: FloatPlan, name: str, header: list[str]) -> str:
         "    int i, j;",
         "",
         f"    for (j = 0; j < {n}; ++j) {{",
-        f"        a[j] = (x[j] - {name}_x_min[j]) * {name}_x_scale[j] + {name}_x_offset[j];",
+        f"        a[j] = (x[j] - {name}_x_min[j]) - {name}_x_min_lo[j];",
+        f"        a[j] = a[j] * {name}_x_scale[j] + {name}_x_offset[j];",
         "    }",
     ]
     src, dst = "a", "b"
