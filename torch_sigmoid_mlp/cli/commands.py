@@ -620,7 +620,9 @@ def _export_usage(args: argparse.Namespace, out: Path) -> None:
         got = f"{out.suffix!r}" if out.suffix else "none"
         raise UsageError(f"export {out}: the suffix of OUT chooses the format, .onnx or .c; got {got}")
     if suffix == ".onnx":
-        for option, value in (("--name", args.name), ("--check", args.check), ("--target", args.target)):
+        if args.name is not None:
+            raise UsageError(f"export: --name names the C function, for a .c file; {out} is ONNX")
+        for option, value in (("--check", args.check), ("--target", args.target)):
             if value is not None:
                 raise UsageError(f"export: {option} is for a .c file; {out} is ONNX")
         if args.arithmetic != "float64":
