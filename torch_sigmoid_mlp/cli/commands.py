@@ -622,7 +622,7 @@ def _export_usage(args: argparse.Namespace, out: Path) -> None:
     if suffix == ".onnx":
         if args.name is not None:
             raise UsageError(f"export: --name names the C function, for a .c file; {out} is ONNX")
-        for option, value in (("--check", args.check), ("--target", args.target)):
+        for option, value in (("--check", args.check), ("--target", args.target), ("--tol", args.tol)):
             if value is not None:
                 raise UsageError(f"export: {option} is for a .c file; {out} is ONNX")
         if args.arithmetic != "float64":
@@ -671,7 +671,7 @@ def _export(args: argparse.Namespace) -> int:
         if out.suffix.lower() == ".onnx":
             export_onnx(est, out)
         else:
-            check = write_c(est, out, name=name, arithmetic=args.arithmetic, X=X, y=y)
+            check = write_c(est, out, name=name, arithmetic=args.arithmetic, X=X, y=y, tol=args.tol)
     except ValueError as exc:
         raise UsageError(f"export {args.model}: {exc}") from None
     except OSError as exc:

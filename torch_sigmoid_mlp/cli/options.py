@@ -236,6 +236,12 @@ def _export_options(commands, run) -> None:
         "its target column) and print it beside tol; exit 1 where tol does not hold",
     )
     export.add_argument("--target", metavar="COL", help="--check's target column (default: the one left)")
+    export.add_argument(
+        "--tol",
+        type=_positive_float,
+        metavar="EPS",
+        help="the bound to check the export against, in y's units (default: the model's tol)",
+    )
     export.set_defaults(run=run)
 
 

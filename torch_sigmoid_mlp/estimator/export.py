@@ -396,6 +396,7 @@ def export_c(
     arithmetic: str = "float64",
     X=None,
     y=None,
+    tol: float | None = None,
 ) -> Path:
     r"""Write ``regressor``'s prediction as one dependency-free C99 source file.
 
@@ -437,6 +438,7 @@ def export_c(
         name: the function's name, a C identifier (its constants are prefixed with it too).
         arithmetic: ``"float64"``, ``"float32"``, ``"int32"``, ``"int16"`` or ``"auto"``.
         X, y: points for ``"auto"`` to check ``tol`` on (optional).
+        tol: the ``ε`` ``"auto"`` keeps, in y's units (default: the regressor's ``tol``).
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
@@ -457,20 +459,18 @@ def export_c(
         >>> print(path.read_text().splitlines()[3])
            void model_predict(const model_predict_WORD *x, model_predict_WORD *y);
     """
-    if arithmetic == "float64" and (X is not None or y is not None):
-        raise ValueError("X and y are for arithmetic='auto', which checks tol on them")
     path = Path(path)
-    write_c(regressor, path, name=name, arithmetic=arithmetic, X=X, y=y)
+    write_c(regressor, path, name=name, arithmetic=arithmetic, X=X, y=y, tol=tol)
     return path
 
 
-def write_c(regressor, path: Path, *, name: str, arithmetic: str, X=None, y=None):
+def write_c(regressor, path: Path, *, name: str, arithmetic: str, X=None, y=None, tol=None):
     """:func:`export_c`'s work: writes the file, returns its :class:`~.verification.ExportCheck`
     (``None`` for float64 without points, whose file is today's and needs no check)."""
     name = check_c_name(name)
     check = None
-    if arithmetic != "float64" or X is not None:
-        check = check_export(regressor, arithmetic, X, y)
+    if arithmetic != "float64" or X is not None or tol is not None:
+        check = check_export(regressor, arithmetic, X, y, tol=tol)
     if check is None or check.arithmetic == "float64":
         source = c_source(regressor, name)
     else:

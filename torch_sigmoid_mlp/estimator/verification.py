@@ -83,7 +83,7 @@ class ExportCheck:
 
 
 def _numbers(values: np.ndarray) -> str:
-    return ", ".join(f"{v:.3e}" for v in np.asarray(values).tolist())
+    return ", ".join(f"{v:.4e}" for v in np.asarray(values).tolist())
 
 
 def _fit_error(regressor, net: FittedNetwork) -> np.ndarray | None:
@@ -118,10 +118,9 @@ def _plan(net: FittedNetwork, arithmetic: str):
     return IntegerPlan(net, arithmetic) if arithmetic.startswith("int") else FloatPlan(net, arithmetic)
 
 
-def _check(regressor, net, arithmetic: str, points) -> ExportCheck:
+def _check(regressor, net, arithmetic: str, points, tol: float | None) -> ExportCheck:
     plan = _plan(net, arithmetic)
     bound = propagate_bound(net, plan)
-    tol = None if regressor.tol is None else float(regressor.tol)
     max_error = None
     if points is not None:
         X, y = points
@@ -135,9 +134,9 @@ def _check(regressor, net, arithmetic: str, points) -> ExportCheck:
     return ExportCheck(arithmetic, bound, max_error, fit_error, tol, proven, holds, tol_needed, plan=plan)
 
 
-def _auto(regressor, net, points) -> ExportCheck:
+def _auto(regressor, net, points, tol: float | None) -> ExportCheck:
     """The first of :data:`ARITHMETICS` whose check holds, with why; ``ValueError`` where none does."""
-    if regressor.tol is None:
+    if tol is None:
         raise ValueError(
             "arithmetic='auto' picks the smallest word that keeps tol, and this model has no tol: "
             "name the arithmetic (float32, int32, int16)"
@@ -145,7 +144,7 @@ def _auto(regressor, net, points) -> ExportCheck:
     tried = []
     for arithmetic in ARITHMETICS:
         try:
-            check = _check(regressor, net, arithmetic, points)
+            check = _check(regressor, net, arithmetic, points, tol)
         except ValueError as exc:
             tried.append(f"{arithmetic} does not fit ({exc})")
             continue
@@ -158,7 +157,7 @@ def _auto(regressor, net, points) -> ExportCheck:
     raise ValueError("no arithmetic keeps tol: " + "; ".join(tried))
 
 
-def check_export(regressor, arithmetic: str, X=None, y=None) -> ExportCheck:
+def check_export(regressor, arithmetic: str, X=None, y=None, *, tol: float | None = None) -> ExportCheck:
     r"""How far ``regressor`` exported in ``arithmetic`` is from its float64 fit, with proof.
 
     ``B`` (``bound``) bounds ``|F̃(x) − F(x)|`` over every ``x`` in the fitted box (each input
@@ -173,6 +172,8 @@ def check_export(regressor, arithmetic: str, X=None, y=None) -> ExportCheck:
             first of those (int16 first) for which :attr:`ExportCheck.holds`; its ``reason``
             says why. ``"auto"`` needs the regressor's ``tol``.
         X, y: points to measure the exported error on, ``(T, n)`` and ``(T,)`` or ``(T, m)``.
+        tol: the ``ε`` to check, in y's units; default the regressor's ``tol`` (a model refitted
+            to a smaller ``tol``, such as ``tol_needed``, is checked against the ``ε`` it is for).
 
     Raises:
         ValueError: a word the network does not fit (naming the column, weight matrix or
@@ -193,6 +194,11 @@ def check_export(regressor, arithmetic: str, X=None, y=None) -> ExportCheck:
     if arithmetic != "auto" and arithmetic not in ARITHMETICS:
         raise ValueError(f"arithmetic must be one of {', '.join(ARITHMETICS)} or auto, got {arithmetic!r}")
     points = _points(net, X, y)
+    if tol is None:
+        tol = regressor.tol
+    if tol is not None and not (isinstance(tol, (int, float)) and np.isfinite(tol) and tol > 0):
+        raise ValueError(f"tol must be a positive number, got {tol!r}")
+    tol = None if tol is None else float(tol)
     if arithmetic == "auto":
-        return _auto(regressor, net, points)
-    return _check(regressor, net, arithmetic, points)
+        return _auto(regressor, net, points, tol)
+    return _check(regressor, net, arithmetic, points, tol)
