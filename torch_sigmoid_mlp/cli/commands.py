@@ -683,14 +683,14 @@ def _export(args: argparse.Namespace) -> int:
         return EXIT_OK
     arithmetic = "float64" if check is None else check.arithmetic
     if arithmetic == "float64":
-        kind, signature = "C99", f"void {name}(const double *x, double *y)"
+        print(f"wrote {out}: C99, void {name}(const double *x, double *y), x[{n}] in, y[{m}] out")
     elif arithmetic == "float32":
-        kind, signature = "C99 float32, no libm", f"void {name}(const float *x, float *y)"
+        print(f"wrote {out}: C99 float32, no libm, x[{n}] in, y[{m}] out")
+        print(f"  void {name}(const float *x, float *y)")
     else:
-        shifts = f"X_SHIFT {check.plan.inputs.shift}, Y_SHIFT {check.plan.outputs.shift}"
-        kind = f"C99 {arithmetic} fixed point ({shifts})"
-        signature = f"void {name}(const {name}_WORD *x, {name}_WORD *y)"
-    print(f"wrote {out}: {kind}, {signature}, x[{n}] in, y[{m}] out")
+        print(f"wrote {out}: C99 {arithmetic} fixed point, x[{n}] in, y[{m}] out")
+        print(f"  void {name}(const {name}_WORD *x, {name}_WORD *y)")
+        print(f"  X_SHIFT {check.plan.inputs.shift}, Y_SHIFT {check.plan.outputs.shift}")
     if check is not None:
         print(check.summary())
     return EXIT_NOT_CONVERGED if check is not None and check.holds is False else EXIT_OK

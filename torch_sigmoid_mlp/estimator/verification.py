@@ -78,7 +78,7 @@ class ExportCheck:
             fit = f"fit error {_numbers(self.fit_error)} + B = {_numbers(total)}"
             lines.append(f"  {fit} vs tol {self.tol:.4g}: {verdict}")
         if self.reason:
-            lines.append(f"  chosen by auto: {self.reason}")
+            lines += ["  chosen by auto:", *(f"    {part}" for part in self.reason.split("; "))]
         return "\n".join(lines)
 
 
