@@ -231,6 +231,29 @@ def test_fit_error_bounds_the_float_fit(readme, teacher):
         assert (np.abs(reg.predict(X) - y).max() <= fit_error).all()
 
 
+@pytest.mark.parametrize("arithmetic", ["int16", "int32"])
+def test_no_sum_can_overflow_its_accumulator(wide, arithmetic):
+    # every layer's |sum| ≤ Σ_j |W_q| max|y_q| fits the accumulator, and sums of random words
+    # computed with Python's unbounded integers reach neither that bound nor past int64
+    reg, _, _ = wide
+    plan = check_export(reg, arithmetic).plan
+    bits, acc_bits = WORDS[arithmetic][:2]
+    top = 2 ** (bits - 1)
+    rng = np.random.default_rng(8)
+    for l, layer in enumerate(plan.layers):
+        assert layer.acc_max < 2 ** (acc_bits - 1)
+        assert np.abs(layer.W_q).max() < top
+        if l == 0:  # x' · 2^F_0, as far as the input stage can reach
+            reach = np.array(plan.y0_max)
+            y_q = rng.integers(-reach, reach + 1, (2000, len(reach)))
+            y_q[:8] = np.array(np.meshgrid(*zip(-reach, reach))).reshape(len(reach), -1).T  # the corners
+        else:
+            y_q = rng.integers(1, top, (2000, layer.W_q.shape[1]))
+        exact = y_q.astype(object) @ layer.W_q.T.astype(object)
+        assert max(abs(v) for v in exact.ravel()) <= layer.acc_max
+        np.testing.assert_array_equal((y_q @ layer.W_q.T).astype(object), exact)
+
+
 # --- σ without libm -----------------------------------------------------------------------------
 
 

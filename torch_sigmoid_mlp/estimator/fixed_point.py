@@ -269,6 +269,9 @@ class IntegerPlan:
         self.x_lo, self.x_hi, self.inputs = _input_stage(net, word, self.F_0)
         ends = [(0, h - l) for l, h in zip(self.x_lo, self.x_hi)]
         y_max = [max(abs(int(rsr(d * m + a, k))) for d in ds) for ds, m, a, k in zip(ends, *self._in)]
+        if max(y_max) >= 1 << (bits - 1):  # x' ∈ [−1, 1] and F_0 = bits − 2 leave a bit to spare
+            raise ValueError(f"the scaled inputs do not fit {word}")
+        self.y0_max = y_max  # per input column, the largest |x' · 2^F_0| any input word gives
         self.layers = []
         for l, W in enumerate(net.weights):
             F = self.F_0 if l == 0 else self.table.F_y

@@ -76,15 +76,6 @@ class FittedNetwork:
         lo, _ = self.y_range
         return np.stack([self.y_min - lo * self.y_scale, self.y_min + (1 - lo) * self.y_scale])
 
-    def forward(self, X: np.ndarray) -> np.ndarray:
-        """``F(x)`` in float64 in the data's units, ``(N, m)``, as :meth:`predict` computes it."""
-        a, b = self.x_range
-        y = np.where(self.x_max > self.x_min, a + (X - self.x_min) * self.x_scale, (a + b) / 2)
-        for W in self.weights:
-            y = sigma(y @ W.T)
-        lo, _ = self.y_range
-        return self.y_min + (y - lo) * self.y_scale
-
 
 def fitted_weights(regressor) -> list[Tensor]:
     """The weights ``W^(0..L−1)`` of a fitted regressor as float64 CPU tensors; checks what export needs."""
