@@ -17,6 +17,7 @@ from .estimator import export
 from .estimator.export import export_c, export_onnx
 from .estimator.normalization import MinMaxScaler
 from .estimator.regressor import SigmoidMLPRegressor
+from .estimator.verification import ExportCheck, check_export
 from .training import distributed, objective, solvers
 from .training.chunking import accumulate_gradients, chunked_error
 from .training.distributed import init_from_env, is_main_process, shard
@@ -42,6 +43,7 @@ __all__ = [
     "METHODS",
     "ConvergenceWarning",
     "DataError",
+    "ExportCheck",
     "FusedSGDStep",
     "GradientComparison",
     "GradientReport",
@@ -54,6 +56,7 @@ __all__ = [
     "TapeFreeStep",
     "TrainResult",
     "accumulate_gradients",
+    "check_export",
     "choose_method",
     "chunked_error",
     "compare_gradients",

@@ -58,6 +58,7 @@ import torch
 from ..core._flat import num_weights
 from ..core.gradient_check import compare_gradients
 from ..core.module import SigmoidMLP
+from ..estimator.export import check_c_name, export_onnx, write_c
 from ..estimator.model_file import is_zip
 from ..estimator.outputs import OutputError, atomic_path, check_output
 from ..estimator.params import default_max_epochs
@@ -612,40 +613,87 @@ def _gradcheck(args: argparse.Namespace) -> int:
 # -- export -----------------------------------------------------------------------------------------------
 
 
-def _export(args: argparse.Namespace) -> int:
-    from ..estimator.export import check_c_name, export_c, export_onnx
-
-    out = args.output
+def _export_usage(args: argparse.Namespace, out: Path) -> None:
+    """What ``export``'s options say about each other, checked before anything is read."""
     suffix = out.suffix.lower()
     if suffix not in (".onnx", ".c"):
         got = f"{out.suffix!r}" if out.suffix else "none"
         raise UsageError(f"export {out}: the suffix of OUT chooses the format, .onnx or .c; got {got}")
-    if args.name is not None:
-        if suffix != ".c":
+    if suffix == ".onnx":
+        if args.name is not None:
             raise UsageError(f"export: --name names the C function, for a .c file; {out} is ONNX")
+        for option, value in (("--check", args.check), ("--target", args.target), ("--tol", args.tol)):
+            if value is not None:
+                raise UsageError(f"export: {option} is for a .c file; {out} is ONNX")
+        if args.arithmetic != "float64":
+            raise UsageError(f"export: --arithmetic is for a .c file; {out} is ONNX")
+    if args.target is not None and args.check is None:
+        raise UsageError("export: --target names --check's target column; give --check DATA.csv")
+    if args.name is not None:
         try:
             check_c_name(args.name)
         except ValueError as exc:
             raise UsageError(f"export --name: {exc}") from None
-    check_output(out, inputs=[args.model], option="export OUT")
+
+
+def _check_points(args: argparse.Namespace, est: SigmoidMLPRegressor):
+    """``(X, y)`` from ``--check``: the model's inputs and its target column(s)."""
+    table = read_csv(args.check)
+    n, m = est.n_features_in_, est.model_.out_features
+    if m == 1:
+        inputs, target = _predict_columns(args, est, table)
+        if target is None:
+            raise DataError(
+                f"{table.path}: --check needs the target beside the model's {n} input"
+                f"{'s' if n > 1 else ''} (--target names it)"
+            )
+        targets = [target]
+    elif len(table.columns) == n + m:
+        inputs, targets = list(range(n)), list(range(n, n + m))
+    else:
+        raise DataError(
+            f"{table.path}: has {len(table.columns)} columns; --check of a model with {m} outputs takes "
+            f"its {n} inputs, then its {m} targets"
+        )
+    return table.values[:, inputs], table.values[:, targets]
+
+
+def _export(args: argparse.Namespace) -> int:
+    out = args.output
+    _export_usage(args, out)
+    inputs = [args.model] if args.check is None else [args.model, args.check]
+    check_output(out, inputs=inputs, option="export OUT")
     est = _load_model(args.model, "cpu")
+    X, y = _check_points(args, est) if args.check is not None else (None, None)
+    name = args.name or "tsm_predict"
+    check = None
     try:
-        if suffix == ".onnx":
+        if out.suffix.lower() == ".onnx":
             export_onnx(est, out)
         else:
-            export_c(est, out, name=args.name or "tsm_predict")
+            check = write_c(est, out, name=name, arithmetic=args.arithmetic, X=X, y=y, tol=args.tol)
     except ValueError as exc:
         raise UsageError(f"export {args.model}: {exc}") from None
     except OSError as exc:
         raise UsageError(f"export {out}: cannot be written ({exc.strerror or exc})") from None
     n, m = est.n_features_in_, est.model_.out_features
-    if suffix == ".onnx":
-        y = "(N,)" if est._y_1d else f"(N, {m})"
-        print(f"wrote {out}: ONNX, input x (N, {n}), output y {y}, in the data's units")
-    else:
-        name = args.name or "tsm_predict"
+    if out.suffix.lower() == ".onnx":
+        y_shape = "(N,)" if est._y_1d else f"(N, {m})"
+        print(f"wrote {out}: ONNX, input x (N, {n}), output y {y_shape}, in the data's units")
+        return EXIT_OK
+    arithmetic = "float64" if check is None else check.arithmetic
+    if arithmetic == "float64":
         print(f"wrote {out}: C99, void {name}(const double *x, double *y), x[{n}] in, y[{m}] out")
-    return EXIT_OK
+    elif arithmetic == "float32":
+        print(f"wrote {out}: C99 float32, no libm, x[{n}] in, y[{m}] out")
+        print(f"  void {name}(const float *x, float *y)")
+    else:
+        print(f"wrote {out}: C99 {arithmetic} fixed point, x[{n}] in, y[{m}] out")
+        print(f"  void {name}(const {name}_WORD *x, {name}_WORD *y)")
+        print(f"  X_SHIFT {check.plan.inputs.shift}, Y_SHIFT {check.plan.outputs.shift}")
+    if check is not None:
+        print(check.summary())
+    return EXIT_NOT_CONVERGED if check is not None and check.holds is False else EXIT_OK
 
 
 # -- the parser -------------------------------------------------------------------------------------------

@@ -213,11 +213,35 @@ def _export_options(commands, run) -> None:
         description="Write what MODEL.pt predicts (the network with the min-max scaling of its inputs and "
         "outputs, in the data's units) to OUT, whose suffix chooses the format: .onnx, an ONNX graph with "
         "input x (N, n) and output y; .c, one dependency-free C99 file defining "
-        "void NAME(const double *x, double *y).",
+        "void NAME(const double *x, double *y), or in float32 or fixed point with --arithmetic. "
+        "Exit status: 0 written (and tol holds, or the model has none), 1 written but tol does not hold "
+        "in the exported arithmetic, 2 bad input (nothing written).",
     )
     export.add_argument("model", type=Path, metavar="MODEL.pt")
     export.add_argument("output", type=Path, metavar="OUT", help="OUT.onnx or OUT.c")
     export.add_argument("--name", metavar="NAME", help="the C function's name (default tsm_predict); .c only")
+    export.add_argument(
+        "--arithmetic",
+        choices=("float64", "float32", "int32", "int16", "auto"),
+        default="float64",
+        help="of the C file (default float64, with libm): float32 without libm, int32 or int16 fixed point "
+        "(integers only), or auto, the smallest word that keeps the model's tol; each but float64 states "
+        "its proven bound B over the fitted box. .c only",
+    )
+    export.add_argument(
+        "--check",
+        type=Path,
+        metavar="DATA.csv",
+        help="compute max |error| in the exported arithmetic on these points (the model's inputs and "
+        "its target column) and print it beside tol; exit 1 where tol does not hold",
+    )
+    export.add_argument("--target", metavar="COL", help="--check's target column (default: the one left)")
+    export.add_argument(
+        "--tol",
+        type=_positive_float,
+        metavar="EPS",
+        help="the bound to check the export against, in y's units (default: the model's tol)",
+    )
     export.set_defaults(run=run)
 
 

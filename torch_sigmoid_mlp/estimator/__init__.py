@@ -5,7 +5,10 @@
 - ``checks.py``: its input checks (``X``, ``y``, ``sample_weight``);
 - ``protocol.py``: scikit-learn's estimator protocol, without importing scikit-learn;
 - ``model_file.py``: the versioned model file;
-- ``normalization.py``: :class:`MinMaxScaler`; ``export.py``: ONNX and C; ``outputs.py``: writing files.
+- ``normalization.py``: :class:`MinMaxScaler`; ``export.py``: ONNX and C; ``outputs.py``: writing files;
+- ``verification.py``: :func:`check_export`, the bound of a float32 or fixed-point export, on
+  ``network_box.py`` (the bound's propagation), ``fixed_point.py``, ``floating.py`` and
+  ``sigmoid_approx.py`` (σ without libm).
 
 It builds on :mod:`torch_sigmoid_mlp.training` and :mod:`torch_sigmoid_mlp.core`.
 ``NotFittedError`` is scikit-learn's where it is installed (made on first use, PEP 562).
@@ -17,6 +20,7 @@ from .normalization import MinMaxScaler
 from .params import LR_CONSTANT, MAX_EPOCHS, PATIENCE, SOLVERS
 from .protocol import not_fitted_error
 from .regressor import SigmoidMLPRegressor
+from .verification import ExportCheck, check_export
 
 __all__ = [
     "HISTORY_KEPT",
@@ -24,9 +28,11 @@ __all__ = [
     "MAX_EPOCHS",
     "PATIENCE",
     "SOLVERS",
+    "ExportCheck",
     "MinMaxScaler",
     "NotFittedError",
     "SigmoidMLPRegressor",
+    "check_export",
     "export_c",
     "export_onnx",
 ]

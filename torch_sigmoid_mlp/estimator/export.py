@@ -24,10 +24,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .fixed_point import integer_c_source
+from .floating import float32_c_source
+from .network_box import fitted_weights
 from .outputs import MissingDependencyError, atomic_path
 from .regressor import SigmoidMLPRegressor
+from .verification import check_export
 
-__all__ = ["c_source", "check_c_name", "export_c", "export_onnx"]
+__all__ = ["c_source", "check_c_name", "check_export", "export_c", "export_onnx", "low_precision_source"]
 
 #: The ONNX operator set the graph is written for: every operator in it (Sub, Mul, Add, MatMul,
 #: Sigmoid, Squeeze) has had its present form since opset 13, and onnxruntime releases from 1.12
@@ -77,21 +81,6 @@ def _output_scaling(regressor: SigmoidMLPRegressor) -> _Affine:
     return _Affine(torch.full_like(span, lo), span / (hi - lo), data_min)
 
 
-def _fitted(regressor) -> list[Tensor]:
-    """The weights ``W^(0..L−1)`` of a fitted regressor as float64 CPU tensors; checks what export needs."""
-    if not isinstance(regressor, SigmoidMLPRegressor):
-        raise TypeError(f"expected a fitted SigmoidMLPRegressor, got {type(regressor).__name__}")
-    if not hasattr(regressor, "model_"):
-        raise ValueError("this SigmoidMLPRegressor is not fitted yet: call fit first")
-    weights = [W.detach().cpu().double() for W in regressor.model_.weights]
-    for l, W in enumerate(weights):
-        if not bool(torch.isfinite(W).all()):
-            raise ValueError(
-                f"W^({l}) holds NaN or infinite values: the fit diverged, there is nothing to export"
-            )
-    return weights
-
-
 def _column_names(regressor: SigmoidMLPRegressor) -> list[str] | None:
     names = getattr(regressor, "feature_names_in_", None)
     return None if names is None else [str(name) for name in names]
@@ -136,7 +125,7 @@ def export_onnx(
         >>> y.shape, bool(np.allclose(y, reg.predict(X), rtol=0, atol=1e-12))
         ((20,), True)
     """
-    weights = _fitted(regressor)
+    weights = fitted_weights(regressor)
     if dtype is None:
         dtype = torch.float64 if regressor.model_.weights[0].dtype == torch.float64 else torch.float32
     if dtype not in (torch.float32, torch.float64):
@@ -267,7 +256,7 @@ def c_source(regressor: SigmoidMLPRegressor, name: str = "tsm_predict") -> str:
         ['void tsm_predict(const double *x, double *y);', 'void tsm_predict(const double *x, double *y)']
     """
     name = check_c_name(name)
-    weights = _fitted(regressor)
+    weights = fitted_weights(regressor)
     sizes = regressor.model_.sizes
     n, m, width = sizes[0], sizes[-1], max(sizes)
     scale_x, scale_y = _input_scaling(regressor), _output_scaling(regressor)
@@ -336,10 +325,83 @@ def c_source(regressor: SigmoidMLPRegressor, name: str = "tsm_predict") -> str:
     return "\n".join(lines)
 
 
-def export_c(regressor: SigmoidMLPRegressor, path: str | os.PathLike, *, name: str = "tsm_predict") -> Path:
+def _box_lines(net, names: list[str] | None) -> list[str]:
+    """One comment line per input column: its name (if any) and its fitted ``[min, max]``."""
+    lines = []
+    for i, (lo, hi) in enumerate(zip(net.x_min.tolist(), net.x_max.tolist())):
+        label = f"x[{i}]" + ("" if names is None else f" ({_c_comment(names[i])})")
+        lines.append(f"       {label} in [{lo:.17g}, {hi:.17g}]")
+    return lines
+
+
+def _low_precision_header(check, name: str, regressor: SigmoidMLPRegressor) -> list[str]:
+    """The opening comment of a float32 or integer file: what it computes, its box and its bound."""
+    net, plan = check.plan.net, check.plan
+    n, m = net.sizes[0], net.sizes[-1]
+    sizes = "-".join(map(str, net.sizes))
+    bound = ", ".join(f"{b:.3e}" for b in check.bound.tolist())
+    if check.arithmetic == "float32":
+        kind, signature = "float32 (IEEE single precision)", f"void {name}(const float *x, float *y);"
+        io = [
+            f"   reads the {n} input(s) x[0..{n - 1}] and writes the {m} output(s) y[0..{m - 1}],",
+            "   both in the data's own units. sigma without libm: a cubic per interval of a table,",
+            f"   |error| <= {plan.sigma_error:.3e}. Compile with -ffp-contract=off (no fused multiply-add),",
+            "   as the bound and the bit-exact Python model (check_export(...).predict) assume.",
+            "   C99, no #include.",
+        ]
+    else:
+        kind = f"{check.arithmetic} fixed point ({plan.c_acc[:-2]} sums)"
+        signature = f"void {name}(const {name}_WORD *x, {name}_WORD *y);"
+        io = [
+            f"   reads the {n} input word(s) x[i] = round(x_i * 2^{name}_X_SHIFT[i]) and writes the {m}",
+            f"   output word(s) y[j], the prediction y[j] / 2^{name}_Y_SHIFT[j]; both in the data's units.",
+            "   Inputs outside the fitted box are clamped to it. No sum can overflow, for any input.",
+            f"   sigma: a cubic per interval of a table, |error| <= {plan.sigma_error:.3e}.",
+            "   C99, integers only: includes <stdint.h> and nothing else.",
+        ]
+    lines = [
+        f"/* {name}: a fitted bias-free sigmoid network {sizes} in {kind},",
+        "   with the min-max scaling of its inputs and outputs, written by torch-sigmoid-mlp export.",
+        "",
+        f"   {signature}",
+        "",
+        *io,
+        "",
+        "   The fitted box, inside which the bound holds:",
+        *_box_lines(net, _column_names(regressor)),
+        f"   There |y - y_float64| <= B = {bound} (per output, y's units), proven by error",
+        "   propagation through the layers (torch_sigmoid_mlp.check_export).",
+    ]
+    if check.reason:
+        lines += [
+            "",
+            *(f"   {_c_comment(part.strip())}" for part in ("chosen by auto: " + check.reason).split(";")),
+        ]
+    return [*lines[:-1], lines[-1] + " */", ""]
+
+
+def low_precision_source(check, name: str, regressor: SigmoidMLPRegressor) -> str:
+    """The C99 file of a float32 or integer :class:`~.verification.ExportCheck`, as a string."""
+    header = _low_precision_header(check, name, regressor)
+    if check.arithmetic == "float32":
+        return float32_c_source(check.plan, name, header)
+    return integer_c_source(check.plan, name, header)
+
+
+def export_c(
+    regressor: SigmoidMLPRegressor,
+    path: str | os.PathLike,
+    *,
+    name: str = "tsm_predict",
+    arithmetic: str = "float64",
+    X=None,
+    y=None,
+    tol: float | None = None,
+) -> Path:
     r"""Write ``regressor``'s prediction as one dependency-free C99 source file.
 
-    The file defines ``void NAME(const double *x, double *y)``, which reads the ``n`` inputs
+    With ``arithmetic="float64"`` (the default) the file defines
+    ``void NAME(const double *x, double *y)``, which reads the ``n`` inputs
     ``x[0..n−1]`` (in the order of the columns the model was fitted on) and writes the ``m``
     outputs ``y[0..m−1]`` in the data's own units::
 
@@ -350,16 +412,40 @@ def export_c(regressor: SigmoidMLPRegressor, path: str | os.PathLike, *, name: s
     ``-lm``) and compiles with ``-std=c99 -Wall -Wextra -pedantic`` without a warning. It
     computes in double: a float64 model gives :meth:`predict
     <torch_sigmoid_mlp.SigmoidMLPRegressor.predict>`'s outputs to rounding (``~1e-15``
-    relative), a float32 model its float32 weights evaluated in double. The file is written
-    atomically.
+    relative), a float32 model its float32 weights evaluated in double.
+
+    For targets without double (or without an FPU):
+
+    - ``"float32"``: ``void NAME(const float *x, float *y)``, all in float, σ without libm
+      (:mod:`~torch_sigmoid_mlp.estimator.floating`);
+    - ``"int32"``, ``"int16"``: integers only, ``<stdint.h>`` and nothing else
+      (:mod:`~torch_sigmoid_mlp.estimator.fixed_point`): ``NAME_WORD`` the word type,
+      ``static const int NAME_X_SHIFT[n]`` and ``NAME_Y_SHIFT[m]``, and
+      ``void NAME(const NAME_WORD *x, NAME_WORD *y)`` with ``x[i] = round(x_i·2^X_SHIFT[i])``
+      and ``y[j]/2^Y_SHIFT[j]`` the prediction, in the data's units; inputs outside the fitted
+      box are clamped to it;
+    - ``"auto"``: the smallest of int16, int32, float32, float64 for which
+      :func:`~torch_sigmoid_mlp.check_export` says ``tol`` holds (on ``X, y`` if given, else
+      proven at the training points); the file's opening comment says which and why.
+
+    Each of these files states its bound ``B`` on ``|ŷ − ŷ_float64|`` over the fitted box, and
+    ``check_export(regressor, arithmetic).predict`` is its bit-exact Python model. The file is
+    written atomically, and not at all where the network does not fit the word.
 
     Args:
         regressor: a fitted :class:`~torch_sigmoid_mlp.SigmoidMLPRegressor`.
         path: the ``.c`` file to write.
         name: the function's name, a C identifier (its constants are prefixed with it too).
+        arithmetic: ``"float64"``, ``"float32"``, ``"int32"``, ``"int16"`` or ``"auto"``.
+        X, y: points for ``"auto"`` to check ``tol`` on (optional).
+        tol: the ``ε`` ``"auto"`` keeps, in y's units (default: the regressor's ``tol``).
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        ValueError: a bad name or arithmetic, a network that does not fit the word (naming what
+            does not), or ``"auto"`` where no arithmetic keeps ``tol``.
 
     Example::
 
@@ -369,9 +455,26 @@ def export_c(regressor: SigmoidMLPRegressor, path: str | os.PathLike, *, name: s
         >>> path = export_c(reg, pathlib.Path(tempfile.mkdtemp()) / "model.c", name="model_predict")
         >>> print(path.read_text().splitlines()[3])
            void model_predict(const double *x, double *y);
+        >>> path = export_c(reg, path.with_name("model16.c"), name="model_predict", arithmetic="int16")
+        >>> print(path.read_text().splitlines()[3])
+           void model_predict(const model_predict_WORD *x, model_predict_WORD *y);
     """
-    source = c_source(regressor, name)
     path = Path(path)
+    write_c(regressor, path, name=name, arithmetic=arithmetic, X=X, y=y, tol=tol)
+    return path
+
+
+def write_c(regressor, path: Path, *, name: str, arithmetic: str, X=None, y=None, tol=None):
+    """:func:`export_c`'s work: writes the file, returns its :class:`~.verification.ExportCheck`
+    (``None`` for float64 without points, whose file is today's and needs no check)."""
+    name = check_c_name(name)
+    check = None
+    if arithmetic != "float64" or X is not None or tol is not None:
+        check = check_export(regressor, arithmetic, X, y, tol=tol)
+    if check is None or check.arithmetic == "float64":
+        source = c_source(regressor, name)
+    else:
+        source = low_precision_source(check, name, regressor)
     with atomic_path(path) as tmp:
         tmp.write_text(source, encoding="utf-8")
-    return path
+    return check
