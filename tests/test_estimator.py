@@ -636,6 +636,61 @@ def test_integer_weights_fit_as_the_repeated_points(params, device):
     np.testing.assert_allclose(weighted.result_.loss_history, history, rtol=1e-10, atol=1e-14 * history[0])
 
 
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"hidden": (4,), "max_epochs": 300},  # "auto": BR from 3 starts (4 here), the best by evidence
+        {"hidden": (4,), "max_epochs": 60, "tol": 0.25},  # "auto": LM from up to 10 starts, to a tol
+        {"hidden": (3, 3), "max_epochs": 100, "solver": "lm"},  # LM from 3 starts, the lowest E kept
+    ],
+)
+def test_scikit_learns_weight_check_holds_where_the_network_cannot_interpolate(params):
+    """scikit-learn's ``check_sample_weight_equivalence_on_dense_data``, run on points the network
+    cannot interpolate (its own data can be: see ``expected_failed_checks``): the repeated points and
+    the shuffled weighted ones (weights 0 to 4) predict alike at its tolerance, ``rtol=1e-7``."""
+    from sklearn.utils import shuffle
+
+    rng = np.random.default_rng(7)
+    X = rng.uniform(-1, 1, (30, 2))
+    y = np.sin(2 * X[:, 0]) + X[:, 1] ** 2 + 0.05 * rng.standard_normal(30)
+    s = rng.integers(0, 5, 30)
+    est = {"device": "cpu", "dtype": "float64", "seed": 0, **params}
+    repeated = SigmoidMLPRegressor(**est).fit(X.repeat(s, axis=0), y.repeat(s))
+    Xw, yw, sw = shuffle(X, y, s, random_state=0)
+    weighted = SigmoidMLPRegressor(**est).fit(Xw, yw, sample_weight=sw)
+    a, b = repeated.result_, weighted.result_
+    assert (b.method, b.start, len(b.restarts), b.epochs) == (a.method, a.start, len(a.restarts), a.epochs)
+    np.testing.assert_allclose(weighted.predict(X), repeated.predict(X), rtol=1e-7, atol=1e-9)
+
+
+def test_what_the_fit_decides_from_the_number_of_points_counts_the_weights(monkeypatch):
+    """A uniform weight 3 is the data three times over: ``restarts="auto"`` and the epoch cap see
+    300 points, not 100 (at P = 304 weights an epoch of 100 points is cheap enough for 3 starts,
+    one of 300 is not: ``choose_restarts``), and the fit is the repeated one's."""
+    import torch_sigmoid_mlp.estimator.regressor as estimator
+
+    seen = []
+    choose_restarts = estimator.choose_restarts
+
+    def recording(method, P, N, *, tol):
+        seen.append((N, choose_restarts(method, P, N, tol=tol)))
+        return seen[-1][1]
+
+    monkeypatch.setattr(estimator, "choose_restarts", recording)
+    monkeypatch.setattr(estimator, "default_max_epochs", lambda method, P, N: seen.append(N) or 20)
+    rng = np.random.default_rng(1)
+    X = rng.uniform(-1, 1, (100, 2))
+    y = np.sin(3 * X[:, 0]) * X[:, 1]
+    est = {"hidden": (16, 16), "solver": "br", "device": "cpu", "dtype": "float64", "seed": 0}
+    SigmoidMLPRegressor(**est, max_epochs=2).fit(X, y)
+    assert seen == [(100, 3)]  # unweighted, 100 points: a cheap start, three of them
+    weighted = SigmoidMLPRegressor(**est).fit(X, y, sample_weight=np.full(100, 3.0))
+    repeated = SigmoidMLPRegressor(**est).fit(np.repeat(X, 3, axis=0), np.repeat(y, 3))
+    assert seen[1:] == [(300.0, 1), 300.0, (300, 1), 300]
+    assert weighted.result_.epochs == repeated.result_.epochs
+    np.testing.assert_allclose(weighted.predict(X), repeated.predict(X), rtol=1e-7, atol=1e-9)
+
+
 def test_a_zero_weight_is_the_point_removed():
     X, y, _s = weighted_problem()
     s = np.ones(len(X))

@@ -15,7 +15,7 @@ from .export import export_c, export_onnx
 from .model_file import HISTORY_KEPT
 from .normalization import MinMaxScaler
 from .params import LR_CONSTANT, MAX_EPOCHS, PATIENCE, SOLVERS
-from .protocol import not_fitted_error
+from .protocol import expected_failed_checks, not_fitted_error
 from .regressor import SigmoidMLPRegressor
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "MinMaxScaler",
     "NotFittedError",
     "SigmoidMLPRegressor",
+    "expected_failed_checks",
     "export_c",
     "export_onnx",
 ]
