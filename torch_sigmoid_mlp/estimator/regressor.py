@@ -435,11 +435,9 @@ class SigmoidMLPRegressor:
         # starts, the epoch cap, the step) counts Σ_t s_t of them, in float64 before the cast, so that
         # integer weights decide as the repeated points do.
         weight_sum = None if s is None else s.sum().item()
-        P = num_weights(self.model_.weights)
-        N = (x.shape[0] if weight_sum is None else weight_sum) * d.shape[1]  # the errors they stand for
+        P, N = num_weights(self.model_.weights), (weight_sum or x.shape[0]) * d.shape[1]
         method = self._method(N, validation is not None, before)
-        auto = restarts == "auto"
-        if auto:
+        if auto := restarts == "auto":
             restarts = choose_restarts(method, P, N, tol=settings.tol is not None)
         ftol, window = CONVERGENCE.get(method, (None, 10))
         lr = effective_lr(settings, method, x.shape[0], weight_sum)
