@@ -9,6 +9,9 @@ import torch
 
 from torch_sigmoid_mlp import SigmoidMLP, sigmoid_mlp, sigmoid_mlp_autograd, sse_loss, train
 
+#: every test here compares floating-point results: CI runs them again under MKL_CBWR=COMPATIBLE
+pytestmark = pytest.mark.floats
+
 F64 = torch.float64
 
 

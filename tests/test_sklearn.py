@@ -34,11 +34,13 @@ CHECKED = [
 ]
 
 
+@pytest.mark.floats
 @parametrize_with_checks(CHECKED, expected_failed_checks=expected_failed_checks)
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
 
 
+@pytest.mark.floats
 def test_expected_failures_are_declared_with_a_reason_and_run():
     """The float32 instance's declared failure is a real one: its weighted and repeated fits differ
     beyond the check's rtol, by rounding alone (the float64 fit of the same setting passes at one thread)."""
@@ -65,6 +67,7 @@ def small(**params):
     return SigmoidMLPRegressor(hidden=(4,), max_epochs=30, device="cpu", **params)
 
 
+@pytest.mark.floats
 def test_its_tools_take_the_estimator():
     from sklearn.base import clone, is_regressor
     from sklearn.compose import TransformedTargetRegressor
@@ -99,6 +102,7 @@ def test_not_fitted_error_is_scikit_learns():
         SigmoidMLPRegressor().predict(X)
 
 
+@pytest.mark.floats
 def test_its_reseeding_reaches_the_weights():
     from sklearn.utils.estimator_checks import set_random_state
 
@@ -109,6 +113,7 @@ def test_its_reseeding_reaches_the_weights():
     np.testing.assert_array_equal(reg.fit(X, y).predict(X), small(seed=5).fit(X, y).predict(X))
 
 
+@pytest.mark.floats
 def test_weighted_score_is_r2_score_with_sample_weight():
     from sklearn.metrics import r2_score
 

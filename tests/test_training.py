@@ -9,6 +9,9 @@ import torch
 
 from torch_sigmoid_mlp import SigmoidMLP, TrainResult, sigmoid_mlp_autograd, sse_loss, train
 
+#: every test here compares floating-point results: CI runs them again under MKL_CBWR=COMPATIBLE
+pytestmark = pytest.mark.floats
+
 # This file's problem: the shared teacher at seed 8, drawn in float32 (steepest descent needs thousands of
 # epochs on it), and students drawn in the dtype they train in.
 teacher_problem = functools.partial(
