@@ -71,6 +71,7 @@ def test_demo_converges_with_model_plot_and_tensorboard(tmp_path):
     assert error < demo.tol, f"the saved model's max |error| {error} is not below the demo's tol {demo.tol}"
 
 
+@pytest.mark.floats
 def test_fit_then_predict_gives_the_estimators_predictions(tmp_path, points_csv):
     fit = cli("fit", points_csv, "--target", "y", "--hidden", "4", "4", "--solver", "sgd", "--epochs", "200",
               "--save", "m.pt",
@@ -106,6 +107,7 @@ def test_fit_then_predict_gives_the_estimators_predictions(tmp_path, points_csv)
     )
 
 
+@pytest.mark.floats
 def test_fit_takes_the_same_steps_as_the_estimator(tmp_path, points_csv):
     # the command line fits in two calls (0 epochs, then warm_start) with its callback: still one fit
     run = cli("fit", points_csv, "--hidden", "3", "--batch-size", "7", "--epochs", "30", "--tol", "0.01",
@@ -172,6 +174,7 @@ def uninterrupted(tmp_path_factory):
     return torch.load(path / "straight.pt", weights_only=True)
 
 
+@pytest.mark.floats
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill"])
 def test_resume_after_an_interrupt_reaches_the_uninterrupted_weights(tmp_path, uninterrupted, stop):
     checkpoint = tmp_path / "run.pt"

@@ -23,6 +23,9 @@ from torch_sigmoid_mlp.training.solvers import (
     choose_restarts,
 )
 
+#: every test here compares floating-point results: CI runs them again under MKL_CBWR=COMPATIBLE
+pytestmark = pytest.mark.floats
+
 
 def problem(T=40, n=1, hidden=(4, 4), seed=0, noise=0.0, dtype=torch.float64):
     """A cosine (plus noise) on ``[−1, 1]^n`` scaled into (0.1, 0.9), and a student network."""

@@ -8,6 +8,7 @@ import torch
 from torch_sigmoid_mlp.cli.csv_data import DataError, fingerprint, read_csv, write_csv
 
 
+@pytest.mark.floats
 def test_read_csv_values_columns_and_cells(tmp_path):
     path = tmp_path / "points.csv"
     path.write_text("x1, x2 ,d\n0,1,2\n\n0.5,-1e-3,3.25\n")

@@ -16,6 +16,9 @@ from torch_sigmoid_mlp import (
     sse_loss,
 )
 
+#: every test here compares floating-point results: CI runs them again under MKL_CBWR=COMPATIBLE
+pytestmark = pytest.mark.floats
+
 # (sizes, T): the default n → n → n → 1 network, no hidden layer, several outputs, a deep one.
 ARCHITECTURES = [
     ((3, 3, 3, 1), 11),

@@ -40,6 +40,9 @@ from torch_sigmoid_mlp.training.distributed import (
     shard,
 )
 
+#: every test here compares floating-point results: CI runs them again under MKL_CBWR=COMPATIBLE
+pytestmark = pytest.mark.floats
+
 WORLD_SIZE = 2
 STEPS = 20  # full-batch steps each run takes
 LR = 0.05

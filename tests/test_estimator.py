@@ -47,6 +47,7 @@ def test_default_lr_is_the_documented_rule(fitted):
     assert a.result_.loss_history == b.result_.loss_history
 
 
+@pytest.mark.floats
 def test_predict_returns_the_kind_of_its_input(fitted):
     reg, X, _y = fitted
     out = reg.predict(X)
@@ -64,6 +65,7 @@ def test_multi_output_keeps_its_columns():
     assert reg.predict(X).shape == (30, 2)
 
 
+@pytest.mark.floats
 def test_score_is_r2():
     X, y = smooth_1d()
     reg = SigmoidMLPRegressor(hidden=(4,), max_epochs=20, device="cpu").fit(X, y)
@@ -104,6 +106,7 @@ def test_lm_and_br_epochs_by_default_are_what_their_cost_affords(monkeypatch):
     assert (reg.result_.epochs, reg.result_.stop_reason) == (7, "max_epochs")
 
 
+@pytest.mark.floats
 def test_hidden_auto_keeps_the_architecture_of_highest_evidence(tmp_path):
     rng = np.random.default_rng(0)
     X = rng.uniform(-1, 1, (80, 2))
@@ -143,6 +146,7 @@ def test_validation_fraction_stops_early():
     assert len(reg.result_.val_history) == reg.result_.epochs + 1
 
 
+@pytest.mark.floats
 def test_save_load_round_trip(fitted, tmp_path):
     reg, X, _y = fitted
     path = tmp_path / "model.pt"
@@ -307,6 +311,7 @@ def test_warm_start_refuses_what_it_cannot_continue(tmp_path):
         reg.set_params(logdir=str(tmp_path)).fit(X, y, writer=object())
 
 
+@pytest.mark.floats
 def test_a_format_1_file_loads_and_continues_a_full_batch_run(tmp_path):
     X, y = smooth_1d()
     # one start: a continued run is the uninterrupted one bit for bit (several starts may choose another)
@@ -418,6 +423,7 @@ def test_a_cuda_device_this_machine_lacks_is_a_value_error():
         SigmoidMLPRegressor(device=f"cuda:{torch.cuda.device_count()}").fit(X, y)
 
 
+@pytest.mark.floats
 def test_dtype_is_a_string_or_a_torch_dtype():
     X, y = smooth_1d()
     assert SigmoidMLPRegressor().dtype == "float64"
@@ -427,6 +433,7 @@ def test_dtype_is_a_string_or_a_torch_dtype():
     np.testing.assert_array_equal(by_name.predict(X), by_dtype.predict(X))
 
 
+@pytest.mark.floats
 def test_random_state_is_used_in_place_of_seed():
     X, y = smooth_1d()
     by_seed = SigmoidMLPRegressor(hidden=(4,), max_epochs=3, seed=7, device="cpu").fit(X, y)
@@ -456,6 +463,7 @@ def test_before_fit_every_method_raises_not_fitted_error():
 # -- data: what kinds of array are taken, and what is refused ------------------------------------------
 
 
+@pytest.mark.floats
 def test_negative_strides_and_read_only_arrays_work_without_warnings():
     X, y = smooth_1d()
     X2 = np.hstack([X, X**2])  # (T, 2)
@@ -497,6 +505,7 @@ def test_complex_object_and_sparse_inputs_are_refused_by_name():
         reg.fit(X[:, 0], y)
 
 
+@pytest.mark.floats
 def test_predictions_of_a_point_do_not_depend_on_the_points_predicted_with_it(device):
     rng = np.random.default_rng(0)
     X = rng.uniform(0, 1, (64, 3))
@@ -518,6 +527,7 @@ def test_predictions_of_a_point_do_not_depend_on_the_points_predicted_with_it(de
     )
 
 
+@pytest.mark.floats
 def test_a_fitted_estimator_pickles_with_its_generator():
     X, y = smooth_1d()
     reg = SigmoidMLPRegressor(hidden=(4,), batch_size=8, max_epochs=5, device="cpu").fit(X, y)
@@ -556,6 +566,7 @@ def test_without_scikit_learn_the_estimator_imports_and_works(tmp_path):
 # -- pandas: column names --------------------------------------------------------------------------
 
 
+@pytest.mark.floats
 def test_dataframe_column_names_are_kept_and_checked():
     pd = pytest.importorskip("pandas")
     rng = np.random.default_rng(0)
@@ -578,6 +589,7 @@ def test_dataframe_column_names_are_kept_and_checked():
         reg.partial_fit(df[["b", "a"]], y)
 
 
+@pytest.mark.floats
 def test_dataframe_in_another_order_fits_as_its_values_do():
     pd = pytest.importorskip("pandas")
     rng = np.random.default_rng(1)
@@ -617,6 +629,7 @@ def weighted_problem(T=15):
     return X, y, s
 
 
+@pytest.mark.floats
 @pytest.mark.parametrize(
     "params",
     [{"solver": "sgd"}, {"solver": "sgd", "momentum": 0.5}]
@@ -636,6 +649,64 @@ def test_integer_weights_fit_as_the_repeated_points(params, device):
     np.testing.assert_allclose(weighted.result_.loss_history, history, rtol=1e-10, atol=1e-14 * history[0])
 
 
+@pytest.mark.floats
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"hidden": (4,), "max_epochs": 300},  # "auto": BR from 3 starts (4 here), the best by evidence
+        {"hidden": (4,), "max_epochs": 60, "tol": 0.25},  # "auto": LM from up to 10 starts, to a tol
+        {"hidden": (3, 3), "max_epochs": 100, "solver": "lm"},  # LM from 3 starts, the lowest E kept
+    ],
+)
+def test_scikit_learns_weight_check_holds_where_the_network_cannot_interpolate(params):
+    """scikit-learn's ``check_sample_weight_equivalence_on_dense_data``, run on points the network
+    cannot interpolate (its own data can be: see ``expected_failed_checks``): the repeated points and
+    the shuffled weighted ones (weights 0 to 4) predict alike at its tolerance, ``rtol=1e-7``."""
+    from sklearn.utils import shuffle
+
+    rng = np.random.default_rng(7)
+    X = rng.uniform(-1, 1, (30, 2))
+    y = np.sin(2 * X[:, 0]) + X[:, 1] ** 2 + 0.05 * rng.standard_normal(30)
+    s = rng.integers(0, 5, 30)
+    est = {"device": "cpu", "dtype": "float64", "seed": 0, **params}
+    repeated = SigmoidMLPRegressor(**est).fit(X.repeat(s, axis=0), y.repeat(s))
+    Xw, yw, sw = shuffle(X, y, s, random_state=0)
+    weighted = SigmoidMLPRegressor(**est).fit(Xw, yw, sample_weight=sw)
+    a, b = repeated.result_, weighted.result_
+    assert (b.method, b.start, len(b.restarts), b.epochs) == (a.method, a.start, len(a.restarts), a.epochs)
+    np.testing.assert_allclose(weighted.predict(X), repeated.predict(X), rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.floats
+def test_what_the_fit_decides_from_the_number_of_points_counts_the_weights(monkeypatch):
+    """A uniform weight 3 is the data three times over: ``restarts="auto"`` and the epoch cap see
+    300 points, not 100 (at P = 304 weights an epoch of 100 points is cheap enough for 3 starts,
+    one of 300 is not: ``choose_restarts``), and the fit is the repeated one's."""
+    import torch_sigmoid_mlp.estimator.regressor as estimator
+
+    seen = []
+    choose_restarts = estimator.choose_restarts
+
+    def recording(method, P, N, *, tol):
+        seen.append((N, choose_restarts(method, P, N, tol=tol)))
+        return seen[-1][1]
+
+    monkeypatch.setattr(estimator, "choose_restarts", recording)
+    monkeypatch.setattr(estimator, "default_max_epochs", lambda method, P, N: seen.append(N) or 20)
+    rng = np.random.default_rng(1)
+    X = rng.uniform(-1, 1, (100, 2))
+    y = np.sin(3 * X[:, 0]) * X[:, 1]
+    est = {"hidden": (16, 16), "solver": "br", "device": "cpu", "dtype": "float64", "seed": 0}
+    SigmoidMLPRegressor(**est, max_epochs=2).fit(X, y)
+    assert seen == [(100, 3)]  # unweighted, 100 points: a cheap start, three of them
+    weighted = SigmoidMLPRegressor(**est).fit(X, y, sample_weight=np.full(100, 3.0))
+    repeated = SigmoidMLPRegressor(**est).fit(np.repeat(X, 3, axis=0), np.repeat(y, 3))
+    assert seen[1:] == [(300.0, 1), 300.0, (300, 1), 300]
+    assert weighted.result_.epochs == repeated.result_.epochs
+    np.testing.assert_allclose(weighted.predict(X), repeated.predict(X), rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.floats
 def test_a_zero_weight_is_the_point_removed():
     X, y, _s = weighted_problem()
     s = np.ones(len(X))
@@ -651,6 +722,7 @@ def test_a_zero_weight_is_the_point_removed():
     np.testing.assert_array_equal(weighted.predict(X), removed.predict(X))
 
 
+@pytest.mark.floats
 def test_weights_travel_with_their_points_through_the_validation_split(monkeypatch):
     import torch_sigmoid_mlp.estimator.regressor as estimator
 
@@ -682,6 +754,7 @@ def test_load_onto_cuda_without_cuda_names_the_device(fitted, tmp_path):
     assert "model file" not in str(info.value)
 
 
+@pytest.mark.floats
 def test_save_load_keeps_the_parameters_as_given(tmp_path):
     X, y = smooth_1d()
     reg = SigmoidMLPRegressor(

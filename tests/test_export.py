@@ -101,6 +101,7 @@ def compile_and_run(c_file, reg, X, *, name="tsm_predict", tmp_path):
     return y[:, 0] if reg._y_1d else y
 
 
+@pytest.mark.floats
 @needs_cc
 @pytest.mark.parametrize(
     "n_outputs, one_d", [(1, True), (1, False), (2, False)], ids=["1-D y", "(T, 1)", "(T, 2)"]
@@ -115,6 +116,7 @@ def test_c_export_predicts_as_predict(tmp_path, n_outputs, one_d):
     assert_predicts_as(got, reg, X_test, rel=1e-12, what="C export, float64 model")
 
 
+@pytest.mark.floats
 @needs_cc
 def test_c_export_of_a_float32_model(tmp_path):
     # predict runs a float32 model in float32; the C file runs its float32 weights in double.
@@ -147,6 +149,7 @@ def test_c_names_the_input_columns_safely(tmp_path):
     assert_predicts_as(got, reg, X, rel=1e-12, what="C export with odd column names")
 
 
+@pytest.mark.floats
 def test_c_weights_round_trip_through_the_text():
     # %.17g: every constant in the file reads back as the weight it was printed from.
     reg, _ = fitted(2)
@@ -196,6 +199,7 @@ def run_onnx(path, X, dtype):
     return session.run(None, {"x": X.astype(dtype)})[0], inp.shape, out.shape
 
 
+@pytest.mark.floats
 @pytest.mark.parametrize(
     "n_outputs, one_d", [(1, True), (1, False), (2, False)], ids=["1-D y", "(T, 1)", "(T, 2)"]
 )
@@ -214,6 +218,7 @@ def test_onnx_export_predicts_as_predict(tmp_path, n_outputs, one_d):
     assert one.shape == got[:1].shape
 
 
+@pytest.mark.floats
 def test_onnx_export_of_a_float32_model(tmp_path):
     # A float32 model gives a float32 graph, which scales in float32 where predict scales in
     # float64: the inputs near 1e3 lose bits before the subtraction (6e-5 ulp at 1e3, against a

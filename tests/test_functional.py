@@ -19,6 +19,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch_sigmoid_mlp import SigmoidMLPFunction, functional, sigmoid_mlp, sigmoid_mlp_autograd, sse_loss
 from torch_sigmoid_mlp.core.functional import check_inputs
 
+#: every test here compares floating-point results: CI runs them again under MKL_CBWR=COMPATIBLE
+pytestmark = pytest.mark.floats
+
 # max |manual − autograd| / max |autograd| allowed, by dtype (the bounds).
 RTOL = {torch.float64: 1e-12, torch.float32: 1e-5}
 

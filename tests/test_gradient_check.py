@@ -8,6 +8,9 @@ import torch
 import torch_sigmoid_mlp.core.functional as functional
 from torch_sigmoid_mlp import SigmoidMLP, compare_gradients, local_gradients, sigmoid_mlp_autograd, sse_loss
 
+#: every test here compares floating-point results: CI runs them again under MKL_CBWR=COMPATIBLE
+pytestmark = pytest.mark.floats
+
 
 def make_model(sizes, *, seed=0, dtype=torch.float64, device="cpu"):
     g = torch.Generator().manual_seed(seed)

@@ -7,6 +7,9 @@ from torch.utils.tensorboard import SummaryWriter
 
 from torch_sigmoid_mlp import SigmoidMLP, train
 
+#: every test here compares floating-point results: CI runs them again under MKL_CBWR=COMPATIBLE
+pytestmark = pytest.mark.floats
+
 
 def problem():
     g = torch.Generator().manual_seed(0)

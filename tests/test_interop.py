@@ -14,6 +14,9 @@ from torch.func import functional_call
 
 from torch_sigmoid_mlp import SigmoidMLP, sse_loss
 
+#: every test here compares floating-point results: CI runs them again under MKL_CBWR=COMPATIBLE
+pytestmark = pytest.mark.floats
+
 # float64 results of the same operations in another order (another kernel, a fused graph):
 # a few ulps of each result, far below these bounds.
 RTOL = 1e-12

@@ -212,3 +212,14 @@ def test_importing_the_package_leaves_the_optional_dependencies_unloaded():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_licence_text_ships_with_the_package():
+    """``pyproject.toml`` says MIT and names ``LICENSE``, which holds the MIT text: setuptools puts it
+    into the wheel's ``.dist-info/licenses/`` and the sdist."""
+    tomllib = pytest.importorskip("tomllib")  # Python ≥ 3.11
+    root = PACKAGE.parent
+    project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert project["license"] == "MIT" and project["license-files"] == ["LICENSE"]
+    text = (root / "LICENSE").read_text(encoding="utf-8")
+    assert text.startswith("MIT License") and "Permission is hereby granted, free of charge" in text

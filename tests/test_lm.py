@@ -21,6 +21,9 @@ from torch_sigmoid_mlp import (
 )
 from torch_sigmoid_mlp.training import STOP_REASONS
 
+#: every test here compares floating-point results: CI runs them again under MKL_CBWR=COMPATIBLE
+pytestmark = pytest.mark.floats
+
 # This file's problem: the shared teacher at seed 1 and students, all drawn in float64.
 teacher_problem = functools.partial(problems.teacher_problem, seed=1)
 student = functools.partial(problems.student, drawn_in=torch.float64)

@@ -41,6 +41,7 @@ def test_a_file_holds_the_schema_and_its_checksum(saved):
     assert checksum == model_file.digest(state)
 
 
+@pytest.mark.floats
 @pytest.mark.parametrize("version", [1, 2, 3])
 def test_every_readable_version_loads(saved, tmp_path, version):
     reg, X, path = saved

@@ -9,6 +9,9 @@ from torch import nn
 
 from torch_sigmoid_mlp import SigmoidMLP, sigmoid_mlp_autograd, sse_loss
 
+#: every test here compares floating-point results: CI runs them again under MKL_CBWR=COMPATIBLE
+pytestmark = pytest.mark.floats
+
 
 def seeded(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)

@@ -5,6 +5,9 @@ import torch
 
 from torch_sigmoid_mlp import MinMaxScaler
 
+#: every test here compares floating-point results: CI runs them again under MKL_CBWR=COMPATIBLE
+pytestmark = pytest.mark.floats
+
 
 def test_round_trip_and_range(device):
     X = torch.randn(50, 3, dtype=torch.float64, device=device) * torch.tensor(

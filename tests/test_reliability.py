@@ -275,6 +275,7 @@ def test_a_csv_is_not_a_model_file(tmp_path):
         SigmoidMLPRegressor.load(tmp_path / "d.csv")
 
 
+@pytest.mark.floats
 def test_feature_names_and_fingerprint_survive_a_round_trip(tmp_path):
     reg, X, _ = fitted(max_epochs=5)
     reg.feature_names_in_ = np.asarray(["t"], dtype=object)
@@ -285,6 +286,7 @@ def test_feature_names_and_fingerprint_survive_a_round_trip(tmp_path):
     np.testing.assert_array_equal(again.predict(X), reg.predict(X))
 
 
+@pytest.mark.floats
 def test_a_format_2_file_still_loads(tmp_path):
     reg, X, _ = fitted(max_epochs=5, batch_size=8)
     reg.save(tmp_path / "m.pt")

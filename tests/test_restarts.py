@@ -10,6 +10,9 @@ import torch
 
 from torch_sigmoid_mlp import SigmoidMLP, SigmoidMLPRegressor, TrainResult, sse_loss, train
 
+#: every test here compares floating-point results: CI runs them again under MKL_CBWR=COMPATIBLE
+pytestmark = pytest.mark.floats
+
 # test_training.py's problem: the shared teacher at seed 8 in float32, students drawn in their dtype.
 teacher_problem = functools.partial(
     problems.teacher_problem, seed=8, dtype=torch.float32, drawn_in=torch.float32

@@ -9,6 +9,7 @@ pytest.importorskip("sklearn")
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from torch_sigmoid_mlp import SigmoidMLPRegressor
+from torch_sigmoid_mlp.estimator import expected_failed_checks
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -21,30 +22,39 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
-#: The checks fit hundreds of times, so each instance runs few epochs: 100 of steepest descent
-#: with momentum reach the R² > 0.5 that ``check_regressors_train`` asks for. The float64
-#: instance passes every check; the default float32 one all but, on some data or CPUs, the one
-#: below (on scikit-learn's own data it may pass: the mark is not strict).
+#: The default estimator (float64; on the checks' data "auto" runs L-BFGS or BR), and BR from
+#: several starts on a small network in float64 and float32 (the path a user's fit takes). The
+#: sample-weight check is declared failed where rounding alone parts the weighted and the repeated
+#: fit (:func:`expected_failed_checks` says why); it is not skipped, and not strict: the float64
+#: BR instance passes it on one thread here, and the xfail mark lets it.
 CHECKED = [
-    SigmoidMLPRegressor(max_epochs=100, momentum=0.8, device="cpu", dtype="float64"),
-    SigmoidMLPRegressor(max_epochs=100, momentum=0.8, device="cpu"),
+    SigmoidMLPRegressor(device="cpu"),
+    SigmoidMLPRegressor(hidden=(4,), max_epochs=300, device="cpu", dtype="float64"),
+    SigmoidMLPRegressor(hidden=(4,), max_epochs=300, device="cpu", dtype="float32"),
 ]
 
 
-def expected_failed_checks(estimator):
-    if estimator.dtype == "float64":
-        return {}
-    return {
-        "check_sample_weight_equivalence_on_dense_data": (
-            "float32 sums over the points in another order (shuffled, repeated) round apart, and "
-            "the epochs can grow that past the check's rtol of 1e-7; the float64 instance passes it"
-        )
-    }
-
-
+@pytest.mark.floats
 @parametrize_with_checks(CHECKED, expected_failed_checks=expected_failed_checks)
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
+
+
+@pytest.mark.floats
+def test_expected_failures_are_declared_with_a_reason_and_run():
+    """The float32 instance's declared failure is a real one: its weighted and repeated fits differ
+    beyond the check's rtol, by rounding alone (the float64 fit of the same setting passes at one thread)."""
+    from sklearn.utils.estimator_checks import check_sample_weight_equivalence_on_dense_data as check
+
+    declared = expected_failed_checks(CHECKED[2])
+    assert list(declared) == ["check_sample_weight_equivalence_on_dense_data"]
+    assert "rtol" in declared["check_sample_weight_equivalence_on_dense_data"]
+    assert expected_failed_checks(CHECKED[0]) == {}
+    with pytest.raises(AssertionError, match="sample_weight"):
+        check("SigmoidMLPRegressor", CHECKED[2])
+    # the same setting where the solver cannot interpolate the check's data: LM to a bound passes
+    assert expected_failed_checks(SigmoidMLPRegressor(hidden=(4,), tol=0.01)) == {}
+    check("SigmoidMLPRegressor", SigmoidMLPRegressor(hidden=(4,), tol=0.01, device="cpu"))
 
 
 def data(T=40, seed=0):
@@ -57,6 +67,7 @@ def small(**params):
     return SigmoidMLPRegressor(hidden=(4,), max_epochs=30, device="cpu", **params)
 
 
+@pytest.mark.floats
 def test_its_tools_take_the_estimator():
     from sklearn.base import clone, is_regressor
     from sklearn.compose import TransformedTargetRegressor
@@ -91,6 +102,7 @@ def test_not_fitted_error_is_scikit_learns():
         SigmoidMLPRegressor().predict(X)
 
 
+@pytest.mark.floats
 def test_its_reseeding_reaches_the_weights():
     from sklearn.utils.estimator_checks import set_random_state
 
@@ -101,6 +113,7 @@ def test_its_reseeding_reaches_the_weights():
     np.testing.assert_array_equal(reg.fit(X, y).predict(X), small(seed=5).fit(X, y).predict(X))
 
 
+@pytest.mark.floats
 def test_weighted_score_is_r2_score_with_sample_weight():
     from sklearn.metrics import r2_score
 

@@ -19,6 +19,9 @@ from torch_sigmoid_mlp import METHODS, SigmoidMLP, choose_method, sigmoid_mlp_au
 from torch_sigmoid_mlp.training.handlers import Handler
 from torch_sigmoid_mlp.training.objective import Objective
 
+#: every test here compares floating-point results: CI runs them again under MKL_CBWR=COMPATIBLE
+pytestmark = pytest.mark.floats
+
 # float64 runs of the same maths in another order agree to about this (a few epochs, small problems).
 TOL = {"rtol": 1e-9, "atol": 1e-11}
 

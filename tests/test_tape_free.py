@@ -14,6 +14,9 @@ import torch_sigmoid_mlp
 from torch_sigmoid_mlp import SigmoidMLP, sse_loss, train
 from torch_sigmoid_mlp.core.tape_free import TapeFreeStep
 
+#: every test here compares floating-point results: CI runs them again under MKL_CBWR=COMPATIBLE
+pytestmark = pytest.mark.floats
+
 # max |tape_free − autograd| / max |autograd| allowed, by dtype.
 RTOL = {torch.float64: 1e-12, torch.float32: 1e-5}
 

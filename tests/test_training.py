@@ -1,5 +1,6 @@
 """train: convergence to the uniform bound, the exact steepest-descent step, every stopping rule."""
 
+import dataclasses
 import functools
 import math
 
@@ -8,6 +9,9 @@ import pytest
 import torch
 
 from torch_sigmoid_mlp import SigmoidMLP, TrainResult, sigmoid_mlp_autograd, sse_loss, train
+
+#: every test here compares floating-point results: CI runs them again under MKL_CBWR=COMPATIBLE
+pytestmark = pytest.mark.floats
 
 # This file's problem: the shared teacher at seed 8, drawn in float32 (steepest descent needs thousands of
 # epochs on it), and students drawn in the dtype they train in.
@@ -239,3 +243,37 @@ def test_ctrl_c_propagates_with_whole_updates_and_a_closed_log(tmp_path):
     for W, R in zip(model.weights, reference.weights):
         torch.testing.assert_close(W, R, msg="an interrupted run is not at a whole update")
     assert list(tmp_path.iterdir()), "no event file written"
+
+
+def test_the_run_s_settings_in_groups_are_the_keywords_of_the_same_names(tmp_path):
+    """``stop=Stop(...)``, ``logging=Logging(...)``, ``distribution=Distribution(...)`` are the flat
+    keywords they group: the same run, bit for bit; given twice, or unknown, a ``TypeError``."""
+    from torch_sigmoid_mlp import Distribution, Logging, Stop
+
+    x, d, _ = teacher_problem()
+    val = (x[:8], d[:8])
+    flat_model, grouped_model = student(seed=3), student(seed=3)
+    flat = train(
+        flat_model, x, d, lr=0.5, max_epochs=30, tol=1e-6, ftol=0.0, window=5, validation=val,
+        patience=4, log_every=3, logdir=str(tmp_path / "a"), chunk_size=16, distributed=False,
+    )  # fmt: skip
+    grouped = train(
+        grouped_model, x, d, lr=0.5,
+        stop=Stop(max_epochs=30, tol=1e-6, ftol=0.0, window=5, validation=val, patience=4),
+        logging=Logging(log_every=3, logdir=str(tmp_path / "b")),
+        distribution=Distribution(chunk_size=16, distributed=False),
+    )  # fmt: skip
+    assert (grouped.epochs, grouped.stop_reason) == (flat.epochs, flat.stop_reason)
+    assert grouped.loss_history == flat.loss_history and grouped.val_history == flat.val_history
+    assert all(torch.equal(a, b) for a, b in zip(grouped_model.weights, flat_model.weights))
+    # a group and the keywords of another group, or of the same group's other fields, mix
+    mixed = train(student(seed=3), x, d, lr=0.5, stop=Stop(max_epochs=30), tol=1e-6, chunk_size=16)
+    assert mixed.epochs <= 30
+    with pytest.raises(TypeError, match="tol= twice"):
+        train(student(seed=3), x, d, lr=0.5, stop=Stop(tol=0.1), tol=0.2)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'max_epoch'"):
+        train(student(seed=3), x, d, lr=0.5, max_epoch=3)
+    with pytest.raises(TypeError, match="stop must be a Stop"):
+        train(student(seed=3), x, d, lr=0.5, stop={"tol": 0.1})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Stop().tol = 0.1

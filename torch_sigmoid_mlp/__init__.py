@@ -24,6 +24,7 @@ from .training.distributed import init_from_env, is_main_process, shard
 from .training.lm import LM_MAX_PARAMS, LMResult, levenberg_marquardt
 from .training.loop import ConvergenceWarning, TrainResult, train
 from .training.objective import Objective
+from .training.settings import Distribution, Logging, Stop
 from .training.solvers import METHODS, choose_method
 
 __version__ = "0.1.0"
@@ -44,15 +45,18 @@ __all__ = [
     "ConvergenceWarning",
     "DataError",
     "ExportCheck",
+    "Distribution",
     "FusedSGDStep",
     "GradientComparison",
     "GradientReport",
     "LMResult",
+    "Logging",
     "MinMaxScaler",
     "Objective",
     "SigmoidMLP",
     "SigmoidMLPFunction",
     "SigmoidMLPRegressor",
+    "Stop",
     "TapeFreeStep",
     "TrainResult",
     "accumulate_gradients",

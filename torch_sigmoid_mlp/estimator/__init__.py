@@ -18,7 +18,7 @@ from .export import export_c, export_onnx
 from .model_file import HISTORY_KEPT
 from .normalization import MinMaxScaler
 from .params import LR_CONSTANT, MAX_EPOCHS, PATIENCE, SOLVERS
-from .protocol import not_fitted_error
+from .protocol import expected_failed_checks, not_fitted_error
 from .regressor import SigmoidMLPRegressor
 from .verification import ExportCheck, check_export
 
@@ -33,6 +33,7 @@ __all__ = [
     "NotFittedError",
     "SigmoidMLPRegressor",
     "check_export",
+    "expected_failed_checks",
     "export_c",
     "export_onnx",
 ]

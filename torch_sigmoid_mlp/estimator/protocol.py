@@ -7,14 +7,22 @@ implements their protocol itself (``get_params``, ``set_params``, ``__sklearn_ta
 first use: :func:`regressor_tags` when scikit-learn asks for the tags, and :func:`not_fitted_error`,
 which is scikit-learn's ``NotFittedError`` where scikit-learn is installed (so that
 ``except sklearn.exceptions.NotFittedError`` catches ours) and a class of the same name and bases
-(``ValueError``, ``AttributeError``) where it is not.
+(``ValueError``, ``AttributeError``) where it is not. :func:`expected_failed_checks` names the
+estimator checks a setting is expected to fail, each with its measured reason, as scikit-learn's
+``check_estimator(..., expected_failed_checks=...)`` takes them.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 
-__all__ = ["not_fitted_error", "regressor_tags"]
+import torch
+
+from ..training.solvers import choose_method
+from .params import DEFAULT_WIDTH, check_params, hidden_candidates
+
+__all__ = ["expected_failed_checks", "not_fitted_error", "regressor_tags"]
 
 
 @functools.cache
@@ -43,4 +51,84 @@ def regressor_tags():
         target_tags=TargetTags(required=True, single_output=True, multi_output=True),
         regressor_tags=RegressorTags(),
         input_tags=InputTags(),
+    )
+
+
+#: The data of scikit-learn's ``check_sample_weight_equivalence_on_dense_data``: 15 points of 30
+#: inputs, integer weights 0 to 4 of which 9 are positive (27 repeated points).
+_CHECK_INPUTS, _CHECK_POINTS = 30, 27
+
+_FLOAT32 = (
+    "float32 rounds one sum over the points in another order (the check shuffles the weighted points "
+    "and repeats the others) by about its eps, 1.2e-7, already more than the check's rtol of 1e-7; "
+    "over a fit it grows: hidden=(4,), max_epochs=300 predicts the 6 points of weight 0 up to 0.085 "
+    "apart (AMD EPYC). tests/test_estimator.py holds the equivalence in float64"
+)
+_INTERPOLATED = (
+    "the check's 9 points of positive weight (30 inputs) are interpolated by a network of more "
+    "weights than that: E falls to 1e-31, where rounding (the same sums in another order) sets "
+    "which interpolant a start ends at and which start ranks first, and the 6 points of weight 0 "
+    "are predicted by that interpolant. Measured with hidden=(4,), max_epochs=300 (BR from 3 "
+    "starts, AMD EPYC): with two torch threads they differ by up to 0.077, with one they agree to "
+    "1e-13. On data the network cannot interpolate, tests/test_estimator.py holds the equivalence"
+)
+_UNSTABLE = (
+    "steepest descent's default step on the check's data loses stability after about 250 epochs "
+    "(E jumps from 1e-5 to 0.016), and from there the rounding of the sums in another order grows "
+    "to predictions 0.1 apart (hidden=(4,), max_epochs=300, AMD EPYC). On a problem where the "
+    "step is stable, tests/test_estimator.py holds the equivalence"
+)
+
+
+def expected_failed_checks(estimator) -> dict[str, str]:
+    """The scikit-learn checks ``estimator``'s setting is expected to fail, each with its reason.
+
+    Only ``check_sample_weight_equivalence_on_dense_data``, where a weighted and a repeated fit
+    differ by rounding alone (a weight is a repeated point for every decision the fit takes, see
+    :class:`~torch_sigmoid_mlp.SigmoidMLPRegressor`) and that rounding grows past the check's
+    ``rtol=1e-7``: in float32; and in float64 where the solver that runs on the check's data is
+    ``"br"`` without a ``tol`` (it interpolates the data) or steepest descent (its default step
+    loses stability there). Pass it as scikit-learn's ``expected_failed_checks=``; the checks are
+    marked as expected failures, not skipped, and a setting that passes on some CPU passes.
+
+    Example::
+
+        >>> from torch_sigmoid_mlp import SigmoidMLPRegressor
+        >>> expected_failed_checks(SigmoidMLPRegressor())
+        {}
+        >>> list(expected_failed_checks(SigmoidMLPRegressor(hidden=(4,))))
+        ['check_sample_weight_equivalence_on_dense_data']
+    """
+    settings = check_params(estimator.get_params())
+    reason = None
+    if settings.dtype == torch.float32:
+        reason = _FLOAT32
+    else:
+        method = _solver_on_check_data(settings)
+        if method == "br" and settings.tol is None:
+            reason = _INTERPOLATED
+        elif method in ("sgd", "adaptive"):
+            reason = _UNSTABLE
+    return {} if reason is None else {"check_sample_weight_equivalence_on_dense_data": reason}
+
+
+def _solver_on_check_data(settings) -> str:
+    """The solver a fit on the sample-weight check's data runs (``"auto"`` resolved)."""
+    if settings.solver != "auto":
+        return settings.solver
+    if settings.momentum:
+        return "sgd"
+    hidden = settings.hidden
+    if hidden is None:
+        hidden = (max(DEFAULT_WIDTH, _CHECK_INPUTS),) * 2
+    elif hidden == "auto":  # the smallest candidate is fitted first
+        hidden = hidden_candidates(_CHECK_INPUTS)[0]
+    sizes = (_CHECK_INPUTS, *hidden, 1)
+    P = sum(a * b for a, b in itertools.pairwise(sizes))
+    return choose_method(
+        P,
+        _CHECK_POINTS,
+        tol=settings.tol is not None,
+        validation=bool(settings.validation_fraction),
+        batch_size=settings.batch_size,
     )

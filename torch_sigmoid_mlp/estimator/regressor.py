@@ -59,7 +59,14 @@ class SigmoidMLPRegressor:
     :func:`~torch_sigmoid_mlp.train`, and predictions are mapped back to the units of ``y``.
     With weights ``s_t`` (``sample_weight``) it minimises SPEC.md's ``E_s = 1/2 · Σ_t s_t ‖d'_t −
     F(x'_t; w)‖²`` instead: an integer weight is the point repeated that often, a zero weight the
-    point left out (it takes no part in the scaling, the ``tol`` stop or the step either).
+    point left out (it takes no part in the scaling, the ``tol`` stop or the step either). A weight
+    is a repeated point for every part of the fit: what is chosen from the number of points — the
+    solver and the starts of ``"auto"``, the epoch cap, the default step — counts ``Σ_t s_t`` of them,
+    and the stop rules, the ranking of starts and BR's ``β`` see ``E_s``. So a uniform weight ``c``
+    is the data repeated ``c`` times (BR then finds the smaller weight decay of ``c``-fold data). Two
+    draws over rows are the exceptions, where the repeated copies of a point may fall apart and a
+    weighted point cannot: ``validation_fraction`` holds out whole rows, each with its weight, and
+    mini-batches (``batch_size``) take whole rows, the step sized for ``B`` points of the mean weight.
 
     scikit-learn: the class implements its estimator protocol (:mod:`.protocol`) without importing
     it, passes its estimator checks and works with its tools (``Pipeline``, ``GridSearchCV``,
@@ -424,14 +431,16 @@ class SigmoidMLPRegressor:
             validation = (x[val.to(x.device)], d[val.to(x.device)])
             x, d = x[fit.to(x.device)], d[fit.to(x.device)]
             s = None if s is None else s[fit]
-        method = self._method(x.shape[0] * d.shape[1], validation is not None, before)
-        P, N = num_weights(self.model_.weights), x.shape[0] * d.shape[1]
-        auto = restarts == "auto"
-        if auto:
+        # A weight is a repeated point: what is decided from the number of points (the solver, the
+        # starts, the epoch cap, the step) counts Σ_t s_t of them, in float64 before the cast, so that
+        # integer weights decide as the repeated points do.
+        weight_sum = None if s is None else s.sum().item()
+        P, N = num_weights(self.model_.weights), (weight_sum or x.shape[0]) * d.shape[1]
+        method = self._method(N, validation is not None, before)
+        if auto := restarts == "auto":
             restarts = choose_restarts(method, P, N, tol=settings.tol is not None)
         ftol, window = CONVERGENCE.get(method, (None, 10))
-        # Σ s_t in float64 before the cast, so that integer weights count exactly the repeated points
-        lr = effective_lr(settings, method, x.shape[0], None if s is None else s.sum().item())
+        lr = effective_lr(settings, method, x.shape[0], weight_sum)
         max_epochs = (
             settings.max_epochs if settings.max_epochs is not None else default_max_epochs(method, P, N)
         )
@@ -483,7 +492,7 @@ class SigmoidMLPRegressor:
             result = _second_opinion(self.model_, x, d, run, result, self._generator.initial_seed())
         return result
 
-    def _method(self, N: int, validation: bool, before: TrainResult | None) -> str:
+    def _method(self, N: float, validation: bool, before: TrainResult | None) -> str:
         """The solver that runs: ``solver``, or the one ``"auto"`` chose (kept by a continued run)."""
         if self.solver != "auto":
             return self.solver

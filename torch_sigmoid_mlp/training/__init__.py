@@ -8,14 +8,18 @@ from .distributed import init_from_env, is_main_process, shard
 from .lm import LM_MAX_PARAMS, LMResult, levenberg_marquardt
 from .loop import STOP_REASONS, TrainResult, train
 from .objective import Objective
+from .settings import Distribution, Logging, Stop
 from .solvers import METHODS, choose_method
 
 __all__ = [
     "LM_MAX_PARAMS",
     "METHODS",
     "STOP_REASONS",
+    "Distribution",
     "LMResult",
+    "Logging",
     "Objective",
+    "Stop",
     "TrainResult",
     "accumulate_gradients",
     "choose_method",

@@ -16,10 +16,11 @@ from ..core._checks import check_integer, check_number, check_points, check_samp
 from ..core._flat import as_weights, num_weights
 from ..core.module import SigmoidMLP
 from .distributed import any_rank, broadcast_, is_distributed, is_main_process
-from .handlers import EpochState, Handler, ProgressBar, TensorBoard
+from .handlers import EpochState, ProgressBar, TensorBoard
 from .objective import Objective
 from .population import UNTIL, batched, check_population_run, member_dir, summary, train_population
 from .results import COLLAPSED_R2, STOP_REASONS, TrainResult, _rank
+from .settings import Distribution, Logging, Stop, merged
 from .solvers import LM_MAX_PARAMS, METHODS, Step, choose_method, make_step
 
 __all__ = [
@@ -28,6 +29,9 @@ __all__ = [
     "METHODS",
     "STOP_REASONS",
     "ConvergenceWarning",
+    "Distribution",
+    "Logging",
+    "Stop",
     "TrainResult",
     "train",
 ]
@@ -152,32 +156,22 @@ def train(
     x: Tensor,
     d: Tensor,
     *,
+    # the step
+    method: str | Callable = "sgd",
     lr: float | None = None,
-    max_epochs: int = 10_000,
-    tol: float | None = None,
-    batch_size: int | None = None,
     momentum: float = 0.0,
+    batch_size: int | None = None,
     shuffle: bool = True,
     generator: torch.Generator | None = None,
-    validation: tuple[Tensor, Tensor] | None = None,
-    patience: int | None = None,
-    writer=None,
-    logdir: str | None = None,
-    log_every: int = 1,
-    check_every: int | None = None,
-    callback: Callable[[int, TrainResult], bool | None] | None = None,
-    progress: bool = False,
-    distributed: bool | None = None,
-    chunk_size: int | None = None,
-    method: str | Callable = "sgd",
-    restarts: int = 1,
-    sample_weight: Tensor | None = None,
-    ftol: float | None = None,
-    window: int = 10,
     options: dict | None = None,
+    sample_weight: Tensor | None = None,
+    restarts: int = 1,
     resume: TrainResult | None = None,
-    handlers: list[Handler] | None = None,
-    until: str = "all",
+    # the run around it: each group's fields are keywords of their own too (**settings)
+    stop: Stop | None = None,
+    logging: Logging | None = None,
+    distribution: Distribution | None = None,
+    **settings,
 ) -> TrainResult:
     r"""Minimise ``E_s(w) = 1/2 · Σ_t s_t · ‖d_t − y^(L)(t)‖²`` until ``max_t |y^(L)(t) − d_t| < tol``.
 
@@ -231,10 +225,22 @@ def train(
     A ``KeyboardInterrupt`` (Ctrl-C) is not caught: it propagates with the weights as the last
     whole step left them and a ``logdir`` writer closed, so a caller can catch it and save.
 
+    The settings come in two kinds: the step's own (``method``, ``lr``, ``momentum``, ``batch_size``,
+    ``shuffle``, ``generator``, ``options``, ``sample_weight``, and ``restarts``, ``resume``), and those
+    of the run around it, in three groups (:mod:`~torch_sigmoid_mlp.training.settings`):
+    ``stop=Stop(...)`` (``max_epochs``, ``tol``, ``ftol``, ``window``, ``validation``, ``patience``,
+    ``until``), ``logging=Logging(...)`` (``writer``, ``logdir``, ``log_every``, ``check_every``,
+    ``callback``, ``progress``, ``handlers``) and ``distribution=Distribution(...)``
+    (``distributed``, ``chunk_size``). Every field of a group is also a keyword of ``train`` of
+    its own name, so ``train(model, x, d, tol=0.01)`` is ``train(model, x, d, stop=Stop(tol=0.01))``;
+    one given both ways, or a keyword no group has, is a ``TypeError``.
+
     Args:
         model: the :class:`~torch_sigmoid_mlp.SigmoidMLP` to train in place.
         x: test points, ``(T, n)``, on the model's device and dtype (any device with ``chunk_size``).
         d: targets ``(T, m)`` (or ``(T,)`` when ``m = 1``) strictly inside ``(0, 1)``.
+        stop, logging, distribution: the groups of the run's settings; ``None`` takes each field
+            from its keyword, or its default.
         lr: ``η > 0``, required with ``"sgd"``; the first ``η`` of ``"adaptive"``; the optimizer's
             ``lr`` for ``"rprop"`` (its first step ``Δ_0``, default 0.1), ``"adam"`` (0.01) and
             ``"lbfgs"`` (1); unused by ``"lm"`` and ``"br"``. ``E`` sums over points, so ``η ∝ 1/T``
@@ -320,6 +326,13 @@ def train(
         >>> result.stop_reason, result.start, [start.epochs for start in result.restarts]
         ('tol', 0, [5])
     """
+    given = merged({"stop": stop, "logging": logging, "distribution": distribution}, settings)
+    max_epochs, tol, ftol, window = given["max_epochs"], given["tol"], given["ftol"], given["window"]
+    validation, patience, until = given["validation"], given["patience"], given["until"]
+    writer, logdir, log_every = given["writer"], given["logdir"], given["log_every"]
+    check_every = given["check_every"]
+    callback, progress, handlers = given["callback"], given["progress"], given["handlers"]
+    distributed, chunk_size = given["distributed"], given["chunk_size"]
     model = _unwrap(model)
     if not callable(method) and method not in (*METHODS, "auto"):
         raise ValueError(
