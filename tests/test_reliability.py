@@ -82,6 +82,8 @@ BAD_INPUT = [
     ("learning rate overflows float32", "fit d.csv --lr 1e300"),
     ("seed out of range", "fit d.csv --seed 99999999999999999999999"),
     ("network too large for memory", "fit d.csv --hidden 1000000 1000000"),
+    ("network too large for LM's dense system", "fit d.csv --solver lm --hidden 200 200"),
+    ("gradcheck: network too large for memory", "gradcheck --in-features 100000 --points 2"),
     ("no CUDA", "fit d.csv --device cuda"),
     ("output is the input", "fit d.csv --save d.csv"),
     ("output is a FIFO", "fit d.csv --save fifo"),

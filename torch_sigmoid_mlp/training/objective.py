@@ -154,6 +154,21 @@ class Objective:
 
         return spread(self.d, self.s, reduce=reduce)
 
+    def mean_weight(self) -> float:
+        r"""``s̄ = Σ_t s_t / T`` over every rank (1 without sample weights), in float64.
+
+        ``E_s``, ``∇E_s``, ``JᵀSJ`` and ``JᵀSe`` all scale with a uniform ``s_t = c``; a solver's
+        absolute constants (LM's ``μ``, Adam's ``eps``, L-BFGS's ``tolerance_grad``) are measured in
+        units of ``s̄``, so that the steps are the same for every ``c``.
+        """
+        if self.s is None:
+            return 1.0
+        total = self.s.double().sum()
+        if self.distributed and is_distributed():
+            total = total.to(self.weights[0].device)
+            dist.all_reduce(total)
+        return total.item() / self.T
+
     def accumulate_gradients(self, E: Tensor | None = None) -> tuple[Tensor, Tensor]:
         r"""Add this process's ``∂E_s/∂W^(l)`` into each ``W^(l).grad``, a chunk at a time, and return
         its ``(E_s, max_t |e(t)|)``; nothing is summed over ranks.
