@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from ..core.functional import _sigmoid_backward
-from .objective import spread
+from .objective import spread, weight_unit
 from .population_steps import PopulationStep
 from .results import COLLAPSED_R2
 from .solvers import LM_MAX_PARAMS
@@ -52,8 +52,8 @@ class LevenbergMarquardt(PopulationStep):
         self.s = None if s is None else s.detach().reshape(-1, 1)  # (T, 1)
         self.mu_increase, self.mu_decrease, self.mu_max = mu_increase, mu_decrease, mu_max
         self.mu = torch.full((self.K,), float(mu), dtype=torch.float64)  # μ_k
-        # μ_k in units of the mean weight s̄, as the single network's
-        self._unit = 1.0 if s is None else s.double().mean().item()
+        # μ_k in the weights' unit, as the single network's (objective.weight_unit)
+        self._unit = 1.0 if s is None else weight_unit(s.double().mean().item())
         self._numels = [W[0].numel() for W in self.plain]
         self._everyone = torch.arange(self.K)
 

@@ -365,7 +365,7 @@ class OptimizerStep(Step):
     ) -> None:
         self.objective, self.optimizer, self.method = objective, optimizer, method
         self._fresh: Tensor | None = None
-        # the optimizer sees E_s/unit and its gradient (L-BFGS: unit = s̄, the mean weight)
+        # the optimizer sees E_s/unit and its gradient (L-BFGS: the weights' unit, objective.weight_unit)
         self._unit = unit
 
     def evaluate(self) -> tuple[Tensor, Tensor]:
@@ -497,8 +497,8 @@ class LevenbergMarquardt(Step):
             raise ValueError(f"mu_max must exceed mu ({mu!r}), got {mu_max!r}")
         self.objective = objective
         self.mu, self.mu_increase, self.mu_decrease, self.mu_max = mu, mu_increase, mu_decrease, mu_max
-        # μ in units of the mean weight s̄: (JᵀSJ + μ·s̄ I) takes the same steps for every uniform s_t = c
-        self._unit = objective.mean_weight()
+        # μ in the weights' unit u (Objective.weight_unit): (JᵀSJ + μ·u I) steps alike at any scale
+        self._unit = objective.weight_unit()
         self._plain = [W.detach() for W in objective.weights]
         self._numels = [W.numel() for W in self._plain]  # each W^(l)'s share of w
         self._known: tuple[Tensor, Tensor] | None = None  # E_s and max |e| at the accepted w_{k+1}
@@ -846,8 +846,8 @@ class BayesianRegularization(LevenbergMarquardt):
 #: ``lr=None`` defaults of the optimizers ``train`` builds: Rprop's is its first step ``Δ_0`` (FANN's
 #: ``rprop_delta_zero``), L-BFGS's the line search's first trial step.
 _DEFAULT_LR = {"rprop": 0.1, "adam": 0.01, "lbfgs": 1.0}
-#: torch's default of Adam's ``eps``, for ``s̄ = 1``: it is added to ``√v``, which scales with ``∇E_s``
-#: and so with the weights; :func:`make_step` multiplies it by ``s̄``
+#: torch's default of Adam's ``eps``: it is added to ``√v``, which scales with ``∇E_s`` and so with the
+#: weights; :func:`make_step` multiplies it by :meth:`Objective.weight_unit`
 ADAM_EPS = 1e-8
 
 
@@ -897,8 +897,8 @@ def make_step(
         name = "sgd"
     else:
         lr = _DEFAULT_LR[method] if lr is None else lr
-        # torch's absolute thresholds, in units of the mean weight s̄ as ∇E_s is (1 without weights)
-        unit = objective.mean_weight()
+        # torch's absolute thresholds, in the weights' unit (1 for weights of ordinary size)
+        unit = objective.weight_unit()
         if method == "rprop":
             optimizer = torch.optim.Rprop(params, lr=lr, **{"step_sizes": (1e-6, 50.0), **options})
         elif method == "adam":
@@ -916,7 +916,7 @@ def make_step(
             }
             optimizer = torch.optim.LBFGS(params, lr=lr, **options)
             # L-BFGS's own constants are absolute (its first step 1/‖g‖₁, a curvature pair kept only
-            # where sᵀy > 1e-10): it minimises E_s/s̄, whose scale the weights do not change
+            # where sᵀy > 1e-10): it minimises E_s/unit, whose scale the weights do not change
             return OptimizerStep(objective, optimizer, method, unit=unit)
         name = method
     if batch_size is not None:
