@@ -131,6 +131,9 @@ def read_state(path: Path) -> dict:
         check_state(state)
     except ValueError as exc:
         raise ValueError(f"{path} is not a valid model file: {exc}") from None
+    except (TypeError, KeyError, IndexError, AttributeError, OverflowError) as exc:
+        # a value of a type no check foresaw: still the file's fault, named as such
+        raise ValueError(f"{path} is not a valid model file ({type(exc).__name__}: {exc})") from None
     return state
 
 
@@ -164,10 +167,9 @@ def check_state(state: dict) -> None:
     sizes = _check_sizes(state["sizes"], state["weights"])
     if not isinstance(state["params"], dict) or not all(isinstance(k, str) for k in state["params"]):
         raise ValueError("params: not a dict of named settings")
-    if state["params"].get("dtype") not in DTYPES:
-        raise ValueError(
-            f"params: dtype must be one of {sorted(DTYPES)}, got {state['params'].get('dtype')!r}"
-        )
+    dtype = state["params"].get("dtype")
+    if not isinstance(dtype, str) or dtype not in DTYPES:
+        raise ValueError(f"params: dtype must be one of {sorted(DTYPES)}, got {_short(dtype)}")
     _check_hidden(state["params"].get("hidden"), sizes)
     _check_scaler(state["x_scaler"], "x_scaler", sizes[0])
     _check_scaler(state["y_scaler"], "y_scaler", sizes[-1])
