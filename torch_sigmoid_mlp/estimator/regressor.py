@@ -301,6 +301,12 @@ class SigmoidMLPRegressor:
                 that ``warm_start`` continues exactly.
             writer: a ``SummaryWriter`` to log the run to, left open (instead of ``logdir``);
                 a continued run's steps go on from the epochs it had taken.
+
+        Raises:
+            ValueError: bad data or parameters, found before any work: among them a ``solver``
+                ``"lm"``/``"br"`` network of more than ``LM_MAX_PARAMS`` weights, a network the free
+                memory cannot hold (:func:`~torch_sigmoid_mlp.core.memory.check_memory`), a device
+                with no data (``"meta"``), a column whose range overflows.
         """
         settings = self._settings()
         if self.warm_start and hasattr(self, "model_"):
@@ -630,7 +636,9 @@ class SigmoidMLPRegressor:
 
         Raises:
             ValueError: the file is missing, unreadable, truncated, damaged (its checksum does
-                not match), holds non-finite weights, or is not a saved regressor.
+                not match), holds non-finite weights, is not a saved regressor, or a field fails
+                its check (:func:`~torch_sigmoid_mlp.estimator.model_file.check_state`, which
+                names it), before anything is built from it.
         """
         return model_file.read(cls, path, device)
 
