@@ -340,4 +340,8 @@ def test_mutated_inputs_in_real_processes(work):
         )  # fmt: skip
         assert_clean(done.returncode, done.stderr, " ".join(argv))
         if done.returncode == 0:
-            assert done.stdout == reference, argv
+            # another process: the same predictions, to the rounding of its own kernels
+            ours, theirs = (
+                np.loadtxt(io.StringIO(t), delimiter=",", skiprows=1) for t in (reference, done.stdout)
+            )
+            np.testing.assert_allclose(theirs, ours, rtol=1e-12, atol=0, err_msg=" ".join(argv))

@@ -4,8 +4,9 @@ Exit status, so that scripts can rely on it (docs/reliability.md has the table a
 
 - ``0``: the fit reached ``--tol`` (or no tolerance was asked for); ``gradcheck``: the gradients agree;
 - ``1``: the fit ran to the end (or diverged) without reaching ``--tol``; ``gradcheck``: they disagree;
-- ``2``: bad input (a file, a column, an option, an output, a device, a network too large for memory);
-  one line on stderr names the problem, found before any training where it can be;
+- ``2``: bad input (a file, a column, an option, an output, a device, a network too large for memory
+  or for LM's dense system: the estimator's own refusals); one line on stderr names the problem,
+  found before any training where it can be;
 - ``70``: an internal error, a bug (``EX_SOFTWARE``); one line, and ``--debug`` shows the traceback;
 - ``130``: interrupted with Ctrl-C (after saving what there was, when ``--save`` was given);
 - ``141``: stdout was closed early (``predict … | head``): a quiet stop;
