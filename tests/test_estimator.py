@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from torch_sigmoid_mlp import SigmoidMLPRegressor
-from torch_sigmoid_mlp.estimator import LR_CONSTANT
+from torch_sigmoid_mlp.estimator import LR_CONSTANT, model_file
 from torch_sigmoid_mlp.estimator.params import hidden_candidates
 from torch_sigmoid_mlp.training.solvers import METHODS
 
@@ -324,8 +324,9 @@ def test_a_format_1_file_loads_and_continues_a_full_batch_run(tmp_path):
         state = torch.load(tmp_path / "new.pt", weights_only=True)
         assert state["format"] == "torch-sigmoid-mlp/regressor/3"
         assert state["generator"].dtype == torch.uint8
-        # what version 1 wrote: no warm_start, no generator state
-        del state["params"]["warm_start"], state["generator"]
+        # what version 1 wrote: no warm_start, no generator state (and nothing /3 added)
+        del state["params"]["warm_start"], state["generator"], state["sha256"]
+        del state["feature_names"], state["data_fingerprint"], state["result"]["history_length"]
         state["format"] = "torch-sigmoid-mlp/regressor/1"
         torch.save(state, tmp_path / "old.pt")
         old = SigmoidMLPRegressor.load(tmp_path / "old.pt").set_params(max_epochs=20, warm_start=True)
@@ -342,11 +343,11 @@ def test_load_refuses_a_broken_generator_state(fitted, tmp_path):
     reg.save(tmp_path / "model.pt")
     state = torch.load(tmp_path / "model.pt", weights_only=True)
     state["generator"] = state["generator"][:10]
-    # a /2 file has no checksum, which would refuse the edited state before the generator is read
+    # crafted with a checksum that matches: the field's own check refuses it
     del state["sha256"]
-    state["format"] = "torch-sigmoid-mlp/regressor/2"
+    state["sha256"] = model_file.digest(state)
     torch.save(state, tmp_path / "broken.pt")
-    with pytest.raises(ValueError, match="not a compatible"):
+    with pytest.raises(ValueError, match="generator: not the state of a torch"):
         SigmoidMLPRegressor.load(tmp_path / "broken.pt")
 
 

@@ -21,6 +21,7 @@ import torch
 
 from torch_sigmoid_mlp import SigmoidMLPRegressor
 from torch_sigmoid_mlp.cli import commands as cli
+from torch_sigmoid_mlp.estimator import model_file
 from torch_sigmoid_mlp.estimator.outputs import OutputError
 
 ENTRY_POINT = shutil.which("torch-sigmoid-mlp")
@@ -82,6 +83,8 @@ BAD_INPUT = [
     ("learning rate overflows float32", "fit d.csv --lr 1e300"),
     ("seed out of range", "fit d.csv --seed 99999999999999999999999"),
     ("network too large for memory", "fit d.csv --hidden 1000000 1000000"),
+    ("network too large for LM's dense system", "fit d.csv --solver lm --hidden 200 200"),
+    ("gradcheck: network too large for memory", "gradcheck --in-features 100000 --points 2"),
     ("no CUDA", "fit d.csv --device cuda"),
     ("output is the input", "fit d.csv --save d.csv"),
     ("output is a FIFO", "fit d.csv --save fifo"),
@@ -260,10 +263,10 @@ def test_non_finite_weights_are_refused_on_save_and_on_load(tmp_path):
     with pytest.raises(ValueError, match=r"W\^\(1\) holds NaN or infinite values"):
         reg.save(tmp_path / "nan.pt")
     assert not (tmp_path / "nan.pt").exists()
-    # a file written by something else (no checksum to stop it first): load refuses it all the same
+    # a file written by something else, its checksum right: load refuses it all the same
     state["weights"][0][0, 0] = float("inf")
     del state["sha256"]
-    state["format"] = "torch-sigmoid-mlp/regressor/2"
+    state["sha256"] = model_file.digest(state)
     torch.save(state, tmp_path / "inf.pt")
     with pytest.raises(ValueError, match=r"W\^\(0\) holds NaN or infinite values"):
         SigmoidMLPRegressor.load(tmp_path / "inf.pt")

@@ -4,8 +4,9 @@ Exit status, so that scripts can rely on it (docs/reliability.md has the table a
 
 - ``0``: the fit reached ``--tol`` (or no tolerance was asked for); ``gradcheck``: the gradients agree;
 - ``1``: the fit ran to the end (or diverged) without reaching ``--tol``; ``gradcheck``: they disagree;
-- ``2``: bad input (a file, a column, an option, an output, a device, a network too large for memory);
-  one line on stderr names the problem, found before any training where it can be;
+- ``2``: bad input (a file, a column, an option, an output, a device, a network too large for memory
+  or for LM's dense system: the estimator's own refusals); one line on stderr names the problem,
+  found before any training where it can be;
 - ``70``: an internal error, a bug (``EX_SOFTWARE``); one line, and ``--debug`` shows the traceback;
 - ``130``: interrupted with Ctrl-C (after saving what there was, when ``--save`` was given);
 - ``141``: stdout was closed early (``predict … | head``): a quiet stop;
@@ -57,6 +58,7 @@ import torch
 
 from ..core._flat import num_weights
 from ..core.gradient_check import compare_gradients
+from ..core.memory import check_memory
 from ..core.module import SigmoidMLP
 from ..estimator.export import check_c_name, export_onnx, write_c
 from ..estimator.model_file import is_zip
@@ -100,37 +102,15 @@ def _same_file(a: Path, b: Path) -> bool:
     return os.path.realpath(a) == os.path.realpath(b)
 
 
-def _memory_needed(sizes: Sequence[int], T: int, dtype: torch.dtype) -> int:
-    """Bytes a fit of a ``sizes`` network on ``T`` points needs at the least: the weights ``W^(l)``
-    three times (weights, gradients, the step's buffer) and every layer's signals ``y^(l)(t)`` twice
-    (forward values and backward deltas)."""
-    itemsize = torch.empty((), dtype=dtype).element_size()
-    weights = sum(a * b for a, b in itertools.pairwise(sizes))
-    return itemsize * (3 * weights + 2 * T * sum(sizes))
-
-
-def _memory_available(device: torch.device) -> int | None:
-    """Free memory on ``device`` in bytes, where the system says (Linux, CUDA); else ``None``."""
-    if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0]
+def _check_memory(
+    sizes: Sequence[int], T: int, device: torch.device, option: str, dtype: torch.dtype = torch.float32
+) -> None:
+    """Refuse, before allocating, a network that cannot fit in the memory that is free
+    (:func:`~torch_sigmoid_mlp.core.memory.check_memory`, the estimate the estimator makes too)."""
     try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def _check_memory(sizes: Sequence[int], T: int, device: torch.device) -> None:
-    """Refuse, before allocating, a network that cannot fit in the memory that is free."""
-    needed, free = _memory_needed(sizes, T, torch.float32), _memory_available(device)
-    if free is not None and needed > free:
-        raise UsageError(
-            f"--hidden {' '.join(map(str, sizes[1:-1]))}: a {_architecture(sizes)} network on {T} points "
-            f"needs at least {needed / 2**30:.3g} GiB, and {free / 2**30:.3g} GiB are free on {device}"
-        )
+        check_memory(sizes, T, device, dtype)
+    except ValueError as exc:
+        raise UsageError(f"{option}: {exc}") from None
 
 
 # -- fit ---------------------------------------------------------------------------------------------------
@@ -248,7 +228,12 @@ def _estimator(
             seed=0 if args.seed is None else args.seed,
             restarts=1,
         )
-        est.fit(X, y)
+        try:
+            est.fit(X, y)
+        except ValueError as exc:
+            # the estimator's refusals of these settings (a dense solver's size limit, memory that
+            # cannot be had) are found before its work starts: bad input, like the options' own
+            raise UsageError(_one_line(exc)) from None
         # the fit itself is a fresh one from these weights, with the starts asked for
         return est.set_params(max_epochs=args.epochs, restarts=args.restarts)
     est = _load_model(args.resume, str(device))
@@ -330,7 +315,7 @@ def _fit(args: argparse.Namespace) -> int:
     if args.resume is None:
         n = X.shape[1]
         hidden = args.hidden if args.hidden is not None else demo.hidden if demo is not None else (n, n)
-        _check_memory((n, *hidden, 1), T, device)
+        _check_memory((n, *hidden, 1), T, device, f"--hidden {' '.join(map(str, hidden))}")
     threads = torch.get_num_threads()
     try:
         return _fit_run(args, device, X, y, input_names, target_name, what, demo)
@@ -599,8 +584,13 @@ def _predict(args: argparse.Namespace) -> int:
 def _gradcheck(args: argparse.Namespace) -> int:
     device = _device(args.device)
     dtype = {"float32": torch.float32, "float64": torch.float64}[args.dtype]
+    n = args.in_features
+    hidden = tuple(args.hidden) if args.hidden is not None else (n, n)
+    # the model is drawn on the CPU and moved: both hold it once, and autograd's pass a second time
+    for where in {torch.device("cpu"), device}:
+        _check_memory((n, *hidden, 1), args.points, where, "gradcheck", dtype)
     g = torch.Generator().manual_seed(args.seed)
-    model = SigmoidMLP(args.in_features, args.hidden, dtype=dtype, generator=g).to(device)
+    model = SigmoidMLP(n, hidden, dtype=dtype, generator=g).to(device)
     # random test points, and targets inside (0.1, 0.9) where the scaler puts real ones
     x = (0.1 + 0.8 * torch.rand(args.points, args.in_features, generator=g, dtype=dtype)).to(device)
     d = (0.1 + 0.8 * torch.rand(args.points, 1, generator=g, dtype=dtype)).to(device)

@@ -8,6 +8,7 @@ with what it was fitted on: the number of columns, their names, the targets' ran
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -162,7 +163,21 @@ def check_xy(est, X, y, sample_weight) -> tuple[Tensor, Tensor, Tensor | None, n
         )
     Y, y_1d = check_y(est, y, X)
     X, Y, s = _without_zero_weights(X, Y, check_weights(sample_weight, X.shape[0]))
+    check_span(X, "X")
+    check_span(Y, "y")
     return X, Y, s, names, y_1d
+
+
+def check_span(A: Tensor, name: str) -> None:
+    """Every column of ``A`` (``(T, F)``, finite) has a finite range ``max − min``, which the scaling
+    divides by; ``1e308`` and ``−1e308`` in one column do not."""
+    lo, hi = A.amin(dim=0), A.amax(dim=0)
+    for j, (a, b) in enumerate(zip(lo.tolist(), hi.tolist())):
+        if not math.isfinite(b - a):
+            raise ValueError(
+                f"{name}: column {j} spans {a:.4g} to {b:.4g}, a range (max - min) beyond the largest "
+                "float; rescale the column"
+            )
 
 
 def check_more_data(est, X, y, sample_weight) -> tuple[Tensor, Tensor, Tensor | None]:

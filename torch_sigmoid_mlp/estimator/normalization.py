@@ -64,8 +64,15 @@ class MinMaxScaler:
             raise ValueError("X holds no rows (T = 0): there is no range to fit")
         if not bool(torch.isfinite(X).all()):
             raise ValueError("X contains NaN or infinite values")
-        self.data_min_ = X.amin(dim=0)
-        self.data_max_ = X.amax(dim=0)
+        data_min, data_max = X.amin(dim=0), X.amax(dim=0)
+        if not bool(torch.isfinite(data_max - data_min).all()):
+            j = int((~torch.isfinite(data_max - data_min)).nonzero()[0, 0]) if X.dim() == 2 else 0
+            a, b = data_min.reshape(-1)[j].item(), data_max.reshape(-1)[j].item()
+            raise ValueError(
+                f"X: column {j} spans {a:.4g} to {b:.4g}, a range (max - min) beyond the largest float; "
+                "rescale the column"
+            )
+        self.data_min_, self.data_max_ = data_min, data_max
         return self
 
     def transform(self, X: Tensor) -> Tensor:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ..core._checks import check_integer, check_number
+from ..core.memory import check_device_has_data
 from ..training.distributed import default_device
 from ..training.solvers import METHODS
 
@@ -184,6 +185,7 @@ def check_device(device, name: str = "device") -> torch.device:
             )
     elif resolved.type == "mps" and not torch.backends.mps.is_available():
         raise ValueError(f"{name}={device!r} but MPS is not available here: use 'cpu' or 'auto'")
+    check_device_has_data(resolved, name)
     return resolved
 
 

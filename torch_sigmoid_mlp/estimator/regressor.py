@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import itertools
 import types
 import warnings
 from collections.abc import Callable
@@ -15,11 +16,18 @@ from torch import Tensor
 
 from ..core._flat import num_weights
 from ..core.functional import sigmoid_mlp
+from ..core.memory import check_memory
 from ..core.module import SigmoidMLP
 from ..training.distributed import is_distributed, shard
 from ..training.loop import COLLAPSED_R2, ConvergenceWarning, TrainResult, start_dir, train
 from ..training.results import _rank
-from ..training.solvers import CONVERGENCE, choose_method, choose_restarts, wants_second_opinion
+from ..training.solvers import (
+    CONVERGENCE,
+    check_dense_size,
+    choose_method,
+    choose_restarts,
+    wants_second_opinion,
+)
 from . import model_file
 from .checks import check_fitted, check_more_data, check_weights, check_X, check_xy, check_y
 from .model_file import HISTORY_KEPT
@@ -300,11 +308,18 @@ class SigmoidMLPRegressor:
                 that ``warm_start`` continues exactly.
             writer: a ``SummaryWriter`` to log the run to, left open (instead of ``logdir``);
                 a continued run's steps go on from the epochs it had taken.
+
+        Raises:
+            ValueError: bad data or parameters, found before any work: among them a ``solver``
+                ``"lm"``/``"br"`` network of more than ``LM_MAX_PARAMS`` weights, a network the free
+                memory cannot hold (:func:`~torch_sigmoid_mlp.core.memory.check_memory`), a device
+                with no data (``"meta"``), a column whose range overflows.
         """
         settings = self._settings()
         if self.warm_start and hasattr(self, "model_"):
             return self._continue(X, y, sample_weight, settings, callback, writer)
         X, Y, weights, names, y_1d = check_xy(self, X, y, sample_weight)
+        _refuse_before_work(self.solver, X.shape[1], Y.shape[1], X.shape[0], settings)
         lo, hi = settings.target_range
         self.x_scaler_ = MinMaxScaler(INPUT_RANGE).fit(X)
         self.y_scaler_ = MinMaxScaler((lo, hi)).fit(Y)
@@ -322,7 +337,7 @@ class SigmoidMLPRegressor:
         else:
             if hasattr(self, "widths_"):
                 del self.widths_  # an earlier hidden="auto" fit's, not this one's
-            hidden = settings.hidden if settings.hidden is not None else (max(DEFAULT_WIDTH, X.shape[1]),) * 2
+            (hidden,) = _hidden_layers(X.shape[1], settings)
             self.model_ = self._network(X.shape[1], hidden, Y.shape[1], settings)
             self.result_ = self._train(
                 X, Y, weights, settings, restarts=settings.restarts, callback=callback, writer=writer
@@ -331,9 +346,7 @@ class SigmoidMLPRegressor:
         return self
 
     def _network(self, n: int, hidden: tuple[int, ...], m: int, settings) -> SigmoidMLP:
-        return SigmoidMLP(
-            n, hidden, m, device=settings.device, dtype=settings.dtype, generator=self._generator
-        )
+        return _allocate(n, hidden, m, settings, self._generator)
 
     def _fit_widths(self, X, Y, weights, settings, callback, writer) -> None:
         """``hidden="auto"``: a fit for each of :func:`hidden_candidates`, smallest first, each from
@@ -632,7 +645,9 @@ class SigmoidMLPRegressor:
 
         Raises:
             ValueError: the file is missing, unreadable, truncated, damaged (its checksum does
-                not match), holds non-finite weights, or is not a saved regressor.
+                not match), holds non-finite weights, is not a saved regressor, or a field fails
+                its check (:func:`~torch_sigmoid_mlp.estimator.model_file.check_state`, which
+                names it), before anything is built from it.
         """
         return model_file.read(cls, path, device)
 
@@ -641,6 +656,35 @@ class SigmoidMLPRegressor:
     def _settings(self) -> types.SimpleNamespace:
         """The parameters checked by :func:`~torch_sigmoid_mlp.estimator.params.check_params`."""
         return check_params(self.get_params())
+
+
+def _hidden_layers(n: int, settings) -> list[tuple[int, ...]]:
+    """The hidden layers of every network ``fit`` builds for ``n`` inputs."""
+    if settings.hidden == "auto":
+        return hidden_candidates(n)
+    return [settings.hidden if settings.hidden is not None else (max(DEFAULT_WIDTH, n),) * 2]
+
+
+def _refuse_before_work(solver: str, n: int, m: int, T: int, settings) -> None:
+    """A ``ValueError`` for settings that cannot run, before anything is allocated: a dense solver's
+    size limit (:func:`~torch_sigmoid_mlp.solvers.check_dense_size`) and memory that is not free
+    (:func:`~torch_sigmoid_mlp.core.memory.check_memory`, the command line's estimate too)."""
+    for hidden in _hidden_layers(n, settings):
+        sizes = (n, *hidden, m)
+        check_dense_size(solver, sum(a * b for a, b in itertools.pairwise(sizes)))
+        check_memory(sizes, T, settings.device, settings.dtype)
+
+
+def _allocate(n: int, hidden: tuple[int, ...], m: int, settings, generator) -> SigmoidMLP:
+    """The network, or a ``ValueError`` where its memory cannot be had (the estimate is a lower bound:
+    the allocation itself may still fail)."""
+    try:
+        return SigmoidMLP(n, hidden, m, device=settings.device, dtype=settings.dtype, generator=generator)
+    except (MemoryError, torch.OutOfMemoryError, RuntimeError) as exc:
+        if isinstance(exc, RuntimeError) and "alloc" not in str(exc):
+            raise
+        sizes = "-".join(map(str, (n, *hidden, m)))
+        raise ValueError(f"not enough memory for a {sizes} network on {settings.device}") from exc
 
 
 def _second_opinion(model: SigmoidMLP, x: Tensor, d: Tensor, run: dict, result: TrainResult, seed: int):
@@ -678,11 +722,21 @@ def _second_opinion(model: SigmoidMLP, x: Tensor, d: Tensor, run: dict, result: 
 
 
 def _warn_if_far(result: TrainResult) -> None:
-    """A :class:`~torch_sigmoid_mlp.ConvergenceWarning` when the fit explains less than half of the
+    """A :class:`~torch_sigmoid_mlp.ConvergenceWarning` when the fit took no step (stopped at epoch 0 by
+    anything but ``tol``, ``max_epochs=0`` or a callback), or explains less than half of the
     targets' variance on the training points (``result.r2 < COLLAPSED_R2``).
 
     A fit that met its ``tol`` so is one whose targets vary little against ``tol`` (a near-constant
     output meets it, from the first epoch on); it is told so, rather than to try more starts."""
+    if result.epochs == 0 and result.stop_reason not in ("tol", "max_epochs", "callback"):
+        # no step was taken, whatever R² the initial weights score: never a silent non-fit
+        warnings.warn(
+            f"the fit took no step: solver {result.method!r} stopped by {result.stop_reason!r} at epoch 0, "
+            "so the weights are the initial ones. Try another solver, or check the data and sample_weight",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+        return
     if result.r2 is None or result.r2 >= COLLAPSED_R2 or result.stop_reason == "callback":
         return
     explains = (

@@ -50,6 +50,34 @@ def spread(d: Tensor, s: Tensor | None, *, reduce=None) -> float:
     return 0.5 * (S2 - S1.square() / S0).clamp_min(0).sum().item() if S0 > 0 else 0.0
 
 
+#: Sample weights whose mean ``s̄`` lies within ``[1/ORDINARY_WEIGHT, ORDINARY_WEIGHT]`` leave the
+#: solvers' constants as they are (see :func:`weight_unit`).
+ORDINARY_WEIGHT = 1e3
+
+
+def weight_unit(mean: float) -> float:
+    r"""The unit the solvers' absolute constants are measured in, for sample weights of mean ``s̄``:
+
+    .. code-block:: text
+
+        u = s̄ / clamp(s̄, 1/B, B),   B = ORDINARY_WEIGHT         (u = 1 for 1/B ≤ s̄ ≤ B)
+
+    ``E_s``, ``∇E_s``, ``JᵀSJ`` and ``JᵀSe`` scale with a uniform weight ``s_t = c``, and so would the
+    constants compared with them (LM's ``μ``, Adam's ``eps``, L-BFGS's thresholds) if a fit is to go
+    the same way at every ``c``. Within the band they stay as they are, so that integer weights take
+    exactly the steps of the repeated points (a weight is a repeated point, whose ``s̄`` is 1); beyond it
+    they scale with ``s̄``, so that ``c = 10²⁰`` steps as ``c = B`` does and ``c = 10⁻²⁰`` as ``c = 1/B``.
+    Continuous in ``s̄``.
+
+    Example::
+
+        >>> from torch_sigmoid_mlp.training.objective import weight_unit
+        >>> weight_unit(1.0), weight_unit(7.5), weight_unit(1e20), weight_unit(4e-3)
+        (1.0, 1.0, 1e+17, 1.0)
+    """
+    return mean / min(max(mean, 1 / ORDINARY_WEIGHT), ORDINARY_WEIGHT)
+
+
 class Objective:
     r"""``E_s``, ``max_t |e(t)|``, ``∇E_s`` and ``JᵀSJ``, ``JᵀSe`` over the test points of every rank.
 
@@ -153,6 +181,16 @@ class Objective:
                 return sums
 
         return spread(self.d, self.s, reduce=reduce)
+
+    def weight_unit(self) -> float:
+        """:func:`weight_unit` of this objective's weights (over every rank): ``1`` without them."""
+        if self.s is None:
+            return 1.0
+        total = self.s.double().sum()
+        if self.distributed and is_distributed():
+            total = total.to(self.weights[0].device)
+            dist.all_reduce(total)
+        return weight_unit(total.item() / self.T)
 
     def accumulate_gradients(self, E: Tensor | None = None) -> tuple[Tensor, Tensor]:
         r"""Add this process's ``∂E_s/∂W^(l)`` into each ``W^(l).grad``, a chunk at a time, and return

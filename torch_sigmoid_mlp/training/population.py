@@ -22,10 +22,10 @@ import torch
 from torch import Tensor
 
 from . import population_lm
-from .objective import spread
+from .objective import spread, weight_unit
 from .population_steps import AdaptiveDescent, OptimizerStep, PopulationStep, Rprop, SteepestDescent
 from .results import TrainResult, _rank
-from .solvers import _DEFAULT_LR
+from .solvers import _DEFAULT_LR, ADAM_EPS
 
 __all__ = ["UNTIL", "batched", "check_population_run", "make_population_step", "summary", "train_population"]
 
@@ -55,7 +55,8 @@ def make_population_step(method: str, weights, x, d, s, *, lr, options: dict | N
     lr = _DEFAULT_LR[method] if lr is None else lr
     if method == "rprop":
         return Rprop(weights, x, d, s, lr=lr, **options)
-    optimizer = torch.optim.Adam(weights, lr=lr, **options)
+    unit = 1.0 if s is None else weight_unit(s.double().mean().item())  # as a single run's
+    optimizer = torch.optim.Adam(weights, lr=lr, **{"eps": ADAM_EPS * unit, **options})
     return OptimizerStep(weights, x, d, s, optimizer=optimizer, method=method)
 
 
@@ -219,6 +220,8 @@ def _epochs(state: _Run, run: dict, until: str, log) -> None:
         step.step(state.active)
         for k, reason in step.stopped.items():
             state.stop(k, epoch, reason)
+        if not state.running:  # every member found no step in this epoch (μ_max together)
+            return
 
 
 def _results(state: _Run, spread: float, seconds: float, *, final: bool = False) -> list:

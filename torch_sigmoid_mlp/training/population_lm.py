@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from ..core.functional import _sigmoid_backward
-from .objective import spread
+from .objective import spread, weight_unit
 from .population_steps import PopulationStep
 from .results import COLLAPSED_R2
 from .solvers import LM_MAX_PARAMS
@@ -52,6 +52,8 @@ class LevenbergMarquardt(PopulationStep):
         self.s = None if s is None else s.detach().reshape(-1, 1)  # (T, 1)
         self.mu_increase, self.mu_decrease, self.mu_max = mu_increase, mu_decrease, mu_max
         self.mu = torch.full((self.K,), float(mu), dtype=torch.float64)  # μ_k
+        # μ_k in the weights' unit, as the single network's (objective.weight_unit)
+        self._unit = 1.0 if s is None else weight_unit(s.double().mean().item())
         self._numels = [W[0].numel() for W in self.plain]
         self._everyone = torch.arange(self.K)
 
@@ -182,7 +184,7 @@ class LevenbergMarquardt(PopulationStep):
             else:
                 at = torch.tensor(pending)
                 damped, w_at, rhs_at, F_at, seeking = M[at], w[at], rhs[at], F_k[at], idx[at]
-            mu_at = torch.tensor([mu[j] for j in pending], dtype=M.dtype)
+            mu_at = torch.tensor([mu[j] * self._unit for j in pending], dtype=M.dtype)
             damped.diagonal(dim1=-2, dim2=-1).add_(mu_at[:, None])
             factor, info = torch.linalg.cholesky_ex(damped, upper=True)  # M + μ_k I, each its own μ_k
             trial = (w_at + torch.cholesky_solve(rhs_at[..., None], factor, upper=True)[..., 0]).to(dtype)

@@ -46,6 +46,7 @@ __all__ = [
     "OptimizerStep",
     "SteepestDescent",
     "Step",
+    "check_dense_size",
     "choose_method",
     "choose_restarts",
     "make_step",
@@ -58,6 +59,18 @@ METHODS = ("sgd", "adaptive", "rprop", "adam", "lbfgs", "lm", "br")
 #: The most weights ``P`` Levenberg–Marquardt and Bayesian regularisation accept: each epoch
 #: factorises a dense ``P×P`` matrix in float64, ``8·P²`` bytes and ``P³/3`` flops.
 LM_MAX_PARAMS = 4000
+
+
+def check_dense_size(method: str, P: int) -> None:
+    """Refuse ``"lm"``/``"br"`` for a network of more than :data:`LM_MAX_PARAMS` weights, before its
+    ``P×P`` system is allocated (the estimator asks before it builds the network)."""
+    if method in ("lm", "br") and P > LM_MAX_PARAMS:
+        raise ValueError(
+            f"method={method!r} solves a dense P×P system each epoch, and this network has "
+            f"P = {P} weights, more than LM_MAX_PARAMS = {LM_MAX_PARAMS} (memory grows as P², "
+            f"time as P³); use method='sgd' or 'lbfgs' for a network this large"
+        )
+
 
 #: ``"auto"`` takes a dense ``P×P`` solver up to this many weights (see :func:`choose_method`).
 AUTO_DENSE_PARAMS = 1500
@@ -347,27 +360,39 @@ class OptimizerStep(Step):
     first time it is asked at ``w_k``. The optimizer's ``state_dict`` is the step's.
     """
 
-    def __init__(self, objective: Objective, optimizer: torch.optim.Optimizer, method: str) -> None:
+    def __init__(
+        self, objective: Objective, optimizer: torch.optim.Optimizer, method: str, *, unit: float = 1.0
+    ) -> None:
         self.objective, self.optimizer, self.method = objective, optimizer, method
         self._fresh: Tensor | None = None
+        # the optimizer sees E_s/unit and its gradient (L-BFGS: the weights' unit, objective.weight_unit)
+        self._unit = unit
 
     def evaluate(self) -> tuple[Tensor, Tensor]:
-        E, max_error = self.objective.gradient()
+        E, max_error = self._gradient()
         self._fresh = E
+        return E, max_error
+
+    def _gradient(self) -> tuple[Tensor, Tensor]:
+        E, max_error = self.objective.gradient()
+        if self._unit != 1.0:
+            torch._foreach_div_(self.objective.gradients(), self._unit)
         return E, max_error
 
     def _closure(self) -> Tensor:
         if self._fresh is not None:  # E_s and ∇E_s at w_k are in place already
             E, self._fresh = self._fresh, None
-            return E
-        return self.objective.gradient()[0]
+        else:
+            E = self._gradient()[0]
+        return E if self._unit == 1.0 else E / self._unit
 
     def step(self) -> None:
         self.optimizer.step(self._closure)
         self._fresh = None
 
     def gradients(self) -> list[Tensor]:
-        return self.objective.gradients()
+        grads = self.objective.gradients()
+        return grads if self._unit == 1.0 else torch._foreach_mul(grads, self._unit)
 
     def metrics(self) -> dict[str, float]:
         return {"lr": float(self.optimizer.param_groups[0]["lr"])}
@@ -463,12 +488,7 @@ class LevenbergMarquardt(Step):
         mu_decrease: float = 0.1,
         mu_max: float = 1e10,
     ) -> None:
-        if objective.P > LM_MAX_PARAMS:
-            raise ValueError(
-                f"method={self.method!r} solves a dense P×P system each epoch, and this network has "
-                f"P = {objective.P} weights, more than LM_MAX_PARAMS = {LM_MAX_PARAMS} (memory grows as P², "
-                f"time as P³); use method='sgd' or 'lbfgs' for a network this large"
-            )
+        check_dense_size(self.method, objective.P)
         check_number(mu, "mu")
         if not mu_increase > 1:
             raise ValueError(f"mu_increase must be > 1, got {mu_increase!r}")
@@ -477,6 +497,8 @@ class LevenbergMarquardt(Step):
             raise ValueError(f"mu_max must exceed mu ({mu!r}), got {mu_max!r}")
         self.objective = objective
         self.mu, self.mu_increase, self.mu_decrease, self.mu_max = mu, mu_increase, mu_decrease, mu_max
+        # μ in the weights' unit u (Objective.weight_unit): (JᵀSJ + μ·u I) steps alike at any scale
+        self._unit = objective.weight_unit()
         self._plain = [W.detach() for W in objective.weights]
         self._numels = [W.numel() for W in self._plain]  # each W^(l)'s share of w
         self._known: tuple[Tensor, Tensor] | None = None  # E_s and max |e| at the accepted w_{k+1}
@@ -517,7 +539,7 @@ class LevenbergMarquardt(Step):
         F_k = self._objective_value(E.item(), w)
         damped = torch.empty_like(M)  # M + μI, written in place for each μ tried
         while True:
-            damped.copy_(M).diagonal().add_(self.mu)
+            damped.copy_(M).diagonal().add_(self.mu * self._unit)
             factor, info = torch.linalg.cholesky_ex(damped)
             # A failed factorisation (μ too small for rounding) counts as a rejected step.
             if info.item() == 0:
@@ -824,6 +846,9 @@ class BayesianRegularization(LevenbergMarquardt):
 #: ``lr=None`` defaults of the optimizers ``train`` builds: Rprop's is its first step ``Δ_0`` (FANN's
 #: ``rprop_delta_zero``), L-BFGS's the line search's first trial step.
 _DEFAULT_LR = {"rprop": 0.1, "adam": 0.01, "lbfgs": 1.0}
+#: torch's default of Adam's ``eps``: it is added to ``√v``, which scales with ``∇E_s`` and so with the
+#: weights; :func:`make_step` multiplies it by :meth:`Objective.weight_unit`
+ADAM_EPS = 1e-8
 
 
 def make_step(
@@ -872,10 +897,12 @@ def make_step(
         name = "sgd"
     else:
         lr = _DEFAULT_LR[method] if lr is None else lr
+        # torch's absolute thresholds, in the weights' unit (1 for weights of ordinary size)
+        unit = objective.weight_unit()
         if method == "rprop":
             optimizer = torch.optim.Rprop(params, lr=lr, **{"step_sizes": (1e-6, 50.0), **options})
         elif method == "adam":
-            optimizer = torch.optim.Adam(params, lr=lr, **options)
+            optimizer = torch.optim.Adam(params, lr=lr, **{"eps": ADAM_EPS * unit, **options})
         else:
             if batch_size is not None:
                 raise ValueError("method='lbfgs' takes full-batch steps: batch_size must be None")
@@ -888,6 +915,9 @@ def make_step(
                 **options,
             }
             optimizer = torch.optim.LBFGS(params, lr=lr, **options)
+            # L-BFGS's own constants are absolute (its first step 1/‖g‖₁, a curvature pair kept only
+            # where sᵀy > 1e-10): it minimises E_s/unit, whose scale the weights do not change
+            return OptimizerStep(objective, optimizer, method, unit=unit)
         name = method
     if batch_size is not None:
         return MiniBatches(
