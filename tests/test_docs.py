@@ -109,6 +109,7 @@ MATH_PAGES = (
     "cli",
     "api",
     "interoperability",
+    "deploying",
 )
 
 #: ``<link rel=...>`` kinds that a browser fetches.
