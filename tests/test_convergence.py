@@ -140,7 +140,7 @@ def reference_br_minimum(
         weights = [p.reshape(s) for p, s in zip(w.split(sizes), shapes)]
         return sigmoid_mlp_autograd(x, weights).reshape(-1)
 
-    w, mu, N = flat(model).clone(), mu0, d.numel()
+    w, mu, nu, N = flat(model).clone(), mu0, 2.0, d.numel()
     E_D = lambda w: (d.reshape(-1) - F(w)).square().sum().item()  # noqa: E731
     E_W = lambda w: [w[layer == l].square().sum().item() for l in range(len(sizes))]  # noqa: E731
     alphas, beta, searching, plateau = [0.0] * len(sizes), 1.0, True, 0
@@ -163,16 +163,22 @@ def reference_br_minimum(
         objective = lambda w, D=D, beta=beta: beta * E_D(w) + (D * w.square()).sum().item()  # noqa: E731
         before = E_D(w)
         while True:
-            dw = torch.linalg.solve(J.T @ J + torch.diag(D / beta + mu), J.T @ e - (D / beta) * w)
+            rhs = J.T @ e - (D / beta) * w
+            dw = torch.linalg.solve(J.T @ J + torch.diag(D / beta + mu), rhs)
             if objective(w + dw) < objective(w):
-                w, mu = w + dw, mu * 0.1
+                # Nielsen's rule: ρ, the decrease over the quadratic model's (of F/(2β)), sets μ's cut,
+                # in steps of 2^(1/4)
+                rho = (objective(w) - objective(w + dw)) / (2 * beta) / (0.5 * dw @ (mu * dw + rhs)).item()
+                factor = 1 - (2 * min(rho, 1.0) - 1) ** 3
+                mu *= 1 / 3 if factor <= 1 / 3 else max(1 / 3, 2 ** (round(4 * math.log2(factor)) / 4))
+                w, nu = w + dw, 2.0
                 break
-            mu *= 10
+            mu, nu = mu * nu, 2 * nu
         if searching:
             plateau = plateau + 1 if before - E_D(w) < search_tol * before else 0
             if (plateau and E_D(w) <= constant / 2) or plateau >= patience:
                 alphas = [n / (2 * e) for n, e in zip(sizes, E_W(w))]
-                beta, searching, mu = N / (2 * E_D(w)), False, mu0
+                beta, searching, mu, nu = N / (2 * E_D(w)), False, mu0, 2.0
                 J = torch.func.jacrev(F)(w)  # at the first minimum
                 alphas, beta, gammas = estimate(w, alphas, beta, J.T @ J)
         else:  # as trainbr: H from the JᵀJ the step was solved with
@@ -193,11 +199,12 @@ def test_br_start_minimum_equals_the_dense_reference():
     assert state["beta"] == pytest.approx(beta, rel=1e-6)
 
 
-@pytest.mark.parametrize("seed", [17, 29])
+@pytest.mark.parametrize("seed", [15, 29])
 def test_the_search_for_a_first_minimum_does_not_stop_on_a_plateau_above_half_the_variance(seed):
-    """LM from small weights crosses plateaus of an epoch or two. On these starts the search used to
-    end on one, at ``E`` near the best constant's, and BR begun there shrank the network to a
-    constant (training ``R²`` −0.03). It now goes on until the fit explains half the variance."""
+    """LM from small weights crosses plateaus of an epoch or two. On starts like these the search
+    used to end on one, at ``E`` near the best constant's, and BR begun there shrank the network to a
+    constant (training ``R²`` −0.03). It now goes on until the fit explains half the variance. (Seeds
+    on whose path LM, with Nielsen's damping, crosses such a plateau before the search ends.)"""
     model, x, _ = problem(T=30, hidden=(8, 8), seed=seed)
     d = 0.5 + 0.35 * torch.cos(6 * x)
     spread = 0.5 * (d - d.mean()).square().sum().item()

