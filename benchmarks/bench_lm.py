@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import itertools
 import json
 import statistics
 import sys
@@ -221,12 +222,13 @@ def floor_epoch(Ws, x, d, trials: list[int], estimate: int, numels: list[int]) -
         ys.append(torch.bmm(ys[-1], W.mT).sigmoid_())  # y^(l+1), (K, T, size_{l+1})
     e = d - ys[-1]  # (K, T, 1)
     delta = ys[-1] * (1 - ys[-1])  # δ^(L) of the unit error, (K, T, 1)
-    blocks = []
+    J = x.new_empty(K, T, sum(numels))  # (K, T, P)
+    ends = list(itertools.accumulate(numels))
     for l in range(len(Ws) - 1, -1, -1):
-        blocks.append((delta[..., :, None] * ys[l][..., None, :]).flatten(-2))  # rows δ ⊗ y
+        block = J[..., ends[l] - numels[l] : ends[l]].unflatten(-1, Ws[l].shape[1:])
+        torch.mul(delta[..., :, None], ys[l][..., None, :], out=block)  # rows δ ⊗ y, written into J
         if l > 0:
             delta = torch.bmm(delta, Ws[l]) * ys[l] * (1 - ys[l])  # δ^(l)
-    J = torch.cat(blocks[::-1], -1)  # (K, T, P)
     A = J.mT @ J  # (K, P, P)
     g = (J.mT @ e)[..., 0]  # (K, P)
     eye = torch.eye(A.shape[-1], dtype=A.dtype)

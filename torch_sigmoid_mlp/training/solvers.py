@@ -806,9 +806,14 @@ class BayesianRegularization(LevenbergMarquardt):
     def _estimate(self, A: Tensor, w: Tensor, E: float) -> None:
         """``γ_l`` from ``H`` at ``w``, then ``α_l, β``."""
         H = self._hessian(A, w)
-        factor, info = torch.linalg.cholesky_ex(H)
-        inverse = torch.cholesky_inverse(factor) if info.item() == 0 else torch.linalg.pinv(H, hermitian=True)
-        traces = [part.sum().item() for part in inverse.diagonal().split(self._numels)]  # tr_l(H⁻¹)
+        U, info = torch.linalg.cholesky_ex(H, upper=True)  # H = UᵀU
+        if info.item() == 0:
+            # H⁻¹ = U⁻¹U⁻ᵀ: (H⁻¹)_ii is the squared norm of row i of U⁻¹, one triangular solve
+            eye = torch.eye(H.shape[0], dtype=H.dtype, device=H.device)
+            diagonal = torch.linalg.solve_triangular(U, eye, upper=True).square().sum(1)  # diag(H⁻¹), (P,)
+        else:
+            diagonal = torch.linalg.pinv(H, hermitian=True).diagonal()
+        traces = [part.sum().item() for part in diagonal.split(self._numels)]  # tr_l(H⁻¹)
         gammas = [min(max(n - 2 * a * t, 0.0), n) for n, a, t in zip(self._numels, self.alphas, traces)]
         self._update(gammas, w, E)
 
