@@ -715,8 +715,13 @@ class BayesianRegularization(LevenbergMarquardt):
         return self._searching
 
     def _decay(self, w: Tensor) -> Tensor:
-        """``D_α`` as a vector: each weight's ``α_l``, ``(P,)``."""
-        return torch.cat([w.new_full((n,), a) for a, n in zip(self.alphas, self._numels)])
+        """``D_α`` as a vector: each weight's ``α_l``, ``(P,)``; built again only when an ``α_l`` changed
+        (an epoch reads it several times)."""
+        key = (tuple(self.alphas), w.dtype, w.device)
+        if getattr(self, "_decay_key", None) != key:
+            self._decay_key = key
+            self._decay_vector = torch.cat([w.new_full((n,), a) for a, n in zip(self.alphas, self._numels)])
+        return self._decay_vector
 
     def _first_alphas(self, w: Tensor) -> list[float]:
         """trainbr's first ``α_l = P_l / (2·E_W^(l))`` at ``w`` (``E_W^(l)`` kept above 0)."""
