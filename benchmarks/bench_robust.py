@@ -6,7 +6,8 @@ points (and noise) and seeds every contender's initial weights. The families:
 
 - **clean**: smooth 1-, 2- and 3-D functions at several frequencies, ``T`` from 30 to 400 points
   drawn uniformly; scored by the ``R²`` on a dense grid of the domain. A fit *succeeds* with
-  ``R² ≥ 0.999``.
+  ``R² ≥ 0.999``. Among them valley-shaped 1-D targets (the cubic ``t³ − t``, a smoothed ramp, a
+  smoothed step), along whose valleys second-order steps crawl.
 - **noisy**: the same kinds of function with Gaussian noise on the measurements; scored by the
   ``R²`` of the prediction against the *true* function on the grid.
 - **teacher**: SPEC's realizable setting, a ``SigmoidMLP(3)`` teacher with 200 points and ``tol=0.01``;
@@ -121,10 +122,18 @@ def problems() -> list[Problem]:
         ("exp(−4x²)", lambda X: np.exp(-4 * X[:, 0] ** 2)),
         ("tanh 2x + x/3", lambda X: np.tanh(2 * X[:, 0]) + X[:, 0] / 3),
     ]
+    # valleys: targets where LM's steps crawl along a curved valley for hundreds of epochs
+    valleys = [
+        ("t³ − t, t = 1.5x", lambda X: (1.5 * X[:, 0]) ** 3 - 1.5 * X[:, 0]),
+        ("softplus ramp log(1 + e^4x)/4", lambda X: np.logaddexp(0, 4 * X[:, 0]) / 4),
+        ("smooth step tanh 5x", lambda X: np.tanh(5 * X[:, 0])),
+    ]
     out = []
     for T in (30, 100, 400):
         for i, (name, f) in enumerate(f1):
             out.append(smooth(name, f, 1, T, quick=T == 100 and i < 2))
+        out.append(smooth(*valleys[0], 1, T, quick=T == 100))
+    out += [smooth(name, f, 1, 100) for name, f in valleys[1:]]
     bump = lambda X: np.exp(-2 * (X[:, 0] ** 2 + X[:, 1] ** 2))  # noqa: E731
     wave = lambda X: np.sin(2 * X[:, 0]) * np.cos(1.5 * X[:, 1])  # noqa: E731
     three = lambda X: np.sin(2 * X[:, 0]) + X[:, 2] * np.cos(2 * X[:, 1])  # noqa: E731

@@ -59,28 +59,54 @@ def F_of(x, shapes):
 # -- references -----------------------------------------------------------------------------------
 
 
-def reference_lm(model, x, d, epochs, mu=1e-3, s=None):
+class Damping:
+    """How μ follows a trial step: Nielsen's rule (1999) or MATLAB trainlm's fixed factors."""
+
+    def __init__(self, rule="trainlm", mu=1e-3):
+        self.rule, self.mu, self.nu = rule, mu, 2.0
+
+    def accepted(self, actual, dw, rhs):
+        if self.rule == "trainlm":
+            self.mu *= 0.1
+            return
+        predicted = 0.5 * (dw @ (self.mu * dw + rhs)).item()  # the quadratic model's decrease
+        rho = actual / predicted
+        factor = 1 - (2 * min(rho, 1.0) - 1) ** 3
+        # in steps of 2^(1/4), so that rounding in ρ does not carry into μ
+        self.mu *= 1 / 3 if factor <= 1 / 3 else max(1 / 3, 2 ** (round(4 * math.log2(factor)) / 4))
+        self.nu = 2.0
+
+    def rejected(self):
+        if self.rule == "trainlm":
+            self.mu *= 10
+        else:
+            self.mu, self.nu = self.mu * self.nu, 2 * self.nu
+
+
+def reference_lm(model, x, d, epochs, mu=1e-3, s=None, damping="trainlm"):
     """SPEC's Levenberg–Marquardt with a dense Jacobian from jacrev; returns the flat weights and μ."""
     F = F_of(x, shapes_of(model))
     w = flat(model).clone()
     s = torch.ones(x.shape[0], dtype=w.dtype) if s is None else s
     S = s.repeat_interleave(d.shape[1])
     E = lambda w: 0.5 * (S * (d.reshape(-1) - F(w)).square()).sum()  # noqa: E731
+    rule = Damping(damping, mu)
     for _ in range(epochs):
         J = torch.func.jacrev(F)(w)
         e = d.reshape(-1) - F(w)
         while True:
-            dw = torch.linalg.solve(
-                J.T @ (S[:, None] * J) + mu * torch.eye(w.numel(), dtype=w.dtype), J.T @ (S * e)
-            )
+            rhs = J.T @ (S * e)
+            damped = J.T @ (S[:, None] * J) + rule.mu * torch.eye(w.numel(), dtype=w.dtype)
+            dw = torch.linalg.solve(damped, rhs)
             if E(w + dw) < E(w):
-                w, mu = w + dw, mu * 0.1
+                rule.accepted((E(w) - E(w + dw)).item(), dw, rhs)
+                w = w + dw
                 break
-            mu *= 10
-    return w, mu
+            rule.rejected()
+    return w, rule.mu
 
 
-def reference_br(model, x, d, epochs, mu=1e-3):
+def reference_br(model, x, d, epochs, mu=1e-3, damping="trainlm"):
     """Bayesian regularisation written out densely: one α per layer, trainbr's start; w, μ, α_l, β, γ_l."""
     F = F_of(x, shapes_of(model))
     w = flat(model).clone()
@@ -98,6 +124,7 @@ def reference_br(model, x, d, epochs, mu=1e-3):
     alphas = [g / (2 * e) for g, e in zip(gammas, E_W(w))]
     beta = (N - P) / (2 * E_D(w))
     beta = beta if beta > 0 else 1.0
+    rule = Damping(damping, mu)
 
     for _ in range(epochs):
         J = torch.func.jacrev(F)(w)
@@ -109,11 +136,14 @@ def reference_br(model, x, d, epochs, mu=1e-3):
             return beta * E_D(w) + (D * w.square()).sum().item()
 
         while True:
-            dw = torch.linalg.solve(A + torch.diag(D / beta + mu), J.T @ e - (D / beta) * w)
+            rhs = J.T @ e - (D / beta) * w
+            dw = torch.linalg.solve(A + torch.diag(D / beta + rule.mu), rhs)
             if objective(w + dw) < objective(w):
-                w, mu = w + dw, mu * 0.1
+                # the system is the quadratic model of F/(2β)
+                rule.accepted((objective(w) - objective(w + dw)) / (2 * beta), dw, rhs)
+                w = w + dw
                 break
-            mu *= 10
+            rule.rejected()
         H_inv = torch.linalg.inv(2 * beta * A + 2 * torch.diag(D))
         gammas = [
             n - 2 * a * H_inv.diagonal()[layer == l].sum().item()
@@ -121,7 +151,7 @@ def reference_br(model, x, d, epochs, mu=1e-3):
         ]
         alphas = [g / (2 * e) for g, e in zip(gammas, E_W(w))]
         beta = (N - sum(gammas)) / (2 * E_D(w))
-    return w, mu, alphas, beta, gammas
+    return w, rule.mu, alphas, beta, gammas
 
 
 def reference_optim(model, x, d, epochs, make, closure_steps=False):
@@ -175,6 +205,14 @@ def test_lm_equals_the_dense_reference():
     result = train(model, x, d, method="lm", max_epochs=4)
     assert (result.method, result.epochs) == ("lm", 4)
     torch.testing.assert_close(flat(model), w_ref, **TOL, msg="LM weights after 4 epochs")
+    assert result.solver_state["mu"] == pytest.approx(mu_ref, rel=1e-12)
+
+
+def test_lm_with_nielsen_damping_equals_the_dense_reference():
+    model, x, d = problem(seed=1)
+    w_ref, mu_ref = reference_lm(model, x, d, epochs=4, damping="nielsen")
+    result = train(model, x, d, method="lm", max_epochs=4, options={"damping": "nielsen"})
+    torch.testing.assert_close(flat(model), w_ref, **TOL, msg="LM (Nielsen's damping) after 4 epochs")
     assert result.solver_state["mu"] == pytest.approx(mu_ref, rel=1e-12)
 
 

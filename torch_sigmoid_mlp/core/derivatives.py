@@ -142,6 +142,11 @@ def jacobian(model, x: Tensor) -> Tensor:
                 [ 0.0021,  0.0009,  0.0042,  0.0019, -0.0078, -0.0009,  0.0248,  0.0029,
                   0.0904,  0.1298]])
     """
+    return jacobian_and_output(model, x)[0]
+
+
+def jacobian_and_output(model, x: Tensor) -> tuple[Tensor, Tensor]:
+    """:func:`jacobian` and ``y^(L)`` ``(T, m)``, the forward pass's own output, from one pass."""
     weights, ys = _signals(model, x)
     T, m = ys[-1].shape
     units = torch.eye(m, dtype=ys[-1].dtype, device=ys[-1].device)  # u_k, (m, m)
@@ -157,7 +162,7 @@ def jacobian(model, x: Tensor) -> Tensor:
         block = J[:, :, offset : offset + size].unflatten(-1, (delta.shape[-1], y.shape[-1]))
         torch.mul(delta.transpose(0, 1)[..., :, None], y[:, None, None, :], out=block)
         offset += size
-    return J.reshape(T * m, P)  # row t·m + k
+    return J.reshape(T * m, P), ys[-1]  # row t·m + k
 
 
 def hvp(model, x: Tensor, d: Tensor, v: Sequence[Tensor]) -> list[Tensor]:

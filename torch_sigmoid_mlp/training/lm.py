@@ -44,9 +44,10 @@ def levenberg_marquardt(
     max_epochs: int = 1000,
     tol: float | None = None,
     mu: float = 1e-3,
-    mu_increase: float = 10.0,
-    mu_decrease: float = 0.1,
+    mu_increase: float | None = None,
+    mu_decrease: float | None = None,
     mu_max: float = 1e10,
+    damping: str = "trainlm",
 ) -> LMResult:
     r"""Minimise ``E(w) = 1/2 · Σ_t ‖d_t − F(x_t; w)‖²`` by Levenberg–Marquardt steps, in place.
 
@@ -58,12 +59,15 @@ def levenberg_marquardt(
     .. code-block:: text
 
         (JᵀJ + μI) Δw = Jᵀe              by Cholesky
-        w ← w + Δw                       if E(w + Δw) < E(w), then μ ← μ · mu_decrease
-        μ ← μ · mu_increase, solve again  otherwise, until μ > μ_max
+        w ← w + Δw, μ ← μ · mu_decrease  if E(w + Δw) < E(w)
+        μ ← μ · mu_increase, solve again otherwise, until μ > μ_max
 
     Small ``μ`` is a Gauss–Newton step, large ``μ`` a short steepest-descent step ``Jᵀe / μ``.
-    The defaults are MATLAB's ``trainlm``. Like :func:`~torch_sigmoid_mlp.train`, each epoch
-    starts from one forward pass at the current weights and stops *before* updating when
+    ``damping="nielsen"`` takes Nielsen's rule instead: ``μ ← μ · max(mu_decrease, 1 − (2ρ − 1)³)``
+    after an accepted step, where ``ρ`` is the decrease of ``E`` over the one the step's quadratic
+    model predicts, and ``μ ← μ · ν, ν ← 2ν`` after a rejected one.
+    ``μ = 10⁻³`` and ``μ_max = 10¹⁰`` are MATLAB's ``trainlm``'s. Like :func:`~torch_sigmoid_mlp.train`,
+    each epoch starts from one forward pass at the current weights and stops *before* updating when
     ``max_t |y^(L)(t) − d_t| < tol``. The system is solved in float64 whatever the model's
     dtype: ``JᵀJ`` squares the condition number of ``J``, which float32 cannot carry once ``μ``
     is small.
@@ -76,9 +80,14 @@ def levenberg_marquardt(
         max_epochs: the most updates to take.
         tol: stop once every ``|y^(L)(t) − d_t| < tol``; ``None`` never stops on it.
         mu: the initial damping ``μ > 0``.
-        mu_increase: factor ``> 1`` applied to ``μ`` after a step that does not lower ``E``.
-        mu_decrease: factor in ``(0, 1)`` applied to ``μ`` after a step that does.
+        mu_increase: factor ``> 1`` applied to ``μ`` after a step that does not lower ``E`` (with
+            ``"nielsen"`` the first of a run of them, doubled each time); ``None``: 10, or 2 for
+            ``"nielsen"``.
+        mu_decrease: factor in ``(0, 1)`` applied to ``μ`` after a step that does (with ``"nielsen"``
+            the largest cut); ``None``: 0.1, or 1/3 for ``"nielsen"``.
         mu_max: give up (``stop_reason="mu_max"``) once ``μ`` exceeds it.
+        damping: ``"trainlm"`` (default) or ``"nielsen"``
+            (:class:`~torch_sigmoid_mlp.solvers.LevenbergMarquardt`).
 
     Returns:
         An :class:`LMResult`.
@@ -103,7 +112,8 @@ def levenberg_marquardt(
         y = model(x[:1])
     if d.shape[1:] != y.shape[1:] or d.shape[0] != x.shape[0]:
         raise ValueError(f"d has shape {tuple(d.shape)}, expected {(x.shape[0], *y.shape[1:])}")
-    options = {"mu": mu, "mu_increase": mu_increase, "mu_decrease": mu_decrease, "mu_max": mu_max}
+    options = {"mu": mu, "mu_increase": mu_increase, "mu_decrease": mu_decrease, "mu_max": mu_max,
+               "damping": damping}  # fmt: skip
     result = train(model, x, d, method="lm", max_epochs=max_epochs, tol=tol, options=options)
     return LMResult(
         result.epochs,

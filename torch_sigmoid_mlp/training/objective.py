@@ -22,7 +22,7 @@ from torch import Tensor
 
 from ..core._checks import check_integer
 from ..core._flat import num_weights
-from ..core.derivatives import jacobian
+from ..core.derivatives import jacobian, jacobian_and_output
 from ..core.functional import sse_loss
 from .ranks import FlatGradients, all_reduce_max, is_distributed
 
@@ -119,6 +119,12 @@ class Objective:
             self.T = int(T.item())
         self.N = self.T * d.shape[1]
         self._grads: FlatGradients | None = None
+        # all the points in one block on the model's device, one process: the epoch's sums need no
+        # accumulation over chunks or ranks, and the solvers of small networks run on this path
+        on_device = all(t is None or t.device == self.weights[0].device for t in (x, d, sample_weight))
+        self._whole = None
+        if on_device and not (distributed and is_distributed()) and (chunk_size or math.inf) >= x.shape[0]:
+            self._whole = (x, d, None if sample_weight is None else sample_weight[:, None])
 
     # -- the pieces ---------------------------------------------------------------------------------
 
@@ -158,6 +164,10 @@ class Objective:
 
         ``rows`` points per forward pass (default ``chunk_size``, or all at once).
         """
+        if self._whole is not None and (rows or math.inf) >= self.T:
+            x, d, s = self._whole
+            with torch.no_grad():
+                return self._terms(self.model(x), d, s)  # y^(L) = F(x; w), (T, m)
         E, max_error = self._zeros()
         with torch.no_grad():
             for x, d, s in self._chunks(rows):
@@ -238,6 +248,22 @@ class Objective:
                 W.grad = None
             self._grads = None
 
+    def _gauss_newton_whole(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """:meth:`gauss_newton` with every point in one block: ``y^(L)`` from the Jacobian's own
+        forward pass (the ``"manual"`` backend's), no sums over chunks."""
+        x, d, s = self._whole
+        with torch.no_grad():
+            J, y = jacobian_and_output(self.model, x)  # (T·m, P), y^(L) (T, m)
+            if self.model.backend != "manual":
+                y = self.model(x)  # the backend's own forward, to the last bit
+            E, max_error = self._terms(y, d, s)
+            J = J.double()
+            e = (d - y).double().reshape(-1)  # (T·m,)
+            if s is not None:
+                rows = s.double().expand(-1, d.shape[1]).reshape(-1)  # s_t for each row (t, i), (T·m,)
+                return J.T @ (J * rows[:, None]), J.T @ (rows * e), E, max_error
+            return J.T @ J, J.T @ e, E, max_error
+
     def jacobian_rows(self) -> int:
         """Points per block of :meth:`gauss_newton`: ``chunk_size``, or as many as keep a block of ``J``
         within :data:`JACOBIAN_BLOCK` numbers."""
@@ -253,6 +279,8 @@ class Objective:
         """
         P = self.P
         W0 = self.weights[0]
+        if self._whole is not None and self.jacobian_rows() >= self.T:
+            return self._gauss_newton_whole()
         A = torch.zeros(P, P, dtype=torch.float64, device=W0.device)  # JᵀSJ, (P, P)
         g = torch.zeros(P, dtype=torch.float64, device=W0.device)  # JᵀSe, (P,)
         E, max_error = self._zeros()

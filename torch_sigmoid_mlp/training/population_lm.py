@@ -20,7 +20,7 @@ from ..core.functional import _sigmoid_backward
 from .objective import spread, weight_unit
 from .population_steps import PopulationStep
 from .results import COLLAPSED_R2
-from .solvers import LM_MAX_PARAMS
+from .solvers import LM_MAX_PARAMS, accept, check_damping, reject
 from .solvers import BayesianRegularization as _SingleBR
 
 __all__ = ["BayesianRegularization", "LevenbergMarquardt"]
@@ -34,8 +34,11 @@ class LevenbergMarquardt(PopulationStep):
 
     method = "lm"
 
-    def __init__(self, weights, x, d, s, *, mu=1e-3, mu_increase=10.0, mu_decrease=0.1, mu_max=1e10) -> None:
+    def __init__(
+        self, weights, x, d, s, *, mu=1e-3, mu_increase=None, mu_decrease=None, mu_max=1e10, damping="trainlm"
+    ) -> None:
         super().__init__(weights, x, d, s)
+        mu, mu_increase, mu_decrease, mu_max = check_damping(mu, mu_increase, mu_decrease, mu_max, damping)
         if self.plain[0].device.type != "cpu":
             raise ValueError(
                 f"method={self.method!r} trains a population on the CPU (its per-member state is kept "
@@ -51,9 +54,11 @@ class LevenbergMarquardt(PopulationStep):
         self.x, self.d = x.detach(), d.detach()
         self.s = None if s is None else s.detach().reshape(-1, 1)  # (T, 1)
         self.mu_increase, self.mu_decrease, self.mu_max = mu_increase, mu_decrease, mu_max
+        self.damping = damping
         self.mu = torch.full((self.K,), float(mu), dtype=torch.float64)  # μ_k
         # μ_k in the weights' unit, as the single network's (objective.weight_unit)
         self._unit = 1.0 if s is None else weight_unit(s.double().mean().item())
+        self.nu = [mu_increase] * self.K  # Nielsen's ν_k: member k's next rejection's factor
         self._numels = [W[0].numel() for W in self.plain]
         self._everyone = torch.arange(self.K)
 
@@ -148,6 +153,10 @@ class LevenbergMarquardt(PopulationStep):
         lower: ``E_k`` here."""
         return lambda E, w, at=None: E.double()
 
+    def _model_scale(self, idx) -> Tensor:
+        """What a step must lower over its quadratic model's ``E``-like units, per member: ``1`` here."""
+        return torch.ones(len(idx), dtype=torch.float64)
+
     def _accepted(self, idx, A: Tensor, w: Tensor, E: Tensor) -> None:
         """After the members ``idx`` accepted a step (at their new ``w`` and ``E_s``)."""
 
@@ -174,6 +183,8 @@ class LevenbergMarquardt(PopulationStep):
         F_k = objective(E, w)
         dtype = self.plain[0].dtype
         members, mu = idx.tolist(), self.mu[idx].tolist()  # μ_k, float64 either way
+        nu = [self.nu[k] for k in members]
+        scale = self._model_scale(idx)
         accepted = [False] * len(members)
         E_new_all, current = E.clone(), w.clone()
         pending = list(range(len(members)))  # the members still seeking a step, as positions in idx
@@ -187,11 +198,17 @@ class LevenbergMarquardt(PopulationStep):
             mu_at = torch.tensor([mu[j] * self._unit for j in pending], dtype=M.dtype)
             damped.diagonal(dim1=-2, dim2=-1).add_(mu_at[:, None])
             factor, info = torch.linalg.cholesky_ex(damped, upper=True)  # M + μ_k I, each its own μ_k
-            trial = (w_at + torch.cholesky_solve(rhs_at[..., None], factor, upper=True)[..., 0]).to(dtype)
+            dw = torch.cholesky_solve(rhs_at[..., None], factor, upper=True)[..., 0]  # Δw_k, (k, P)
+            trial = (w_at + dw).to(dtype)
             E_new, _ = self.error(seeking, trial, largest=False)
             w_new = trial.double()  # as stored, in the model's dtype
             # a failed factorisation counts as a rejected step
-            better = ((info == 0) & (objective(E_new, w_new, at) < F_at)).tolist()
+            F_new = objective(E_new, w_new, at)
+            better = ((info == 0) & (F_new < F_at)).tolist()
+            # ρ_k: the decrease achieved over the quadratic model's ½·Δwᵀ(μΔw + rhs)
+            model = 0.5 * (dw * (mu_at[:, None] * dw + rhs_at)).sum(1)
+            predicted = (scale if at is None else scale[at]) * model
+            rho = torch.where(predicted > 0, (F_at - F_new) / predicted, 1.0).tolist()
             won = [i for i, b in enumerate(better) if b]  # positions in pending
             if len(won) == len(members):
                 E_new_all, current = E_new, w_new
@@ -199,12 +216,12 @@ class LevenbergMarquardt(PopulationStep):
                 rows, into = torch.tensor(won), torch.tensor([pending[i] for i in won])
                 current[into], E_new_all[into] = w_new[rows], E_new[rows]
             seeking_next = []
-            for j, b in zip(pending, better):
+            for j, b, r in zip(pending, better, rho):
                 if b:
-                    mu[j] *= self.mu_decrease
+                    mu[j], nu[j] = accept(self, r, mu[j], nu[j])
                     accepted[j] = True
                     continue
-                mu[j] *= self.mu_increase
+                mu[j], nu[j] = reject(self, mu[j], nu[j])
                 if mu[j] > self.mu_max:
                     self.stopped[members[j]] = "mu_max"  # no μ ≤ μ_max lowers it: back to w_k
                 else:
@@ -212,6 +229,8 @@ class LevenbergMarquardt(PopulationStep):
             pending = seeking_next
         self._load(idx, current)
         self.mu[idx] = torch.tensor(mu, dtype=torch.float64)
+        for k, v in zip(members, nu):
+            self.nu[k] = v
         if all(accepted):
             self._accepted(idx, A, current, E_new_all)
         elif any(accepted):
@@ -223,7 +242,7 @@ class LevenbergMarquardt(PopulationStep):
         return {"mu": self.mu}
 
     def member_state(self, k: int) -> dict:
-        return {"mu": self.mu[k].item()}
+        return {"mu": self.mu[k].item(), "nu": self.nu[k]}
 
 
 class BayesianRegularization(LevenbergMarquardt):
@@ -276,6 +295,9 @@ class BayesianRegularization(LevenbergMarquardt):
             return b * 2 * E.double() + (d * w.square()).sum(1)
 
         return F
+
+    def _model_scale(self, idx) -> Tensor:
+        return 2 * self.beta[idx]  # the system is F/(2β)'s quadratic model, and F is what a step must lower
 
     def _objective_value(self, idx, E, w):
         return self._objective(idx)(E, w)
@@ -368,6 +390,8 @@ class BayesianRegularization(LevenbergMarquardt):
 
     def _restart_damping(self, idx: Tensor) -> None:
         self.mu[idx], self._new_stage[idx] = self._mu0[idx], True
+        for k in idx.tolist():
+            self.nu[k] = self.mu_increase
 
     def merits(self, E: Tensor) -> Tensor:
         """``F/(2β)`` per member (``E`` while searching); NaN right after its objective changed."""
@@ -407,6 +431,7 @@ class BayesianRegularization(LevenbergMarquardt):
     def member_state(self, k: int) -> dict:
         return {
             **{name: value[k].item() for name, value in self.metrics().items()},
+            "nu": self.nu[k],
             "alphas": self.alphas[k].tolist(),
             "gammas": self.gammas[k].tolist(),
             "searching": bool(self.searching[k]),
