@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from .fixed_point import integer_c_source
-from .floating import float32_c_source
+from .floating import c_layers, float32_c_source
 from .network_box import fitted_weights
 from .outputs import MissingDependencyError, atomic_path
 from .regressor import SigmoidMLPRegressor
@@ -301,27 +301,7 @@ def c_source(regressor: SigmoidMLPRegressor, name: str = "tsm_predict") -> str:
         f"        a[j] = (x[j] - {name}_x_min[j]) * {name}_x_scale[j] + {name}_x_offset[j];",
         "    }",
     ]
-    src, dst = "a", "b"
-    for l, W in enumerate(weights):
-        rows, cols = W.shape
-        lines += [
-            f"    /* y^({l + 1}) = sigma(W^({l}) y^({l})) */",
-            f"    for (i = 0; i < {rows}; ++i) {{",
-            "        double v = 0.0;",
-            f"        for (j = 0; j < {cols}; ++j) {{",
-            f"            v += {name}_W{l}[i][j] * {src}[j];",
-            "        }",
-            f"        {dst}[i] = 1.0 / (1.0 + exp(-v));",
-            "    }",
-        ]
-        src, dst = dst, src
-    lines += [
-        f"    for (i = 0; i < {m}; ++i) {{",
-        f"        y[i] = {name}_y_min[i] + ({src}[i] - {name}_y_lo[i]) * {name}_y_scale[i];",
-        "    }",
-        "}",
-        "",
-    ]
+    lines += c_layers([W.shape for W in weights], name, m, c_type="double", sigma="1.0 / (1.0 + exp(-v))")
     return "\n".join(lines)
 
 

@@ -216,24 +216,36 @@ def float32_c_source(plan: FloatPlan, name: str, header: list[str]) -> str:
         f"        a[j] = a[j] * {name}_x_scale[j] + {name}_x_offset[j];",
         "    }",
     ]
-    src, dst = "a", "b"
-    for l, W in enumerate(plan.weights):
+    lines += c_layers([W.shape for W in plan.weights], name, m, c_type="float", sigma=f"{name}_sigma(v)")
+    return "\n".join(lines)
+
+
+def c_layers(shapes, name: str, m: int, *, c_type: str, sigma: str) -> list[str]:
+    """The C lines from ``y^(0)`` in ``a`` to ``y`` in the data's units, one loop per layer.
+
+    ``y^(l+1) = σ(W^(l) y^(l))`` with the weights ``NAME_W<l>`` of ``shapes``, the sums in ``c_type``
+    and ``σ`` of the sum ``v`` as the C expression ``sigma``; then ``y = y_min + (y^(L) − y_lo) · y_scale``.
+    The float64 and float32 files share these lines.
+    """
+    zero = "0.0f" if c_type == "float" else "0.0"
+    lines, src, dst = [], "a", "b"
+    for l, (rows, cols) in enumerate(shapes):
         lines += [
             f"    /* y^({l + 1}) = sigma(W^({l}) y^({l})) */",
-            f"    for (i = 0; i < {W.shape[0]}; ++i) {{",
-            "        float v = 0.0f;",
-            f"        for (j = 0; j < {W.shape[1]}; ++j) {{",
+            f"    for (i = 0; i < {rows}; ++i) {{",
+            f"        {c_type} v = {zero};",
+            f"        for (j = 0; j < {cols}; ++j) {{",
             f"            v += {name}_W{l}[i][j] * {src}[j];",
             "        }",
-            f"        {dst}[i] = {name}_sigma(v);",
+            f"        {dst}[i] = {sigma};",
             "    }",
         ]
         src, dst = dst, src
-    lines += [
+    return [
+        *lines,
         f"    for (i = 0; i < {m}; ++i) {{",
         f"        y[i] = {name}_y_min[i] + ({src}[i] - {name}_y_lo[i]) * {name}_y_scale[i];",
         "    }",
         "}",
         "",
     ]
-    return "\n".join(lines)
