@@ -78,6 +78,11 @@ def weight_unit(mean: float) -> float:
     return mean / min(max(mean, 1 / ORDINARY_WEIGHT), ORDINARY_WEIGHT)
 
 
+def sample_weight_unit(s: Tensor | None) -> float:
+    """:func:`weight_unit` of the sample weights ``s`` of one process's points: ``1`` without them."""
+    return 1.0 if s is None else weight_unit(s.double().mean().item())
+
+
 class Objective:
     r"""``E_s``, ``max_t |e(t)|``, ``∇E_s`` and ``JᵀSJ``, ``JᵀSe`` over the test points of every rank.
 

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from . import population_lm
-from .objective import spread, weight_unit
+from .objective import sample_weight_unit, spread
 from .population_steps import AdaptiveDescent, OptimizerStep, PopulationStep, Rprop, SteepestDescent
 from .results import TrainResult, _rank
 from .solvers import _DEFAULT_LR, ADAM_EPS
@@ -55,7 +55,7 @@ def make_population_step(method: str, weights, x, d, s, *, lr, options: dict | N
     lr = _DEFAULT_LR[method] if lr is None else lr
     if method == "rprop":
         return Rprop(weights, x, d, s, lr=lr, **options)
-    unit = 1.0 if s is None else weight_unit(s.double().mean().item())  # as a single run's
+    unit = sample_weight_unit(s)  # as a single run's
     optimizer = torch.optim.Adam(weights, lr=lr, **{"eps": ADAM_EPS * unit, **options})
     return OptimizerStep(weights, x, d, s, optimizer=optimizer, method=method)
 

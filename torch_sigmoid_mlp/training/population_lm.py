@@ -17,10 +17,10 @@ import torch
 from torch import Tensor
 
 from ..core.functional import _sigmoid_backward
-from .objective import spread, weight_unit
+from .objective import sample_weight_unit, spread
 from .population_steps import PopulationStep
 from .results import COLLAPSED_R2
-from .solvers import LM_MAX_PARAMS, accept, check_damping, reject
+from .solvers import LM_MAX_PARAMS, accept, check_damping, inverse_diagonal, reject
 from .solvers import BayesianRegularization as _SingleBR
 
 __all__ = ["BayesianRegularization", "LevenbergMarquardt"]
@@ -57,7 +57,7 @@ class LevenbergMarquardt(PopulationStep):
         self.damping = damping
         self.mu = torch.full((self.K,), float(mu), dtype=torch.float64)  # μ_k
         # μ_k in the weights' unit, as the single network's (objective.weight_unit)
-        self._unit = 1.0 if s is None else weight_unit(s.double().mean().item())
+        self._unit = sample_weight_unit(s)
         self.nu = [mu_increase] * self.K  # Nielsen's ν_k: member k's next rejection's factor
         self._numels = [W[0].numel() for W in self.plain]
         self._everyone = torch.arange(self.K)
@@ -315,14 +315,8 @@ class BayesianRegularization(LevenbergMarquardt):
     def _estimate(self, idx, A, w, E) -> None:
         """``γ_l`` from ``H`` at ``w``, then ``α_l ← γ_l/(2E_W^(l))``, ``β ← (N − γ)/(2E_D)``."""
         H = self._hessian(idx, A, w)
-        U, info = torch.linalg.cholesky_ex(H, upper=True)  # H = UᵀU
-        # H⁻¹ = U⁻¹U⁻ᵀ, so (H⁻¹)_ii is the squared norm of row i of U⁻¹: one triangular solve, where
-        # the whole inverse takes two (batched small matrices: 2.3× faster than cholesky_inverse)
-        eye = torch.eye(self.P, dtype=H.dtype, device=H.device).expand_as(H)
-        diagonal = torch.linalg.solve_triangular(U, eye, upper=True).square().sum(-1)  # diag(H⁻¹), (k, P)
-        for j in (info != 0).nonzero()[:, 0].tolist():
-            diagonal[j] = torch.linalg.pinv(H[j], hermitian=True).diagonal()
-        traces = self._layer_sums(diagonal)  # tr_l(H⁻¹), (k, L)
+        # batched small matrices: one triangular solve is 2.3× faster than cholesky_inverse
+        traces = self._layer_sums(inverse_diagonal(H))  # tr_l(H⁻¹), (k, L)
         gammas = torch.minimum((self._sizes - 2 * self.alphas[idx] * traces).clamp_min(0), self._sizes)
         E_D, E_W = 2 * E.double(), self._layer_sums(w.square())
         self.gammas[idx] = gammas

@@ -239,6 +239,30 @@ def reject(rule, mu: float | None = None, nu: float | None = None) -> tuple[floa
     return mu * nu, 2 * nu
 
 
+def inverse_diagonal(H: Tensor) -> Tensor:
+    r"""``diag(H⁻¹)`` of a symmetric ``H`` (or of each of a batch), from one triangular solve.
+
+    .. code-block:: text
+
+        H = UᵀU (Cholesky),   H⁻¹ = U⁻¹U⁻ᵀ,   (H⁻¹)_ii = Σ_j (U⁻¹)_ij²
+
+    One solve where the whole inverse (``cholesky_inverse``) takes two; a matrix whose factorisation
+    fails takes the diagonal of its pseudo-inverse instead.
+
+    Shape:
+        ``H``: ``(P, P)`` or ``(K, P, P)``; returns ``(P,)`` or ``(K, P)``.
+    """
+    U, info = torch.linalg.cholesky_ex(H, upper=True)  # H = UᵀU
+    eye = torch.eye(H.shape[-1], dtype=H.dtype, device=H.device).expand_as(H)
+    diagonal = torch.linalg.solve_triangular(U, eye, upper=True).square().sum(-1)  # diag(H⁻¹)
+    failed = (info.reshape(-1) != 0).nonzero()[:, 0].tolist()
+    if failed:
+        flat_H, flat_diagonal = H.reshape(-1, *H.shape[-2:]), diagonal.view(-1, H.shape[-1])
+        for j in failed:
+            flat_diagonal[j] = torch.linalg.pinv(flat_H[j], hermitian=True).diagonal()
+    return diagonal
+
+
 class Step:
     """One solver's epoch, as :func:`~torch_sigmoid_mlp.train` drives it.
 
@@ -708,6 +732,7 @@ class BayesianRegularization(LevenbergMarquardt):
         self.alphas = [0.0] * len(self._numels)  # α_l; 0 until they are first estimated
         self.gammas = [float(n) for n in self._numels]
         self.beta = 1.0
+        self._decay_key, self._decay_vector = None, None  # D_α and the α_l it was built from (_decay)
         self._mu0 = self.mu
         self._w0 = self._flat()  # where a collapsed start begins again
         self._searching = start == "minimum"
@@ -743,7 +768,7 @@ class BayesianRegularization(LevenbergMarquardt):
         """``D_α`` as a vector: each weight's ``α_l``, ``(P,)``; built again only when an ``α_l`` changed
         (an epoch reads it several times)."""
         key = (tuple(self.alphas), w.dtype, w.device)
-        if getattr(self, "_decay_key", None) != key:
+        if self._decay_key != key:
             self._decay_key = key
             self._decay_vector = torch.cat([w.new_full((n,), a) for a, n in zip(self.alphas, self._numels)])
         return self._decay_vector
@@ -836,14 +861,7 @@ class BayesianRegularization(LevenbergMarquardt):
     def _estimate(self, A: Tensor, w: Tensor, E: float) -> None:
         """``γ_l`` from ``H`` at ``w``, then ``α_l, β``."""
         H = self._hessian(A, w)
-        U, info = torch.linalg.cholesky_ex(H, upper=True)  # H = UᵀU
-        if info.item() == 0:
-            # H⁻¹ = U⁻¹U⁻ᵀ: (H⁻¹)_ii is the squared norm of row i of U⁻¹, one triangular solve
-            eye = torch.eye(H.shape[0], dtype=H.dtype, device=H.device)
-            diagonal = torch.linalg.solve_triangular(U, eye, upper=True).square().sum(1)  # diag(H⁻¹), (P,)
-        else:
-            diagonal = torch.linalg.pinv(H, hermitian=True).diagonal()
-        traces = [part.sum().item() for part in diagonal.split(self._numels)]  # tr_l(H⁻¹)
+        traces = [part.sum().item() for part in inverse_diagonal(H).split(self._numels)]  # tr_l(H⁻¹)
         gammas = [min(max(n - 2 * a * t, 0.0), n) for n, a, t in zip(self._numels, self.alphas, traces)]
         self._update(gammas, w, E)
 
