@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
-import itertools
 import os
 import signal
 import sys
@@ -56,7 +55,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..core._flat import num_weights
+from ..core._flat import num_weights, weights_of_sizes
 from ..core.gradient_check import compare_gradients
 from ..core.memory import check_memory
 from ..core.module import SigmoidMLP
@@ -294,7 +293,7 @@ SMALL_PROBLEM = 10**8
 def _threads_for(T: int, sizes: Sequence[int], device: torch.device) -> int:
     """Intra-op threads for fitting ``sizes`` on ``T`` points: 1 for a small problem on the CPU, else
     torch's setting as it is."""
-    P = sum(a * b for a, b in itertools.pairwise(sizes))
+    P = weights_of_sizes(sizes)
     if device.type == "cpu" and T * P <= SMALL_PROBLEM and "OMP_NUM_THREADS" not in os.environ:
         # a small product is split into pieces that cost more to hand out than to compute
         return 1

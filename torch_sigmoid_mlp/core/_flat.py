@@ -7,17 +7,24 @@ weight snapshots, so that a vector from one of them means the same weights in an
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
-__all__ = ["as_weights", "flatten", "num_weights"]
+__all__ = ["as_weights", "flatten", "num_weights", "weights_of_sizes"]
 
 
 def num_weights(weights: Sequence[Tensor]) -> int:
     """``P = Σ_l size_{l+1} · size_l``, the length of :func:`flatten`'s vector."""
     return sum(W.numel() for W in weights)
+
+
+def weights_of_sizes(sizes: Sequence[int]) -> int:
+    """``P = Σ_l size_{l+1} · size_l`` of a network of layer ``sizes``, before any weight exists
+    (in Python integers: no size overflows it)."""
+    return sum(int(a) * int(b) for a, b in itertools.pairwise(sizes))
 
 
 def flatten(weights: Sequence[Tensor], *, out: Tensor | None = None) -> Tensor:

@@ -14,10 +14,11 @@ Example::
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 
 import torch
+
+from ._flat import weights_of_sizes
 
 __all__ = ["check_device_has_data", "check_memory", "memory_available", "memory_needed"]
 
@@ -28,7 +29,7 @@ def memory_needed(sizes: Sequence[int], T: int, dtype: torch.dtype) -> int:
     Computed in Python integers, so that no size overflows it.
     """
     itemsize = torch.empty((), dtype=dtype).element_size()
-    weights = sum(int(a) * int(b) for a, b in itertools.pairwise(sizes))
+    weights = weights_of_sizes(sizes)
     return itemsize * (3 * weights + 2 * int(T) * sum(int(s) for s in sizes))
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import itertools
 import math
 import numbers
 import os
@@ -36,6 +35,7 @@ import torch
 from torch import Tensor
 
 from ..core._checks import check_integer
+from ..core._flat import weights_of_sizes
 from ..core.module import SigmoidMLP
 from ..training.loop import STOP_REASONS, TrainResult
 from .normalization import MinMaxScaler
@@ -177,7 +177,7 @@ def check_state(state: dict) -> None:
         raise ValueError(
             f"y_1d: must be True or False, and False for {sizes[-1]} outputs; got {state['y_1d']!r}"
         )
-    P = sum(a * b for a, b in itertools.pairwise(sizes))
+    P = weights_of_sizes(sizes)
     _check_result(state["result"], "result", [W.shape for W in state["weights"]], P, depth=0)
     generator = state.get("generator")
     if generator is not None and not (

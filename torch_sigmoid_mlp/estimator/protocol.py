@@ -15,10 +15,10 @@ estimator checks a setting is expected to fail, each with its measured reason, a
 from __future__ import annotations
 
 import functools
-import itertools
 
 import torch
 
+from ..core._flat import weights_of_sizes
 from ..training.solvers import choose_method
 from .params import DEFAULT_WIDTH, check_params, hidden_candidates
 
@@ -124,7 +124,7 @@ def _solver_on_check_data(settings) -> str:
     elif hidden == "auto":  # the smallest candidate is fitted first
         hidden = hidden_candidates(_CHECK_INPUTS)[0]
     sizes = (_CHECK_INPUTS, *hidden, 1)
-    P = sum(a * b for a, b in itertools.pairwise(sizes))
+    P = weights_of_sizes(sizes)
     return choose_method(
         P,
         _CHECK_POINTS,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-import itertools
 import types
 import warnings
 from collections.abc import Callable
@@ -14,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..core._flat import num_weights
+from ..core._flat import num_weights, weights_of_sizes
 from ..core.functional import sigmoid_mlp
 from ..core.memory import check_memory
 from ..core.module import SigmoidMLP
@@ -671,7 +670,7 @@ def _refuse_before_work(solver: str, n: int, m: int, T: int, settings) -> None:
     (:func:`~torch_sigmoid_mlp.core.memory.check_memory`, the command line's estimate too)."""
     for hidden in _hidden_layers(n, settings):
         sizes = (n, *hidden, m)
-        check_dense_size(solver, sum(a * b for a, b in itertools.pairwise(sizes)))
+        check_dense_size(solver, weights_of_sizes(sizes))
         check_memory(sizes, T, settings.device, settings.dtype)
 
 
