@@ -163,7 +163,7 @@ def problems() -> list[Problem]:
         Problem("teacher n=10 m=3", "teacher", 10, 3, 16, 5000),
         Problem("teacher n=30 m=3 σ", "teacher", 30, 3, 24, 1000, noise=s),
         Problem("teacher n=40 m=1", "teacher", 40, 1, 20, 300),
-        Problem("sincos n=30 m=1", "sincos", 30, 1, 28, 3000),
+        Problem("sincos n=30 m=1", "sincos", 30, 1, 28, 2000),
         Problem("friedman n=40 m=1", "friedman", 40, 1, 32, 2000),
         Problem("teacher n=50 m=3", "teacher", 50, 3, 34, 1000),
         Problem("sincos n=50 m=1 σ", "sincos", 50, 1, 34, 1500, noise=s),
@@ -307,7 +307,12 @@ def markdown(head: dict, record: list[dict], names: list[str], ours_names: list[
         "# Wide problems: `bench_wide.py`",
         "",
         f"{head['machine']}; {head['date']}; `{head['command']}`; {head['seeds']} seeds; "
-        f"{head['elapsed_s']:.0f} s in all; {load}.",
+        f"{head['elapsed_s']:.0f} s in all; {load}."
+        + (
+            f" **Cut short: {head['problems_done']} of {head['problems_todo']} problems.**"
+            if head["problems_done"] < head["problems_todo"]
+            else ""
+        ),
         "",
         "Each cell: median test MSE (targets in [0, 1]; σ rows have noise σ = 0.05 on the test targets "
         "too, so a floor near 2.5e-3) · median wall seconds of one fit. `ours` columns add the solver "
@@ -315,6 +320,9 @@ def markdown(head: dict, record: list[dict], names: list[str], ours_names: list[
         "and sklearn L-BFGS's; ours' seconds / FANN's.",
         "",
     ]
+    if max(start[0], end[0]) > head["cores"] / 2:
+        lines += [f"*Other work shared the machine (load above, {head['cores']} cores): the seconds are "
+                  "noisy and stretched, the MSEs, solvers and stop reasons are not.*", ""]  # fmt: skip
     if head.get("notes"):
         lines += [f"*{note}*" for note in head["notes"]] + [""]
     ratio_heads = [h for k in ours_names for h in (f"{k}: MSE ratio", f"{k}: time / FANN")]
@@ -352,6 +360,24 @@ def markdown(head: dict, record: list[dict], names: list[str], ours_names: list[
                  f"warned {s[k]['warned']}" for k in ours_names]  # fmt: skip
         lines.append(f"- {row['p'].name}: " + "; ".join(parts))
     return "\n".join(lines) + "\n"
+
+
+def write(stem: str, record: list[dict], names: list[str], ours_names: list[str], head: dict) -> str:
+    """The results so far to ``results/{stem}.json`` and ``.md`` (after every problem: a run cut short
+    keeps what it finished); returns the Markdown."""
+    head = {k: v for k, v in head.items() if k != "started"} | {
+        "load_average_end": [round(v, 2) for v in os.getloadavg()],
+        "elapsed_s": time.perf_counter() - head["started"],
+        "problems_done": len(record),
+    }
+    RESULTS.mkdir(exist_ok=True)
+    rows = [{"problem": r["p"].name, "kind": r["p"].kind, "n": r["p"].n, "m": r["p"].m, "h": r["p"].h,
+             "P": r["p"].P, "T": r["p"].T, "noise": r["p"].noise, "summary": r["summary"],
+             "ratios": r["ratios"], "fits": r["fits"]} for r in record]  # fmt: skip
+    (RESULTS / f"{stem}.json").write_text(json.dumps(head | {"problems": rows}, indent=1) + "\n")
+    md = markdown(head, record, names, ours_names)
+    (RESULTS / f"{stem}.md").write_text(md)
+    return md
 
 
 def check_solvers(solvers: list[str], parser: argparse.ArgumentParser) -> None:
@@ -398,7 +424,12 @@ def main() -> None:
     todo = [p for p in problems() if (p.quick or not args.quick) and (args.only or "") in p.name]
     if not todo:
         parser.error(f"no problem's name contains {args.only!r}")
-    started = time.perf_counter()
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    command = " ".join(["python benchmarks/bench_wide.py", *sys.argv[1:]])
+    head = {"machine": machine.summary(info), "load_average": info["load_average"], "date": now,
+            "command": command, "cores": info["cores"], "seeds": seeds, "notes": notes,
+            "problems_todo": len(todo), "started": time.perf_counter()}  # fmt: skip
+    stem = args.out or ("wide_quick" if args.quick else "wide")
     record = []
     for p in todo:
         f = p.function()
@@ -422,21 +453,9 @@ def main() -> None:
             f"{p.name} (P={p.P}, T={p.T}): " + " | ".join(f"{k}: {cell(summary[k])}" for k in names),
             flush=True,
         )
-    elapsed = time.perf_counter() - started
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    command = " ".join(["python benchmarks/bench_wide.py", *sys.argv[1:]])
-    head = {"machine": machine.summary(info), "load_average": info["load_average"],
-            "load_average_end": [round(v, 2) for v in os.getloadavg()], "date": now, "command": command,
-            "seeds": seeds, "elapsed_s": elapsed, "notes": notes}  # fmt: skip
-    stem = args.out or ("wide_quick" if args.quick else "wide")
-    RESULTS.mkdir(exist_ok=True)
-    rows = [{"problem": r["p"].name, "kind": r["p"].kind, "n": r["p"].n, "m": r["p"].m, "h": r["p"].h,
-             "P": r["p"].P, "T": r["p"].T, "noise": r["p"].noise, "summary": r["summary"],
-             "ratios": r["ratios"], "fits": r["fits"]} for r in record]  # fmt: skip
-    (RESULTS / f"{stem}.json").write_text(json.dumps(head | {"problems": rows}, indent=1) + "\n")
-    md = markdown(head, record, names, ours_names)
-    (RESULTS / f"{stem}.md").write_text(md)
-    print(md)
+        if p is not todo[-1]:
+            write(stem, record, names, ours_names, head)
+    print(write(stem, record, names, ours_names, head))
 
 
 if __name__ == "__main__":
