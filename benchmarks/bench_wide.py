@@ -362,6 +362,12 @@ def markdown(head: dict, record: list[dict], names: list[str], ours_names: list[
     return "\n".join(lines) + "\n"
 
 
+def json_row(r: dict) -> dict:
+    p = r["p"]
+    return {"problem": p.name, "kind": p.kind, "n": p.n, "m": p.m, "h": p.h, "P": p.P, "T": p.T,
+            "noise": p.noise, "summary": r["summary"], "ratios": r["ratios"], "fits": r["fits"]}  # fmt: skip
+
+
 def write(stem: str, record: list[dict], names: list[str], ours_names: list[str], head: dict) -> str:
     """The results so far to ``results/{stem}.json`` and ``.md`` (after every problem: a run cut short
     keeps what it finished); returns the Markdown."""
@@ -371,12 +377,45 @@ def write(stem: str, record: list[dict], names: list[str], ours_names: list[str]
         "problems_done": len(record),
     }
     RESULTS.mkdir(exist_ok=True)
-    rows = [{"problem": r["p"].name, "kind": r["p"].kind, "n": r["p"].n, "m": r["p"].m, "h": r["p"].h,
-             "P": r["p"].P, "T": r["p"].T, "noise": r["p"].noise, "summary": r["summary"],
-             "ratios": r["ratios"], "fits": r["fits"]} for r in record]  # fmt: skip
+    rows = [json_row(r) for r in record]
     (RESULTS / f"{stem}.json").write_text(json.dumps(head | {"problems": rows}, indent=1) + "\n")
     md = markdown(head, record, names, ours_names)
     (RESULTS / f"{stem}.md").write_text(md)
+    return md
+
+
+def merge(stems: list[str], out: str) -> str:
+    """Shards' results (``results/{stem}.json`` of runs with disjoint ``--only``) as one table, in
+    :func:`problems` order, written to ``results/{out}.json`` and ``.md``; returns the Markdown."""
+    shards = [json.loads((RESULTS / f"{stem}.json").read_text()) for stem in stems]
+    by_name = {p.name: p for p in problems()}
+    rows = {row["problem"]: row for shard in shards for row in shard["problems"]}
+    keys = ("summary", "ratios", "fits")
+    record = [{"p": p} | {k: rows[name][k] for k in keys} for name, p in by_name.items() if name in rows]
+    names = list(dict.fromkeys(k for shard in shards for row in shard["problems"] for k in row["summary"]))
+    ours_names = [k for k in names if k.startswith("ours")]
+    commands = "; ".join(f"`{shard['command']}`" for shard in shards)
+    merged_by = f"python benchmarks/bench_wide.py --merge {' '.join(stems)} --out {out}"
+    note = (f"{len(shards)} shards, run side by side on this machine (their fits one at a time within "
+            f"each): {commands}; merged by `{merged_by}`.")  # fmt: skip
+    head = {
+        "machine": shards[0]["machine"],
+        "date": min(shard["date"] for shard in shards),
+        "command": " + ".join(shard["command"] for shard in shards),
+        "cores": shards[0].get("cores", os.cpu_count()),
+        "seeds": min(shard["seeds"] for shard in shards),
+        "notes": [note] + [n for shard in shards for n in shard.get("notes", [])],
+        "load_average": [max(v) for v in zip(*(shard["load_average"] for shard in shards))],
+        "load_average_end": [max(v) for v in zip(*(shard["load_average_end"] for shard in shards))],
+        "elapsed_s": max(shard["elapsed_s"] for shard in shards),
+        "problems_todo": len(by_name),
+        "problems_done": len(record),
+        "shards": [{k: v for k, v in shard.items() if k != "problems"} for shard in shards],
+    }
+    json_rows = [json_row(r) for r in record]
+    (RESULTS / f"{out}.json").write_text(json.dumps(head | {"problems": json_rows}, indent=1) + "\n")
+    md = markdown(head, record, names, ours_names)
+    (RESULTS / f"{out}.md").write_text(md)
     return md
 
 
@@ -399,10 +438,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2 seeds, 3 problems")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per problem (default 5, quick 2)")
     parser.add_argument("--solvers", nargs="*", default=[], help="also ours with solver=S for each")
-    parser.add_argument("--only", default=None, help="problems whose name contains this")
+    parser.add_argument("--only", nargs="+", default=None, help="problems whose name contains one of these")
     parser.add_argument("--no-others", action="store_true", help="ours alone (no FANN, no scikit-learn)")
     parser.add_argument("--out", default=None, help="results file stem (default wide[_quick])")
+    merge_help = "merge these results (runs of disjoint --only) into --out; run nothing"
+    parser.add_argument("--merge", nargs="+", default=None, metavar="STEM", help=merge_help)
     args = parser.parse_args()
+    if args.merge:
+        print(merge(args.merge, args.out or "wide"))
+        return
     seeds = args.seeds or (2 if args.quick else 5)
     if seeds < 1:
         parser.error(f"--seeds must be ≥ 1, got {seeds}")
@@ -421,9 +465,10 @@ def main() -> None:
             notes.append("FANN left out: libfann2 is not installed here (apt-get install libfann2).")
         contenders |= {"sklearn lbfgs": sklearn_mlp("lbfgs"), "sklearn adam": sklearn_mlp("adam")}
     names = list(contenders)
-    todo = [p for p in problems() if (p.quick or not args.quick) and (args.only or "") in p.name]
+    wanted = args.only or [""]
+    todo = [p for p in problems() if (p.quick or not args.quick) and any(w in p.name for w in wanted)]
     if not todo:
-        parser.error(f"no problem's name contains {args.only!r}")
+        parser.error(f"no problem's name contains one of {wanted!r}")
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     command = " ".join(["python benchmarks/bench_wide.py", *sys.argv[1:]])
     head = {"machine": machine.summary(info), "load_average": info["load_average"], "date": now,
