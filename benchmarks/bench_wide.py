@@ -324,7 +324,7 @@ def markdown(head: dict, record: list[dict], names: list[str], ours_names: list[
         lines += [f"*Other work shared the machine (load above, {head['cores']} cores): the seconds are "
                   "noisy and stretched, the MSEs, solvers and stop reasons are not.*", ""]  # fmt: skip
     if head.get("notes"):
-        lines += [f"*{note}*" for note in head["notes"]] + [""]
+        lines += [line for note in head["notes"] for line in (f"*{note}*", "")]
     ratio_heads = [h for k in ours_names for h in (f"{k}: MSE ratio", f"{k}: time / FANN")]
     heads = ["problem", "n", "m", "P", "T", *names, *ratio_heads]
     lines += ["| " + " | ".join(heads) + " |", "|" + " --- |" * len(heads)]
@@ -384,7 +384,7 @@ def write(stem: str, record: list[dict], names: list[str], ours_names: list[str]
     return md
 
 
-def merge(stems: list[str], out: str) -> str:
+def merge(stems: list[str], out: str, notes: list[str]) -> str:
     """Shards' results (``results/{stem}.json`` of runs with disjoint ``--only``) as one table, in
     :func:`problems` order, written to ``results/{out}.json`` and ``.md``; returns the Markdown."""
     shards = [json.loads((RESULTS / f"{stem}.json").read_text()) for stem in stems]
@@ -401,10 +401,10 @@ def merge(stems: list[str], out: str) -> str:
     head = {
         "machine": shards[0]["machine"],
         "date": min(shard["date"] for shard in shards),
-        "command": " + ".join(shard["command"] for shard in shards),
+        "command": merged_by,
         "cores": shards[0].get("cores", os.cpu_count()),
         "seeds": min(shard["seeds"] for shard in shards),
-        "notes": [note] + [n for shard in shards for n in shard.get("notes", [])],
+        "notes": [note, *notes] + [n for shard in shards for n in shard.get("notes", [])],
         "load_average": [max(v) for v in zip(*(shard["load_average"] for shard in shards))],
         "load_average_end": [max(v) for v in zip(*(shard["load_average_end"] for shard in shards))],
         "elapsed_s": max(shard["elapsed_s"] for shard in shards),
@@ -443,9 +443,10 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="results file stem (default wide[_quick])")
     merge_help = "merge these results (runs of disjoint --only) into --out; run nothing"
     parser.add_argument("--merge", nargs="+", default=None, metavar="STEM", help=merge_help)
+    parser.add_argument("--note", action="append", default=[], help="a remark for the results file")
     args = parser.parse_args()
     if args.merge:
-        print(merge(args.merge, args.out or "wide"))
+        print(merge(args.merge, args.out or "wide", args.note))
         return
     seeds = args.seeds or (2 if args.quick else 5)
     if seeds < 1:
@@ -454,7 +455,7 @@ def main() -> None:
     threadpool_limits(1)
     check_solvers(args.solvers, parser)
     info = machine.describe()
-    notes = []
+    notes = list(args.note)
     contenders = {"ours (defaults)": ours(None)} | {f"ours {s}": ours(s) for s in args.solvers}
     ours_names = list(contenders)
     if not args.no_others:
