@@ -44,6 +44,8 @@ FANN's and L-BFGS's, and ours' median seconds over FANN's.
     python benchmarks/bench_wide.py                          # 5 seeds, 16 problems
     python benchmarks/bench_wide.py --quick                  # 2 seeds, 3 problems
     python benchmarks/bench_wide.py --solvers lm_cg br_cg    # also ours with these solvers
+    python benchmarks/bench_wide.py --only like --out wide_a  # shards, run side by side, then
+    python benchmarks/bench_wide.py --merge wide_a wide_b --out wide
 """
 
 from __future__ import annotations
