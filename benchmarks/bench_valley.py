@@ -230,7 +230,9 @@ def run(variant: str, p, seeds: int) -> dict:
             warnings.simplefilter("ignore")
             own = SigmoidMLPRegressor(seed=0, restarts=1, device="cpu").fit(X, y).result_.epochs
         if own != fits[0]["epochs"]:
-            raise RuntimeError(f"the bench's copy of the step took {fits[0]['epochs']} epochs, the library's {own}")
+            raise RuntimeError(
+                f"the bench's copy of the step took {fits[0]['epochs']} epochs, the library's {own}"
+            )
     r2s = [f["r2"] for f in fits]
     return {"epochs": sum(f["epochs"] for f in fits), "maxed": sum(f["stop"] == "max_epochs" for f in fits),
             "success": sum(r >= bench_robust.SUCCESS_R2 for r in r2s), "r2_worst": min(r2s),
@@ -267,16 +269,21 @@ def main() -> None:
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--long", type=int, default=3000, help="epochs of the trajectory runs")
     parser.add_argument("--no-trajectory", action="store_true")
-    parser.add_argument("--defaults", nargs="*", default=None, choices=[v for v in VARIANTS if v in
-                        ("trainlm", "nielsen") or v.startswith("init")],
-                        help="part 3 alone: default fits over the 1-D clean rows with these variants")
+    parser.add_argument(
+        "--defaults",
+        nargs="*",
+        default=None,
+        choices=[v for v in VARIANTS if v in ("trainlm", "nielsen") or v.startswith("init")],
+        help="part 3 alone: default fits over the 1-D clean rows with these variants",
+    )
     parser.add_argument("--out", default="valley")
     args = parser.parse_args()
     torch.set_num_threads(1)
     threadpool_limits(1)
     if args.defaults is not None:
         return main_defaults(args)
-    paths = [] if args.no_trajectory else [trajectory(s, args.long, max(1, args.long // 15)) for s in ("lm", "br")]
+    every = max(1, args.long // 15)
+    paths = [] if args.no_trajectory else [trajectory(s, args.long, every) for s in ("lm", "br")]
     for t in paths:
         print(json.dumps({k: v for k, v in t.items() if k != "log"}), flush=True)
     table = []
@@ -294,7 +301,8 @@ def main() -> None:
         lines += [f"## Trajectory, solver={t['solver']!r}, seed 0, T=30, start 0", "",
                   f"Stop {t['stop']} after {t['epochs']} epochs, grid R² {t['r2']:.5f}; input-layer "
                   f"weights at the end {np.round(t['input_layer'], 2).tolist()}.", "",
-                  "| accepted step | E | ‖W¹‖, ‖W²‖, ‖W³‖ | μ after | ρ | α_l, γ (BR) |", "| ---: | ---: | --- | ---: | ---: | --- |"]  # fmt: skip
+                  "| accepted step | E | ‖W¹‖, ‖W²‖, ‖W³‖ | μ after | ρ | α_l, γ (BR) |",
+                  "| ---: | ---: | --- | ---: | ---: | --- |"]  # fmt: skip
         for e in t["log"]:
             br = ""
             if "alphas" in e:
@@ -306,24 +314,28 @@ def main() -> None:
     lines += ["## Variants of one start (restarts=1, BR otherwise the default), per cubic row", "",
               f"{args.seeds} seeds: epochs summed, starts ended by max_epochs, seeds at grid R² ≥ 0.999, "
               "worst / median grid R².", "",
-              "| problem | " + " | ".join(args.variants) + " |", "| --- |" + " --- |" * len(args.variants)]  # fmt: skip
+              "| problem | " + " | ".join(args.variants) + " |",
+              "| --- |" + " --- |" * len(args.variants)]  # fmt: skip
     for row in table:
         cells = [f"{s['epochs']} ep, {s['maxed']} maxed, {s['success']}/{args.seeds}, "
-                 f"{s['r2_worst']:.4f} / {s['r2_median']:.5f}" for s in (row[v] for v in args.variants)]  # fmt: skip
+                 f"{s['r2_worst']:.4f} / {s['r2_median']:.5f}"
+                 for s in (row[v] for v in args.variants)]  # fmt: skip
         lines.append(f"| {row['problem']} | " + " | ".join(cells) + " |")
     if "trainlm" in args.variants:
         lines += ["", "## Where the default's single starts end (trainlm), by how they stopped", "",
                   "Input layer: median over the starts of the least gap between two |w_i| and of the "
                   "median |w_i|; the largest weight above it.", "",
-                  "| problem | stop | starts | grid R² (median) | least gap | median \\|w_i\\| | largest outer weight |",
+                  "| problem | stop | starts | grid R² (median) | least gap | median \\|w_i\\| "
+                  "| largest outer weight |",
                   "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
         for row in table:
             for stop in ("max_epochs", "converged"):
-                fits = [f for f in row["trainlm"]["fits"] if (f["stop"] == "max_epochs") == (stop == "max_epochs")]
+                maxed = stop == "max_epochs"
+                fits = [f for f in row["trainlm"]["fits"] if (f["stop"] == "max_epochs") == maxed]
                 if not fits:
                     continue
                 med = statistics.median
-                lines.append(f"| {row['problem']} | {stop if stop == 'max_epochs' else 'other'} | {len(fits)} | "
+                lines.append(f"| {row['problem']} | {stop if maxed else 'other'} | {len(fits)} | "
                              f"{med(f['r2'] for f in fits):.5f} | {med(f['input_gap'] for f in fits):.1e} | "
                              f"{med(med(f['input_abs']) for f in fits):.2f} | "
                              f"{med(f['outer_max'] for f in fits):.1f} |")  # fmt: skip
@@ -348,10 +360,12 @@ def main_defaults(args) -> None:
     lines = ["# Default fits (BR, 3 starts) of the 1-D clean rows per variant, `bench_valley.py --defaults`",
              "", head + ".", "", f"{args.seeds} seeds: epochs of all starts summed, starts ended by "
              "max_epochs, seeds at grid R² ≥ 0.999, worst / median grid R².", "",
-             "| problem | " + " | ".join(args.defaults) + " |", "| --- |" + " --- |" * len(args.defaults)]  # fmt: skip
+             "| problem | " + " | ".join(args.defaults) + " |",
+             "| --- |" + " --- |" * len(args.defaults)]  # fmt: skip
     for row in table:
         cells = [f"{s['epochs']} ep, {s['maxed']} maxed, {s['success']}/{args.seeds}, "
-                 f"{s['r2_worst']:.4f} / {s['r2_median']:.5f}" for s in (row[v] for v in args.defaults)]  # fmt: skip
+                 f"{s['r2_worst']:.4f} / {s['r2_median']:.5f}"
+                 for s in (row[v] for v in args.defaults)]  # fmt: skip
         lines.append(f"| {row['problem']} | " + " | ".join(cells) + " |")
     totals = [sum(r[v]["epochs"] for r in table) for v in args.defaults]
     lines.append("| **all rows** | " + " | ".join(f"**{t} epochs**" for t in totals) + " |")
