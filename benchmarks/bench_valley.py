@@ -22,7 +22,10 @@ Two parts:
      ``h = 0.1``), ``Δw = v + a/2``, a trial with ``2‖a‖/‖v‖ > 0.75`` rejected;
    - ``hold``: BR's ``α_l, β`` updated only once an accepted step lowered ``F`` by less than 10⁻³ of it
      (LM converged in between), not after every accepted step;
-   - ``init×0.5``, ``init×2``: the initial weights ``U(−c·a, c·a)``; ``init¹×2`` the input layer's alone.
+   - ``init×0.5``, ``init×2``: the initial weights ``U(−c·a, c·a)``; ``init¹×2`` the input layer's alone;
+   - ``inputs(-0.5,1)``: the inputs min–max scaled into ``[−0.5, 1]`` rather than ``[−1, 1]``
+     (``INPUT_RANGE``), so that the input layer's units ``σ(w_i x)``, all centred at ``x = 0`` without
+     biases, are no longer centred on the data.
 
 3. **defaults** (``--defaults V …``): the estimator's default fit (BR, 3 starts run as a population)
    with variant ``V`` (``trainlm``, ``nielsen`` or an ``init`` one: those the population's step
@@ -51,11 +54,22 @@ import torch
 from threadpoolctl import threadpool_limits
 
 import torch_sigmoid_mlp.core.module as module
+import torch_sigmoid_mlp.estimator.regressor as regressor
 import torch_sigmoid_mlp.training.population_lm as population_lm
 import torch_sigmoid_mlp.training.solvers as solvers
 from torch_sigmoid_mlp import SigmoidMLPRegressor
 
-VARIANTS = ("trainlm", "nielsen", "more", "geodesic", "hold", "init×0.5", "init×2", "init¹×2")
+VARIANTS = (
+    "trainlm",
+    "nielsen",
+    "more",
+    "geodesic",
+    "hold",
+    "init×0.5",
+    "init×2",
+    "init¹×2",
+    "inputs(-0.5,1)",
+)
 GEODESIC_H, GEODESIC_RATIO = 0.1, 0.75
 HOLD_DROP = 1e-3
 
@@ -144,7 +158,8 @@ def patched(variant: str):
     LM, BR, Net = solvers.LevenbergMarquardt, solvers.BayesianRegularization, module.SigmoidMLP
     PLM = population_lm.LevenbergMarquardt
     saved = [(LM, "step", LM.step), (LM, "__init__", LM.__init__), (PLM, "__init__", PLM.__init__),
-             (BR, "_accepted", BR._accepted), (Net, "reset_parameters", Net.reset_parameters)]  # fmt: skip
+             (BR, "_accepted", BR._accepted), (Net, "reset_parameters", Net.reset_parameters),
+             (regressor, "INPUT_RANGE", regressor.INPUT_RANGE)]  # fmt: skip
     LM._geodesic = _geodesic
     LM.step = variant_step("more" if variant == "more" else "identity", variant == "geodesic")
     if variant == "nielsen":
@@ -152,6 +167,8 @@ def patched(variant: str):
             cls.__init__ = lambda self, *a, _init=init, **k: _init(self, *a, **{"damping": "nielsen", **k})
     if variant == "hold":
         BR._accepted = _held_accepted
+    if variant.startswith("inputs"):
+        regressor.INPUT_RANGE = (-0.5, 1.0)
     if variant.startswith("init"):
         first, c, reset = variant[4] == "¹", float(variant.split("×")[1]), saved[4][2]
 
@@ -273,7 +290,7 @@ def main() -> None:
         "--defaults",
         nargs="*",
         default=None,
-        choices=[v for v in VARIANTS if v in ("trainlm", "nielsen") or v.startswith("init")],
+        choices=[v for v in VARIANTS if v in ("trainlm", "nielsen") or v.startswith(("init", "inputs"))],
         help="part 3 alone: default fits over the 1-D clean rows with these variants",
     )
     parser.add_argument("--out", default="valley")
