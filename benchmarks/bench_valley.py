@@ -283,7 +283,8 @@ def defaults(variant: str, p, seeds: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10)
-    parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=VARIANTS)
+    # the step's and the initial weights' variants; the input range is asked for by name
+    parser.add_argument("--variants", nargs="*", default=list(VARIANTS[:-1]), choices=VARIANTS)
     parser.add_argument("--long", type=int, default=3000, help="epochs of the trajectory runs")
     parser.add_argument("--no-trajectory", action="store_true")
     parser.add_argument(
