@@ -198,9 +198,10 @@ class _Run:
 
         .. code-block:: text
 
-            ev*  = max ln p(D | α, β) of the members stopped "converged" or "mu_max" with R² ≥ COLLAPSED_R2
+            ev*  = max ln p(D | α, β) of the members stopped "converged" or "mu_max", R² ≥ COLLAPSED_R2
             rate = max(0, ev_k(now) − ev_k(now − 2·OUTRANK_EVERY)) / (2·OUTRANK_EVERY)
-            stop k as "outranked" if  ev_k(now) + OUTRANK_SAFETY · rate · (max_epochs − now) + OUTRANK_MARGIN < ev*
+            stop k as "outranked" if
+                ev_k(now) + OUTRANK_SAFETY · rate · (max_epochs − now) + OUTRANK_MARGIN < ev*
 
         The starts are ranked by their evidence (:func:`~torch_sigmoid_mlp.training.results._rank`),
         so a member whose evidence cannot reach ``ev*`` by ``max_epochs``, even rising twice as fast as
@@ -212,11 +213,14 @@ class _Run:
         """
         step, running = self.step, [k for k in self.running if k not in stops]
         rows = self.rows
+        spread = self.spread
+        if not running or spread <= 0:
+            return
         done = [
             k for k, reason in enumerate(self.reasons)
-            if reason in ("converged", "mu_max") and 1 - rows[self.epochs[k]][0][k] / self.spread >= COLLAPSED_R2
+            if reason in ("converged", "mu_max") and 1 - rows[self.epochs[k]][0][k] / spread >= COLLAPSED_R2
         ]  # fmt: skip
-        if not done or not running or self.spread <= 0:
+        if not done:
             return
         evidence = step.evidence()
         known = [evidence[k] for k in done if evidence[k] is not None and math.isfinite(evidence[k])]
