@@ -48,7 +48,9 @@ OUTRANK_EVERY = 25
 #: row's success count and worst R² over 10 seeds are those of ``until="all"``
 #: (``benchmarks/results/robust_until_best.md``), while on ``t³ − t``, where the starts crawling
 #: along the valley stay 45 below one that converged, 30 points: 7 fits of 10 end at epoch 325–950
-#: instead of 1000, the epochs of the population 0.72× and the wall time 0.78× (10 seeds, interleaved).
+#: instead of 1000, the epochs of the population 0.72× and the wall time 0.78× (10 seeds, interleaved);
+#: 100 points: 6 of 10 at 350–660, 0.71× and 0.74×. Where no start is outranked the checks cost about
+#: one epoch in 25 (``sin 6x`` from 30 points: epochs 0.97×, wall time 1.08× on a shared machine).
 OUTRANK_SAFETY, OUTRANK_MARGIN = 2.0, 20.0
 
 #: What a population refuses, and why: each of these is a single run's.
