@@ -1,4 +1,4 @@
-"""Matrix-free Levenberg–Marquardt (``solver="lm_cg"``) against dense LM (``"lm"``): time per epoch and epochs.
+"""Matrix-free Levenberg–Marquardt (``solver="lm_cg"``) against dense LM (``"lm"``): epochs and their time.
 
 A smooth function of 30 inputs, ``y = sin(x·a) + 0.5·cos(x·b) + 0.1·|x|²`` with fixed random
 directions ``a, b``, at T = 2000 training points and 2000 test points, fitted by
@@ -72,7 +72,9 @@ class Count:
 
 def fit(h: int, solver: str, max_epochs: int, split, dtype="float64", **options) -> dict:
     X, y, X_test, y_test = split
-    est = SigmoidMLPRegressor(hidden=(h, h), solver=solver, restarts=1, max_epochs=max_epochs, seed=0, dtype=dtype)
+    est = SigmoidMLPRegressor(
+        hidden=(h, h), solver=solver, restarts=1, max_epochs=max_epochs, seed=0, dtype=dtype
+    )
     with Count() as count:
         t0 = time.perf_counter()
         if options:
@@ -109,7 +111,9 @@ def _fit_with_options(est, X, y, options: dict) -> None:
 
 def row(f: dict) -> str:
     products = "—" if f["products_per_epoch"] is None else f"{f['products_per_epoch']:.0f}"
-    solver = f["solver"] + ("" if not f["options"] else " " + ", ".join(f"{k}={v}" for k, v in f["options"].items()))
+    solver = f["solver"] + (
+        "" if not f["options"] else " " + ", ".join(f"{k}={v}" for k, v in f["options"].items())
+    )
     return (
         f"| {f['P']} | {solver} | {f['epochs']} ({f['stop']}) | {f['seconds']:.1f} | "
         f"{f['seconds_per_epoch']:.3f} | {products} | {f['train_r2']:.4f} | {f['test_r2']:.4f} |"

@@ -42,7 +42,9 @@ def flat(model) -> torch.Tensor:
 
 def weighted_problem(sizes, T, seed=0):
     model, x, d = problems.random_problem(sizes, T, seed=seed, targets=(0.1, 0.9))
-    s = torch.rand(T, generator=torch.Generator().manual_seed(seed + 7), dtype=torch.float64) * 2  # s_t ∈ [0, 2)
+    s = (
+        torch.rand(T, generator=torch.Generator().manual_seed(seed + 7), dtype=torch.float64) * 2
+    )  # s_t ∈ [0, 2)
     s[::5] = 0.0  # points that do not count
     return model, x, d, s
 

@@ -31,7 +31,7 @@ from .objective import JACOBIAN_BLOCK, Objective
 from .ranks import is_distributed
 from .solvers import LevenbergMarquardt
 
-__all__ = ["FORCING", "GaussNewtonProducts", "MatrixFreeLM", "WARM_STARTS"]
+__all__ = ["FORCING", "WARM_STARTS", "GaussNewtonProducts", "MatrixFreeLM"]
 
 
 class GaussNewtonProducts:
@@ -77,7 +77,9 @@ class GaussNewtonProducts:
         # chunks of chunk_size, or as many points as keep a chunk's m deltas per neuron (diag's) within
         # JACOBIAN_BLOCK numbers: the passes' temporaries stay bounded whatever T is
         neurons = sum(W.shape[-2] for W in objective.weights) * objective.d.shape[1]
-        self.rows = rows or objective.chunk_size or max(1, min(objective.x.shape[0], JACOBIAN_BLOCK // neurons))
+        self.rows = (
+            rows or objective.chunk_size or max(1, min(objective.x.shape[0], JACOBIAN_BLOCK // neurons))
+        )
         self._plain = [W.detach() for W in objective.weights]
         self.signals: list[tuple[list[Tensor], Tensor, Tensor | None]] = []  # (y^(0..L), d, s) per chunk
         self.at: Tensor | None = None  # the weights (flat, model's dtype) the signals are of
@@ -311,7 +313,12 @@ class MatrixFreeLM(LevenbergMarquardt):
         if cg_forcing not in FORCING:
             raise ValueError(f"cg_forcing must be one of {FORCING}, got {cg_forcing!r}")
         self.cg_forcing, self._first_rhs, self._eta = cg_forcing, None, cg_eta
-        self.cg_eta, self.cg_max_iter, self.cg_rtol, self.cg_warm = cg_eta, cg_max_iter, float(cg_rtol), cg_warm
+        self.cg_eta, self.cg_max_iter, self.cg_rtol, self.cg_warm = (
+            cg_eta,
+            cg_max_iter,
+            float(cg_rtol),
+            cg_warm,
+        )
         self.products = GaussNewtonProducts(objective)
         self._trial = GaussNewtonProducts(objective, self.products.rows)  # the trial forward's signals
         self._accepted_dw: Tensor | None = None  # the last accepted Δw: the next epoch's warm start
@@ -372,7 +379,7 @@ class MatrixFreeLM(LevenbergMarquardt):
         return None
 
     def _solve(self, M, rhs: Tensor, damped=None) -> Tensor | None:
-        """``Δw`` from ``(JᵀSJ + D + μ·u·I) Δw = rhs`` by preconditioned CG; ``None`` where it is not finite."""
+        """``Δw`` from ``(JᵀSJ + D + μ·u·I) Δw = rhs`` by preconditioned CG; ``None`` where not finite."""
         products, extra = M
         shift = self.mu * self._unit
         diagonal = self._diagonal + shift if extra is None else self._diagonal + extra + shift  # (P,)
