@@ -147,10 +147,14 @@ def test_nielsens_rule_sees_the_same_predicted_decrease():
 def test_train_fits_a_teacher_to_its_exact_minimum():
     x, d, _ = teacher_problem()
     model = problems.student(seed=1)  # dense LM reaches E ≈ 5e-14 from here in 38 epochs
-    result = train(model, x, d, method="lm_cg", max_epochs=100, tol=1e-7)
+    result = train(model, x, d, method="lm_cg", max_epochs=400, tol=1e-7)
     assert result.method == "lm_cg" and result.stop_reason == "tol", result
     assert result.final_loss < 1e-10
     assert all(b < a for a, b in zip(result.loss_history, result.loss_history[1:])), "only lower E accepted"
+    # with the forcing sequence, in fewer epochs
+    forced = train(problems.student(seed=1), x, d, method="lm_cg", max_epochs=100, tol=1e-7,
+                   options={"cg_forcing": "sqrt"})  # fmt: skip
+    assert forced.stop_reason == "tol" and forced.epochs < result.epochs, (forced.epochs, result.epochs)
 
 
 @pytest.mark.floats

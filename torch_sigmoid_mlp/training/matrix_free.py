@@ -248,13 +248,15 @@ class MatrixFreeLM(LevenbergMarquardt):
     ``O(N·P)``; each ``μ`` tried is a CG solve and one trial forward pass, and the accepted trial's
     forward is the next epoch's. CG stops by Ceres's inexact-Newton rule (``eta``: the quadratic
     model falling by less than ``eta`` of itself per iteration on average), at ``cg_rtol`` relative
-    residual, or after ``cg_max_iter`` iterations. ``eta`` starts at ``cg_eta`` (Ceres's 0.1) and,
-    with ``cg_forcing="sqrt"`` (default), shrinks as ``cg_eta·√(‖r_k‖/‖r_0‖)`` with the right-hand
-    side ``r_k`` (the gradient), a forcing sequence of inexact Newton methods (Nocedal and Wright,
-    7.1): a fixed ``eta`` truncates every step alike, and near a minimum the fit then creeps. From
-    the same starts, the teacher problems of ``tests/problems.py`` (seeds 1 and 2) reached
-    ``E < 10⁻¹⁴`` in 289 and 54 epochs with a fixed ``eta = 0.1``, in 30 and 18 with the forcing
-    (dense LM: 38 and 17).
+    residual, or after ``cg_max_iter`` iterations. ``eta`` is ``cg_eta`` (Ceres's 0.1) every epoch
+    (``cg_forcing="none"``, default), or shrinks as ``cg_eta·√(‖r_k‖/‖r_0‖)`` with the right-hand side
+    ``r_k`` (the gradient; ``cg_forcing="sqrt"``), a forcing sequence of inexact Newton methods
+    (Nocedal and Wright, 7.1). A fixed ``eta`` truncates every step alike, and near an exact minimum
+    the fit creeps: from the same starts, the teacher problems of ``tests/problems.py`` (seeds 1 and
+    2) reached ``E < 10⁻¹⁴`` in 289 and 54 epochs with it, in 30 and 18 with ``"sqrt"`` (dense LM: 38
+    and 17). But the forcing's CG runs long: fitting 30 inputs at T = 2000
+    (``benchmarks/results/matrix_free.md``) it took 100–270 products an epoch against 26–39, for
+    about the same training ``R²`` after as many epochs.
 
     CG starts from the last accepted ``Δw`` (the previous epoch's step: consecutive Gauss–Newton
     steps point alike), and after a rejection from the rejected trial's ``Δw`` scaled by
@@ -298,7 +300,7 @@ class MatrixFreeLM(LevenbergMarquardt):
         cg_max_iter: int = 500,
         cg_rtol: float = 1e-10,
         cg_warm: str = "scaled",
-        cg_forcing: str = "sqrt",
+        cg_forcing: str = "none",
         **options,
     ) -> None:
         super().__init__(objective, **options)
