@@ -299,3 +299,19 @@ def test_the_command_line_takes_solver_lm_cg(tmp_path):
 def _root() -> str:
     """This checkout, so that the entry point runs the package under test."""
     return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.floats
+def test_products_and_a_step_on_the_device(device):
+    model, x, d, s = weighted_problem((3, 5, 4, 6, 3), 37)
+    _, A, g = dense(model, x, d, s)
+    model, x, d, s = model.to(device), x.to(device), d.to(device), s.to(device)
+    products = GaussNewtonProducts(Objective(model, x, d, sample_weight=s, chunk_size=10))
+    products.forward()
+    V = torch.randn(A.shape[0], 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    torch.testing.assert_close(products(V.to(device)).cpu(), A @ V, rtol=1e-10, atol=1e-13)
+    rhs, diagonal = products.rhs_and_diagonal()
+    assert rhs.device.type == diagonal.device.type == device.type
+    torch.testing.assert_close(rhs.cpu(), g, rtol=1e-10, atol=1e-13)
+    result = train(model, x, d, sample_weight=s, method="lm_cg", max_epochs=3)
+    assert result.final_loss < result.loss_history[0] and model.weights[0].device.type == device.type
