@@ -55,8 +55,9 @@ class MatrixFreeBR(MatrixFreeLM, BayesianRegularization):
     its error is the estimator's, a fraction of a percent of ``γ`` on the BR Hessians of
     ``benchmarks/results/trace.md``. The evidence deflates ``2⌈γ⌉ + 16`` directions and takes
     :data:`~torch_sigmoid_mlp.training.trace_estimate.LOG_DET_PROBES` Lanczos probes. The probes
-    come from a generator seeded with ``trace_seed``, kept in :meth:`state_dict`: a run is
-    reproducible, and a resumed one draws what the whole run would.
+    of each estimate come from a generator seeded with ``trace_seed`` and the number of estimates
+    before it, kept in :meth:`state_dict`: a run is reproducible, and a resumed one draws what the
+    whole run would.
 
     Args:
         objective: the points and the model.
@@ -85,7 +86,8 @@ class MatrixFreeBR(MatrixFreeLM, BayesianRegularization):
             raise ValueError(f"trace_rtol must be a number in (0, 1), got {trace_rtol!r}")
         super().__init__(objective, **options)
         self.probes, self.trace_rtol = probes, float(trace_rtol)
-        self._probe_generator = torch.Generator().manual_seed(int(trace_seed))
+        self.trace_seed = int(trace_seed)
+        self._draws = 0  # estimates drawn so far: the next one's probes come from (trace_seed, _draws)
         self.trace_iterations = 0  # CG iterations of the last γ estimate (the block's longest column)
 
     def evaluate(self) -> tuple[Tensor, Tensor]:
@@ -125,7 +127,7 @@ class MatrixFreeBR(MatrixFreeLM, BayesianRegularization):
             self._numels,
             probes=self.probes,
             weights=prior,
-            generator=self._probe_generator,
+            generator=self._generator(),
             rtol=self.trace_rtol,
             max_iter=self.cg_max_iter,
         )  # tr_l(2α_l·H⁻¹), (L,)
@@ -144,7 +146,7 @@ class MatrixFreeBR(MatrixFreeLM, BayesianRegularization):
             steps=LOG_DET_STEPS,
             deflate=deflate,
             diagonal=prior,
-            generator=self._probe_generator,
+            generator=self._generator(),
         ).item()
         if not math.isfinite(log_det):
             return None
@@ -152,15 +154,20 @@ class MatrixFreeBR(MatrixFreeLM, BayesianRegularization):
         F = self._objective_value(E.item(), w)
         return -F - log_det / 2 + prior_term + self.N / 2 * math.log(self.beta / math.pi)
 
+    def _generator(self) -> torch.Generator:
+        """The next estimate's probes: a generator seeded from ``trace_seed`` and the estimates so far."""
+        self._draws += 1
+        return torch.Generator().manual_seed(self.trace_seed * 1_000_003 + self._draws)
+
     def metrics(self) -> dict[str, float]:
         return {**BayesianRegularization.metrics(self), "cg_iterations": float(self.cg_iterations)}
 
     def state_dict(self) -> dict:
-        return {**super().state_dict(), "probe_state": self._probe_generator.get_state()}
+        return {**super().state_dict(), "trace_draws": self._draws}
 
     def load_state_dict(self, state: dict) -> None:
         state = dict(state)
-        probe_state = state.pop("probe_state", None)
+        draws = state.pop("trace_draws", None)
         super().load_state_dict(state)
-        if probe_state is not None:
-            self._probe_generator.set_state(probe_state)
+        if draws is not None:
+            self._draws = int(draws)
