@@ -27,11 +27,11 @@ from ..core._flat import as_weights, flatten
 from ..core.derivatives import _deltas
 from ..core.functional import SigmoidMLPFunction, _sigmoid_backward
 from .krylov import conjugate_gradients
-from .objective import Objective
+from .objective import JACOBIAN_BLOCK, Objective
 from .ranks import is_distributed
 from .solvers import LevenbergMarquardt
 
-__all__ = ["FORCING", "GaussNewtonProducts", "MatrixFreeLM", "WARM_STARTS"]
+__all__ = ["FORCING", "WARM_STARTS", "GaussNewtonProducts", "MatrixFreeLM"]
 
 
 class GaussNewtonProducts:
@@ -45,7 +45,12 @@ class GaussNewtonProducts:
 
     Args:
         objective: the points (their chunks, sample weights and ranks) and the model.
-        rows: points per chunk; ``None``: the objective's ``chunk_size``, or all of them.
+        rows: points per chunk; ``None``: the objective's ``chunk_size``, or as many as keep a chunk's
+            ``m`` deltas per neuron within ``JACOBIAN_BLOCK`` numbers (all of them on small problems).
+
+    Memory: the signals ``y^(1..L)`` of every point (``T·Σ_{l≥1} size_l`` numbers, ``y^(0)`` is the
+    data itself where it lies on the model's device), a copy of ``w``, and per pass the temporaries
+    of one chunk; :class:`MatrixFreeLM` holds two sets of signals (``w_k``'s and a trial's).
 
     Every sum is accumulated in float64 and, in a process group, summed over the ranks (one
     ``all_reduce`` per product). The products themselves run in the model's dtype, on its device.
@@ -69,7 +74,12 @@ class GaussNewtonProducts:
     def __init__(self, objective: Objective, rows: int | None = None) -> None:
         self.objective = objective
         self.P = objective.P
-        self.rows = rows or objective.chunk_size or max(objective.x.shape[0], 1)
+        # chunks of chunk_size, or as many points as keep a chunk's m deltas per neuron (diag's) within
+        # JACOBIAN_BLOCK numbers: the passes' temporaries stay bounded whatever T is
+        neurons = sum(W.shape[-2] for W in objective.weights) * objective.d.shape[1]
+        self.rows = (
+            rows or objective.chunk_size or max(1, min(objective.x.shape[0], JACOBIAN_BLOCK // neurons))
+        )
         self._plain = [W.detach() for W in objective.weights]
         self.signals: list[tuple[list[Tensor], Tensor, Tensor | None]] = []  # (y^(0..L), d, s) per chunk
         self.at: Tensor | None = None  # the weights (flat, model's dtype) the signals are of
@@ -303,7 +313,12 @@ class MatrixFreeLM(LevenbergMarquardt):
         if cg_forcing not in FORCING:
             raise ValueError(f"cg_forcing must be one of {FORCING}, got {cg_forcing!r}")
         self.cg_forcing, self._first_rhs, self._eta = cg_forcing, None, cg_eta
-        self.cg_eta, self.cg_max_iter, self.cg_rtol, self.cg_warm = cg_eta, cg_max_iter, float(cg_rtol), cg_warm
+        self.cg_eta, self.cg_max_iter, self.cg_rtol, self.cg_warm = (
+            cg_eta,
+            cg_max_iter,
+            float(cg_rtol),
+            cg_warm,
+        )
         self.products = GaussNewtonProducts(objective)
         self._trial = GaussNewtonProducts(objective, self.products.rows)  # the trial forward's signals
         self._accepted_dw: Tensor | None = None  # the last accepted Δw: the next epoch's warm start
@@ -364,7 +379,7 @@ class MatrixFreeLM(LevenbergMarquardt):
         return None
 
     def _solve(self, M, rhs: Tensor, damped=None) -> Tensor | None:
-        """``Δw`` from ``(JᵀSJ + D + μ·u·I) Δw = rhs`` by preconditioned CG; ``None`` where it is not finite."""
+        """``Δw`` from ``(JᵀSJ + D + μ·u·I) Δw = rhs`` by preconditioned CG; ``None`` where not finite."""
         products, extra = M
         shift = self.mu * self._unit
         diagonal = self._diagonal + shift if extra is None else self._diagonal + extra + shift  # (P,)
