@@ -61,6 +61,7 @@ MAX_EPOCHS = {
     "lbfgs": 5_000,
     "lm": 1_000,
     "lm_cg": 1_000,
+    "br_cg": 1_000,
     "br": 1_000,
 }
 
@@ -93,7 +94,7 @@ def default_max_epochs(method: str, P: int, N: int) -> int:
         >>> default_max_epochs("lm_cg", 752, 2000), default_max_epochs("lm_cg", 20_000, 100_000)
         (1000, 50)
     """
-    if method == "lm_cg":
+    if method in ("lm_cg", "br_cg"):
         affordable = int(DENSE_WORK // (N * P * MATRIX_FREE_PRODUCTS))
         return min(MAX_EPOCHS[method], max(MIN_DENSE_EPOCHS, affordable))
     if method not in ("lm", "br"):
@@ -115,6 +116,7 @@ PATIENCE = {
     "lm": 6,
     "lm_cg": 6,
     "br": 6,
+    "br_cg": 6,
 }
 
 #: ``hidden=None``: two hidden layers of ``max(DEFAULT_WIDTH, n)`` neurons. Without biases every
@@ -263,9 +265,9 @@ def check_params(params: dict) -> types.SimpleNamespace:
     solver = params["solver"]
     if solver not in SOLVERS:
         raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
-    if solver in ("lm", "lm_cg", "br") and params["lr"] is not None:
+    if solver in ("lm", "lm_cg", "br", "br_cg") and params["lr"] is not None:
         raise ValueError(f"solver={solver!r} takes no lr: its step comes from solving (JᵀJ + μI) Δw = Jᵀe")
-    if solver in ("lm", "lm_cg", "br") and params["batch_size"] is not None:
+    if solver in ("lm", "lm_cg", "br", "br_cg") and params["batch_size"] is not None:
         raise ValueError(f"batch_size is for mini-batch solvers; solver={solver!r} takes full-batch steps")
     if params["momentum"] and solver not in ("sgd", "auto"):
         raise ValueError(f"momentum is for solver='sgd'; solver={solver!r} has none")

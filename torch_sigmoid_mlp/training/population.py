@@ -7,8 +7,8 @@ member's stop rules as a single run would (``"diverged"``, ``"tol"``, ``"early_s
 ends when every member has stopped, or with ``until="first"`` when the first reaches ``tol``
 (the others then stop with ``"member_reached_tol"``), or with ``until="best"`` once no member still
 running can outrank the best of those that stopped (they stop with ``"outranked"``; see
-:meth:`_Run.outranked`). ``"lbfgs"``, whose line search is a member's own, ``"lm_cg"``, whose CG
-iterations are a member's own, and ``torch.optim`` factories, which may couple the members, train the
+:meth:`_Run.outranked`). ``"lbfgs"``, whose line search is a member's own, ``"lm_cg"`` and ``"br_cg"``, whose
+CG iterations are a member's own, and ``torch.optim`` factories, which may couple the members, train the
 members one after another instead.
 """
 
@@ -94,7 +94,7 @@ def check_population_run(run: dict, restarts: int) -> None:
 
 def batched(method) -> bool:
     """Whether ``method`` trains a population's members together (else one after another)."""
-    return not callable(method) and method not in ("lbfgs", "lm_cg")
+    return not callable(method) and method not in ("lbfgs", "lm_cg", "br_cg")
 
 
 def train_population(model, *, logdir, until: str, **run) -> TrainResult:

@@ -20,6 +20,8 @@ objective's business, not the solver's.
 ``"br"``       Bayesian-regularised LM: ``(JᵀJ + (α/β + μ) I) Δw = Jᵀe − (α/β)·w``, then ``γ, α, β``
 ``"lm_cg"``    LM's step and ``μ`` with ``(JᵀJ + μI) Δw = Jᵀe`` solved by conjugate gradients on products
                ``Jv``, ``Jᵀu`` (:mod:`~torch_sigmoid_mlp.training.matrix_free`): no ``J``, no ``P×P`` matrix
+``"br_cg"``    BR's rule with ``"lm_cg"``'s solve, ``γ_l`` and the evidence estimated from products
+               (:mod:`~torch_sigmoid_mlp.training.matrix_free_br`)
 =============  ==========================================================================================
 """
 
@@ -56,7 +58,7 @@ __all__ = [
 ]
 
 #: The solvers of :func:`~torch_sigmoid_mlp.train` (``method=``).
-METHODS = ("sgd", "adaptive", "rprop", "adam", "lbfgs", "lm", "lm_cg", "br")
+METHODS = ("sgd", "adaptive", "rprop", "adam", "lbfgs", "lm", "lm_cg", "br", "br_cg")
 
 #: The most weights ``P`` Levenberg–Marquardt and Bayesian regularisation accept: each epoch
 #: factorises a dense ``P×P`` matrix in float64, ``8·P²`` bytes and ``P³/3`` flops.
@@ -84,6 +86,7 @@ CONVERGENCE = {
     "lm": (1e-6, 10),
     "br": (1e-6, 10),
     "lm_cg": (1e-6, 10),
+    "br_cg": (1e-6, 10),
     "lbfgs": (1e-6, 50),
     "rprop": (1e-6, 200),
     "adam": (1e-6, 200),
@@ -180,7 +183,7 @@ def wants_second_opinion(result, *, tol: bool) -> bool:
     seed. The other fits, clean and noisy, end at training ``R²`` 0.96 or more and never pay for it.
     """
     return (
-        result.method == "br"
+        result.method in ("br", "br_cg")
         and not tol
         and result.r2 is not None
         and result.r2 < SECOND_OPINION_R2
@@ -854,7 +857,7 @@ class BayesianRegularization(LevenbergMarquardt):
         if stuck or (self._plateau and explains) or self._plateau >= self.SEARCH_PATIENCE:
             # at (near) a minimum of E: the evidence's Gauss–Newton approximation holds from here
             self.stop_reason = None
-            A, _, E, _ = self.objective.gauss_newton()
+            A, _, E, _ = self._gauss_newton()
             self._searching = False
             self._settle(A, self._flat(), E.item())
             self._restart_damping()
@@ -937,7 +940,7 @@ class BayesianRegularization(LevenbergMarquardt):
         """
         if not self._searching and self.alphas[0] == 0.0:
             return None
-        A, _, E, _ = self.objective.gauss_newton()
+        A, _, E, _ = self._gauss_newton()
         w = self._flat()
         if not self._searching:
             return self._evidence_at(A, w, E)
@@ -1016,7 +1019,8 @@ def make_step(
     ``method`` is a name in :data:`METHODS` or a factory ``params -> torch.optim.Optimizer``
     (``functools.partial(torch.optim.SGD, lr=0.1, momentum=0.9)``, say). ``options`` go to the
     solver (``mu``, ``mu_max`` … for ``"lm"``/``"br"``/``"lm_cg"``, and ``cg_eta``, ``cg_max_iter``,
-    ``cg_rtol``, ``cg_warm``, ``cg_forcing`` for ``"lm_cg"``; ``lr_increase`` … for ``"adaptive"``; keyword
+    ``cg_rtol``, ``cg_warm``, ``cg_forcing`` for ``"lm_cg"``/``"br_cg"``, ``probes``, ``trace_rtol`` for
+    ``"br_cg"``; ``lr_increase`` … for ``"adaptive"``; keyword
     arguments of the ``torch.optim`` class otherwise).
     """
     options = dict(options or {})
@@ -1028,13 +1032,17 @@ def make_step(
                 f"method= called with the weights must give a torch.optim.Optimizer, got {optimizer!r}"
             )
         name = type(optimizer).__name__
-    elif method in ("lm", "br", "lm_cg"):
+    elif method in ("lm", "br", "lm_cg", "br_cg"):
         if batch_size is not None:
             raise ValueError(f"method={method!r} takes whole full-batch steps: batch_size must be None")
         if method == "lm_cg":
             from .matrix_free import MatrixFreeLM  # it builds on LevenbergMarquardt, defined here
 
             return MatrixFreeLM(objective, **options)
+        if method == "br_cg":
+            from .matrix_free_br import MatrixFreeBR  # it builds on BayesianRegularization, defined here
+
+            return MatrixFreeBR(objective, **options)
         return (LevenbergMarquardt if method == "lm" else BayesianRegularization)(objective, **options)
     elif method in ("sgd", "adaptive") and not momentum and batch_size is None:
         if lr is None:
