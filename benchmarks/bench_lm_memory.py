@@ -7,7 +7,10 @@ and the trial evaluation. Beside it, the same sums from the whole ``T·m × P`` 
 (:func:`~torch_sigmoid_mlp.jacobian`), which is what memory would be without blocks. Reported is
 the rise of the process's peak resident set (``VmHWM``, reset just before the epoch) on top of the
 data, and the epoch's time. The blocked epoch's peak should be flat in T; the whole Jacobian's grows
-as ``8·T·m·P`` bytes.
+as ``8·T·m·P`` bytes. The third column is one epoch of ``method="lm_cg"``
+(:class:`~torch_sigmoid_mlp.training.matrix_free.MatrixFreeLM`): no ``J`` and no ``P×P`` matrix, its
+memory the signals of ``w_k`` and of a trial, ``2·8·T·Σ_{l≥1} size_l`` bytes, and vectors of ``P``:
+``O(N + P)``.
 
     python benchmarks/bench_lm_memory.py
     python benchmarks/bench_lm_memory.py --points 1e4 1e5 1e6 -n 8
@@ -29,9 +32,11 @@ from machine import describe, summary, vm_kib
 
 from torch_sigmoid_mlp import SigmoidMLP, jacobian
 from torch_sigmoid_mlp.training.objective import Objective
+from torch_sigmoid_mlp.training.matrix_free import MatrixFreeLM
 from torch_sigmoid_mlp.training.solvers import LevenbergMarquardt
 
 RESULTS = Path(__file__).resolve().parent / "results"
+HOWS = ("blocks", "whole J", "lm_cg")
 
 
 def _measure(n: int, T: int, how: str, queue) -> None:
@@ -40,14 +45,17 @@ def _measure(n: int, T: int, how: str, queue) -> None:
     model = SigmoidMLP(n, dtype=torch.float64, generator=g)
     x = torch.empty(T, n, dtype=torch.float64).uniform_(-1, 1, generator=g)
     d = torch.empty(T, 1, dtype=torch.float64).uniform_(0.1, 0.9, generator=g)
+    solver = MatrixFreeLM if how == "lm_cg" else LevenbergMarquardt
     objective = Objective(model, x[:8], d[:8])
-    LevenbergMarquardt(objective).step()  # first-call set-up (kernels, allocator) is not the epoch's
+    first = solver(objective)
+    first.evaluate()
+    first.step()  # first-call set-up (kernels, allocator) is not the epoch's
     objective = Objective(model, x, d)
-    step = LevenbergMarquardt(objective)
+    step = solver(objective)
     Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
     before = vm_kib("VmHWM") * 1024
     t0 = time.perf_counter()
-    if how == "blocks":
+    if how in ("blocks", "lm_cg"):
         step.evaluate()
         step.step()
     else:
@@ -85,7 +93,7 @@ def main(argv=None) -> None:
         "rows": [],
     }
     for T in args.points:
-        for how in ("blocks", "whole J"):
+        for how in HOWS:
             if how == "whole J" and 8 * T * P > 4 * 2**30:
                 continue  # more than 4 GiB for J alone
             row = measure(args.n, T, how)
@@ -95,12 +103,12 @@ def main(argv=None) -> None:
         f"Extra peak memory (rise of the peak RSS) of one LM epoch, {args.n}-{args.n}-{args.n}-1 "
         f"(P = {P}), float64, one thread; the epoch's time in brackets.",
         "",
-        "| T | JᵀJ, Jᵀe in blocks (train) | the whole J at once |",
-        "|---|---|---|",
+        "| T | JᵀJ, Jᵀe in blocks (train) | the whole J at once | lm_cg: no J, no JᵀJ |",
+        "|---|---|---|---|",
     ]
     for T in args.points:
         cells = []
-        for how in ("blocks", "whole J"):
+        for how in HOWS:
             r = next((r for r in report["rows"] if r["T"] == T and r["how"] == how), None)
             cells.append("—" if r is None else f"{r['peak_bytes'] / 2**20:.1f} MiB ({r['seconds']:.3g} s)")
         lines.append(f"| {T:,} | " + " | ".join(cells) + " |")

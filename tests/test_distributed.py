@@ -48,6 +48,9 @@ STEPS = 20  # full-batch steps each run takes
 LR = 0.05
 T = 37  # odd, so the shards differ in size (19 and 18 points)
 TOL = 0.48  # met at epoch 11 of the STEPS
+LM_STEPS = 8  # epochs of method="lm_cg"
+#: CG solved to a residual of 1e-12 (no inexact stop, whose iteration count rounding could change)
+CG_EXACT = {"cg_eta": None, "cg_rtol": 1e-12, "cg_max_iter": 5000}
 
 
 def make_problem(T=T, sizes=(3, 4, 4, 1), seed=0, dtype=torch.float64):
@@ -186,6 +189,13 @@ def _train_scenarios(rank: int, outdir: str, out: dict) -> None:
         model, shard(x), shard(d), lr=LR, max_epochs=STEPS, callback=lambda k, _: not (rank == 1 and k == 3)
     )
     out["train_callback"] = asdict(result)
+
+    # Matrix-free LM: every product JᵀSJ·v, JᵀSe and diag(JᵀSJ) summed over the ranks, chunks within.
+    model, x, d = make_problem()
+    result = train(
+        model, shard(x), shard(d), method="lm_cg", max_epochs=LM_STEPS, chunk_size=5, options=CG_EXACT
+    )
+    out["train_lm_cg"] = ([W.detach().clone() for W in model.weights], asdict(result))
 
     # The estimator: every rank passes all the data, fit shards it.
     est = make_estimator().fit(*estimator_data())
@@ -384,6 +394,19 @@ def test_train_in_a_group_stops_on_the_global_error(ranks):
         torch.testing.assert_close(result.val_history, expected.val_history, rtol=1e-12, atol=0)
         for l, (W, ref) in enumerate(zip(weights, model.weights)):
             torch.testing.assert_close(W, ref.detach(), rtol=0, atol=1e-10, msg=f"W^({l}) rank {r}")
+
+
+def test_matrix_free_lm_in_a_group_equals_single_process(ranks):
+    """``method="lm_cg"``, CG solved to 1e-12: steps from sums over ranks that differ only in rounding."""
+    model, x, d = make_problem()
+    expected = train(model, x, d, method="lm_cg", max_epochs=LM_STEPS, options=CG_EXACT)
+    assert expected.final_loss < 0.7 * expected.loss_history[0]
+    for r, out in enumerate(ranks):
+        weights, result = out["train_lm_cg"][0], TrainResult(**out["train_lm_cg"][1])
+        assert result.epochs == LM_STEPS and result.solver_state["mu"] == expected.solver_state["mu"]
+        torch.testing.assert_close(result.loss_history, expected.loss_history, rtol=1e-8, atol=0)
+        for l, (W, ref) in enumerate(zip(weights, model.weights)):
+            torch.testing.assert_close(W, ref.detach(), rtol=1e-6, atol=1e-8, msg=f"W^({l}), rank {r}")
 
 
 def test_estimator_fit_in_a_group_equals_single_process_fit(ranks):

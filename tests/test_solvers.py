@@ -301,9 +301,15 @@ def test_integer_sample_weights_equal_repeated_points(method):
     lr = {"sgd": 0.05, "adaptive": 0.05}.get(method)
     r_weighted = train(model, x, d, sample_weight=s, method=method, lr=lr, max_epochs=6)
     r_repeated = train(twin, x_rep, d_rep, method=method, lr=lr, max_epochs=6)
-    torch.testing.assert_close(flat(model), flat(twin), rtol=1e-10, atol=1e-12, msg=method)
-    torch.testing.assert_close(r_weighted.loss_history, r_repeated.loss_history, rtol=1e-10, atol=1e-12)
-    assert r_weighted.max_abs_error == pytest.approx(r_repeated.max_abs_error, rel=1e-10)
+    # "lm_cg" solves a system of condition up to ~1/μ by CG, whose iterates carry the sums' rounding
+    # (the weighted sum and the repeated one round apart) amplified by it: equal to about 1e-7
+    # "br_cg" carries it on through α_l, β (γ from CG solves too): equal to about 5e-6 of weights near 4
+    tol = {"lm_cg": {"rtol": 1e-6, "atol": 1e-6}, "br_cg": {"rtol": 1e-5, "atol": 1e-5}}.get(
+        method, {"rtol": 1e-10, "atol": 1e-12}
+    )
+    torch.testing.assert_close(flat(model), flat(twin), **tol, msg=method)
+    torch.testing.assert_close(r_weighted.loss_history, r_repeated.loss_history, **tol)
+    assert r_weighted.max_abs_error == pytest.approx(r_repeated.max_abs_error, rel=tol["rtol"])
 
 
 def test_lm_with_sample_weights_equals_the_weighted_dense_reference():

@@ -29,6 +29,7 @@ __all__ = [
     "LOG_RECORDS",
     "LR_CONSTANT",
     "MAX_EPOCHS",
+    "MATRIX_FREE_PRODUCTS",
     "MIN_DENSE_EPOCHS",
     "PARAMETER_CONSTRAINTS",
     "PATIENCE",
@@ -59,6 +60,8 @@ MAX_EPOCHS = {
     "adam": 20_000,
     "lbfgs": 5_000,
     "lm": 1_000,
+    "lm_cg": 1_000,
+    "br_cg": 1_000,
     "br": 1_000,
 }
 
@@ -73,16 +76,27 @@ DENSE_WORK = 1e11
 #: The fewest epochs :data:`DENSE_WORK` leaves an LM or BR fit.
 MIN_DENSE_EPOCHS = 50
 
+#: ``"lm_cg"``'s epoch is counted as this many products ``JᵀSJ·v`` of ``O(N·P)`` each (its CG iterations
+#: over every ``μ`` tried, and the passes for ``JᵀSe`` and ``diag(JᵀSJ)``) when :data:`DENSE_WORK`
+#: caps its epochs (``benchmarks/results/matrix_free.md`` has the counts measured).
+MATRIX_FREE_PRODUCTS = 100
+
 
 def default_max_epochs(method: str, P: int, N: int) -> int:
     """``max_epochs=None``: :data:`MAX_EPOCHS` of ``method``, and for ``"lm"``/``"br"`` no more
-    epochs than :data:`DENSE_WORK` pays for at ``N·P² + P³`` an epoch (``P`` weights, ``N`` errors).
+    epochs than :data:`DENSE_WORK` pays for at ``N·P² + P³`` an epoch (``P`` weights, ``N`` errors),
+    for ``"lm_cg"`` at ``N·P·MATRIX_FREE_PRODUCTS`` an epoch.
 
     Example::
 
         >>> default_max_epochs("br", 80, 100), default_max_epochs("br", 752, 2000)
         (1000, 64)
+        >>> default_max_epochs("lm_cg", 752, 2000), default_max_epochs("lm_cg", 20_000, 100_000)
+        (664, 50)
     """
+    if method in ("lm_cg", "br_cg"):
+        affordable = int(DENSE_WORK // (N * P * MATRIX_FREE_PRODUCTS))
+        return min(MAX_EPOCHS[method], max(MIN_DENSE_EPOCHS, affordable))
     if method not in ("lm", "br"):
         return MAX_EPOCHS[method]
     affordable = int(DENSE_WORK // (N * P**2 + P**3))
@@ -93,7 +107,10 @@ def default_max_epochs(method: str, P: int, N: int) -> int:
 #: Sized to what an epoch of the solver does: LM's step is a whole Gauss–Newton solve, and six
 #: failures in a row are MATLAB's ``trainlm`` default; a steepest-descent epoch moves the weights
 #: by ``η·∇E`` only, and the validation error can wander for hundreds of epochs before it falls.
-PATIENCE = {"sgd": 2_000, "adaptive": 1_000, "rprop": 500, "adam": 500, "lbfgs": 50, "lm": 6, "br": 6}
+PATIENCE = {
+    "sgd": 2_000, "adaptive": 1_000, "rprop": 500, "adam": 500, "lbfgs": 50,
+    "lm": 6, "lm_cg": 6, "br": 6, "br_cg": 6,
+}  # fmt: skip
 
 #: ``hidden=None``: two hidden layers of ``max(DEFAULT_WIDTH, n)`` neurons. Without biases every
 #: first-layer neuron is ``σ(w·x)``, bent where ``w·x = 0``; it takes several neurons per layer, whose
@@ -241,9 +258,9 @@ def check_params(params: dict) -> types.SimpleNamespace:
     solver = params["solver"]
     if solver not in SOLVERS:
         raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
-    if solver in ("lm", "br") and params["lr"] is not None:
+    if solver in ("lm", "lm_cg", "br", "br_cg") and params["lr"] is not None:
         raise ValueError(f"solver={solver!r} takes no lr: its step comes from solving (JᵀJ + μI) Δw = Jᵀe")
-    if solver in ("lm", "br") and params["batch_size"] is not None:
+    if solver in ("lm", "lm_cg", "br", "br_cg") and params["batch_size"] is not None:
         raise ValueError(f"batch_size is for mini-batch solvers; solver={solver!r} takes full-batch steps")
     if params["momentum"] and solver not in ("sgd", "auto"):
         raise ValueError(f"momentum is for solver='sgd'; solver={solver!r} has none")

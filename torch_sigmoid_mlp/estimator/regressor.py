@@ -96,7 +96,7 @@ class SigmoidMLPRegressor:
         lr: ``η`` for ``"sgd"`` and ``"adaptive"`` (``None``: ``LR_CONSTANT / T`` for full batch,
             ``T`` the number of training points, and ``LR_CONSTANT / batch_size`` for mini-batches);
             the optimizer's ``lr`` for ``"rprop"``, ``"adam"``, ``"lbfgs"`` (``None``: theirs in
-            :func:`~torch_sigmoid_mlp.train`); unused by ``"lm"`` and ``"br"``.
+            :func:`~torch_sigmoid_mlp.train`); unused by ``"lm"``, ``"lm_cg"``, ``"br"`` and ``"br_cg"``.
         max_epochs: the most epochs of :func:`~torch_sigmoid_mlp.train`; ``None`` is
             :data:`MAX_EPOCHS` of the solver that runs, and for LM and BR no more than an epoch's
             cost ``N·P² + P³`` leaves of :data:`DENSE_WORK` (:func:`default_max_epochs`).
@@ -132,7 +132,10 @@ class SigmoidMLPRegressor:
             Bayesian regularisation without one, L-BFGS for large networks, steepest descent with
             ``batch_size``; ``result_.method`` says which ran. Or a name of
             :func:`~torch_sigmoid_mlp.train`'s ``method``: ``"sgd"``, ``"adaptive"``, ``"rprop"``,
-            ``"adam"``, ``"lbfgs"``, ``"lm"``, ``"br"``.
+            ``"adam"``, ``"lbfgs"``, ``"lm"``, ``"br"``, or ``"lm_cg"`` (LM's step by conjugate gradients
+            on products with ``J``: no ``P×P`` matrix, so no ``LM_MAX_PARAMS`` limit;
+            :mod:`~torch_sigmoid_mlp.training.matrix_free`), or ``"br_cg"`` (BR likewise, ``γ`` and the
+            evidence estimated; :mod:`~torch_sigmoid_mlp.training.matrix_free_br`).
         restarts: train from this many starts; ``"auto"`` (default) chooses the number from the
             cost of one start (:func:`~torch_sigmoid_mlp.solvers.choose_restarts`). With a ``tol``
             the first start that reaches it ends the fit; without one every start runs until it

@@ -73,7 +73,7 @@ def check_population_run(run: dict, restarts: int) -> None:
 
 def batched(method) -> bool:
     """Whether ``method`` trains a population's members together (else one after another)."""
-    return not callable(method) and method != "lbfgs"
+    return not callable(method) and method not in ("lbfgs", "lm_cg", "br_cg")
 
 
 def train_population(model, *, logdir, until: str, **run) -> TrainResult:

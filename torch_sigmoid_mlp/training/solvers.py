@@ -18,6 +18,10 @@ objective's business, not the solver's.
 ``"lbfgs"``    one L-BFGS iteration with a strong-Wolfe line search (``torch.optim.LBFGS``)
 ``"lm"``       Levenberg–Marquardt: ``(JᵀJ + μI) Δw = Jᵀe``, ``μ`` adapted until ``E`` falls
 ``"br"``       Bayesian-regularised LM: ``(JᵀJ + (α/β + μ) I) Δw = Jᵀe − (α/β)·w``, then ``γ, α, β``
+``"lm_cg"``    LM's step and ``μ`` with ``(JᵀJ + μI) Δw = Jᵀe`` solved by conjugate gradients on products
+               ``Jv``, ``Jᵀu`` (:mod:`~torch_sigmoid_mlp.training.matrix_free`): no ``J``, no ``P×P`` matrix
+``"br_cg"``    BR's rule with ``"lm_cg"``'s solve, ``γ_l`` and the evidence estimated from products
+               (:mod:`~torch_sigmoid_mlp.training.matrix_free_br`)
 =============  ==========================================================================================
 """
 
@@ -54,7 +58,7 @@ __all__ = [
 ]
 
 #: The solvers of :func:`~torch_sigmoid_mlp.train` (``method=``).
-METHODS = ("sgd", "adaptive", "rprop", "adam", "lbfgs", "lm", "br")
+METHODS = ("sgd", "adaptive", "rprop", "adam", "lbfgs", "lm", "lm_cg", "br", "br_cg")
 
 #: The most weights ``P`` Levenberg–Marquardt and Bayesian regularisation accept: each epoch
 #: factorises a dense ``P×P`` matrix in float64, ``8·P²`` bytes and ``P³/3`` flops.
@@ -81,6 +85,8 @@ AUTO_DENSE_PARAMS = 1500
 CONVERGENCE = {
     "lm": (1e-6, 10),
     "br": (1e-6, 10),
+    "lm_cg": (1e-6, 10),
+    "br_cg": (1e-6, 10),
     "lbfgs": (1e-6, 50),
     "rprop": (1e-6, 200),
     "adam": (1e-6, 200),
@@ -177,7 +183,7 @@ def wants_second_opinion(result, *, tol: bool) -> bool:
     seed. The other fits, clean and noisy, end at training ``R²`` 0.96 or more and never pay for it.
     """
     return (
-        result.method == "br"
+        result.method in ("br", "br_cg")
         and not tol
         and result.r2 is not None
         and result.r2 < SECOND_OPINION_R2
@@ -617,27 +623,47 @@ class LevenbergMarquardt(Step):
     def _before_step(self, A: Tensor, w: Tensor, E: float) -> None:
         """Called at the start of each step, at ``w_k`` and its ``E_s``."""
 
+    def _gauss_newton(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``(JᵀSJ, JᵀSe, E_s, max_t |e(t)|)`` at ``w_k`` (:meth:`Objective.gauss_newton`)."""
+        return self.objective.gauss_newton()
+
+    def _workspace(self, M: Tensor) -> Tensor:
+        """What :meth:`_solve` writes ``M + μI`` into, once per step."""
+        return torch.empty_like(M)
+
+    def _solve(self, M: Tensor, rhs: Tensor, damped: Tensor) -> Tensor | None:
+        """``Δw`` from ``(M + μ·u·I) Δw = rhs`` by Cholesky, or ``None`` where the factorisation fails
+        (``μ`` too small for rounding), which counts as a rejected step."""
+        damped.copy_(M).diagonal().add_(self.mu * self._unit)
+        factor, info = torch.linalg.cholesky_ex(damped)
+        if info.item() != 0:
+            return None
+        return torch.cholesky_solve(rhs[:, None], factor)[:, 0]  # Δw, (P,)
+
+    def _predicted(self, dw: Tensor, rhs: Tensor) -> float:
+        """The quadratic model's decrease ``rhsᵀΔw − ½ΔwᵀMΔw = ½·Δwᵀ(μ·u·Δw + rhs)`` (``Δw`` solves exactly)."""
+        return 0.5 * torch.dot(dw, self.mu * self._unit * dw + rhs).item()
+
+    def _trial_error(self) -> tuple[Tensor, Tensor]:
+        """``(E_s, max_t |e(t)|)`` at the trial weights just loaded."""
+        return self.objective.error(self._rows)
+
     def step(self) -> None:
-        A, g, E, _ = self.objective.gauss_newton()  # JᵀSJ, JᵀSe and E_s at w_k
+        A, g, E, _ = self._gauss_newton()  # JᵀSJ, JᵀSe and E_s at w_k
         w = self._flat()
         self._before_step(A, w, E.item())
         M, rhs = self._system(A, g, w)
         F_k = self._objective_value(E.item(), w)
-        damped = torch.empty_like(M)  # M + μI, written in place for each μ tried
+        damped = self._workspace(M)  # M + μI, written in place for each μ tried
         while True:
-            damped.copy_(M).diagonal().add_(self.mu * self._unit)
-            factor, info = torch.linalg.cholesky_ex(damped)
-            # A failed factorisation (μ too small for rounding) counts as a rejected step.
-            if info.item() == 0:
-                dw = torch.cholesky_solve(rhs[:, None], factor)[:, 0]  # Δw, (P,)
+            dw = self._solve(M, rhs, damped)  # Δw, (P,); None: a failed factorisation, a rejected step
+            if dw is not None:
                 self._load(w + dw)
-                E_new, max_new = self.objective.error(self._rows)
+                E_new, max_new = self._trial_error()
                 w_new = self._flat()  # as stored, in the model's dtype
                 F_new = self._objective_value(E_new.item(), w_new)
                 if F_new < F_k:
-                    predicted = (
-                        self._model_scale() * 0.5 * torch.dot(dw, self.mu * self._unit * dw + rhs).item()
-                    )
+                    predicted = self._model_scale() * self._predicted(dw, rhs)
                     self.mu, self.nu = accept(self, (F_k - F_new) / predicted if predicted > 0 else 1.0)
                     self._known = (E_new, max_new)
                     self._accepted(A, w_new, E_new.item())
@@ -806,7 +832,7 @@ class BayesianRegularization(LevenbergMarquardt):
         if stuck or (self._plateau and explains) or self._plateau >= self.SEARCH_PATIENCE:
             # at (near) a minimum of E: the evidence's Gauss–Newton approximation holds from here
             self.stop_reason = None
-            A, _, E, _ = self.objective.gauss_newton()
+            A, _, E, _ = self._gauss_newton()
             self._searching = False
             self._settle(A, self._flat(), E.item())
             self._restart_damping()
@@ -889,7 +915,7 @@ class BayesianRegularization(LevenbergMarquardt):
         """
         if not self._searching and self.alphas[0] == 0.0:
             return None
-        A, _, E, _ = self.objective.gauss_newton()
+        A, _, E, _ = self._gauss_newton()
         w = self._flat()
         if not self._searching:
             return self._evidence_at(A, w, E)
@@ -967,7 +993,9 @@ def make_step(
 
     ``method`` is a name in :data:`METHODS` or a factory ``params -> torch.optim.Optimizer``
     (``functools.partial(torch.optim.SGD, lr=0.1, momentum=0.9)``, say). ``options`` go to the
-    solver (``mu``, ``mu_max`` … for ``"lm"``/``"br"``; ``lr_increase`` … for ``"adaptive"``; keyword
+    solver (``mu``, ``mu_max`` … for ``"lm"``/``"br"``/``"lm_cg"``, and ``cg_eta``, ``cg_max_iter``,
+    ``cg_rtol``, ``cg_warm`` for ``"lm_cg"``/``"br_cg"``, ``probes``, ``trace_rtol`` for ``"br_cg"``;
+    ``lr_increase`` … for ``"adaptive"``; keyword
     arguments of the ``torch.optim`` class otherwise).
     """
     options = dict(options or {})
@@ -979,9 +1007,17 @@ def make_step(
                 f"method= called with the weights must give a torch.optim.Optimizer, got {optimizer!r}"
             )
         name = type(optimizer).__name__
-    elif method in ("lm", "br"):
+    elif method in ("lm", "br", "lm_cg", "br_cg"):
         if batch_size is not None:
             raise ValueError(f"method={method!r} takes whole full-batch steps: batch_size must be None")
+        if method == "lm_cg":
+            from .matrix_free import MatrixFreeLM  # it builds on LevenbergMarquardt, defined here
+
+            return MatrixFreeLM(objective, **options)
+        if method == "br_cg":
+            from .matrix_free_br import MatrixFreeBR  # it builds on BayesianRegularization, defined here
+
+            return MatrixFreeBR(objective, **options)
         return (LevenbergMarquardt if method == "lm" else BayesianRegularization)(objective, **options)
     elif method in ("sgd", "adaptive") and not momentum and batch_size is None:
         if lr is None:

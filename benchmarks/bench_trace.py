@@ -1,0 +1,173 @@
+"""γ and ln det H of Bayesian regularisation from products alone, against the dense Cholesky factor.
+
+For each seed a network is fitted a few BR epochs (``BayesianRegularization``, dense), and at its
+``w, α_l, β`` the Hessian ``H = 2β·JᵀSJ + 2·D_α`` is given to the estimators of
+``training/trace_estimate.py`` as ``V ↦ H V`` only:
+
+- ``γ_l = P_l − 2α_l·tr_l(H⁻¹)``: plain Hutchinson on ``H⁻¹`` (``weights=None, deflate=0``), Hutchinson
+  on ``2D_α^{1/2}H⁻¹2D_α^{1/2}`` (``weights=2·D_α, deflate=0``) and the deflated estimator (the default);
+  the error of ``γ = Σ_l γ_l`` relative to the dense one, and the worst layer's relative error;
+- ``½·ln det H`` (what the evidence takes): SLQ with the Jacobi scaling and no deflation, and with
+  ``D = 2·D_α`` and a deflated Schur complement of ``d`` columns; its absolute error.
+
+Problems: ``1-8-8-1`` on 40 noisy points of ``0.5 + 0.3·sin 3x`` (40 epochs), ``10-16-16-1`` on 500 noisy
+points of a smooth 10-input function (15 epochs); a run still searching for its first minimum is
+settled there (``α_l = P_l/(2E_W^(l))``, ``β = N/(2E_D)``, one update). Medians and worst cases over
+the seeds. One torch thread.
+
+    python benchmarks/bench_trace.py              # 20 seeds
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import statistics
+import sys
+from pathlib import Path
+
+import machine
+import torch
+
+from torch_sigmoid_mlp import SigmoidMLP
+from torch_sigmoid_mlp.training.objective import Objective
+from torch_sigmoid_mlp.training.solvers import BayesianRegularization, inverse_diagonal
+from torch_sigmoid_mlp.training.trace_estimate import inverse_trace, log_determinant
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def problem(kind: str, seed: int):
+    g = torch.Generator().manual_seed(seed)
+    f64 = torch.float64
+    if kind == "1-8-8-1":
+        x = torch.rand(40, 1, generator=g, dtype=f64) * 2 - 1  # (T, 1)
+        d = 0.5 + 0.3 * torch.sin(3 * x) + 0.05 * torch.randn(40, 1, generator=g, dtype=f64)
+        return SigmoidMLP(1, [8, 8], 1, generator=g, dtype=f64), x, d, 40
+    x = torch.rand(500, 10, generator=g, dtype=f64) * 2 - 1  # (T, 10)
+    d = 0.5 + 0.2 * torch.sin(2 * x[:, :1] * x[:, 1:2]) + 0.1 * x[:, 2:3] ** 2
+    d = d + 0.1 * torch.randn(500, 1, generator=g, dtype=f64)
+    return SigmoidMLP(10, [16, 16], 1, generator=g, dtype=f64), x, d, 15
+
+
+def br_hessian(kind: str, seed: int):
+    """``(H, sizes, alphas, gamma_dense, log_det_dense)`` after a few dense BR epochs."""
+    model, x, d, epochs = problem(kind, seed)
+    step = BayesianRegularization(Objective(model, x, d))
+    for _ in range(epochs):
+        step.evaluate()
+        step.step()
+    A, _, E, _ = step.objective.gauss_newton()
+    w = step._flat()
+    if step.searching:
+        step._settle(A, w, E.item())
+    H = step._hessian(A, w)  # (P, P)
+    sizes, alphas = step._numels, list(step.alphas)
+    traces = [part.sum().item() for part in inverse_diagonal(H).split(sizes)]
+    gammas = [n - 2 * a * t for n, a, t in zip(sizes, alphas, traces)]
+    return H, sizes, alphas, gammas, torch.linalg.slogdet(H)[1].item()
+
+
+def gamma_errors(estimated: list[float], dense: list[float]) -> tuple[float, float]:
+    total = abs(sum(estimated) - sum(dense)) / sum(dense)
+    layer = max(abs(e - t) / t for e, t in zip(estimated, dense))
+    return total, layer
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--probes", type=int, default=32)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    s = args.probes
+    gamma_variants = {
+        f"Hutchinson on H⁻¹, {2 * s} probes": dict(deflate=0, scaled=False, probes=2 * s),
+        f"Hutchinson on 2D_α^½H⁻¹2D_α^½, {2 * s} probes": dict(deflate=0, scaled=True, probes=2 * s),
+        f"deflated, {s} probes (d = {s // 2})": dict(deflate=None, scaled=True, probes=s),
+        f"deflated, {s // 2} probes (d = {s // 4})": dict(deflate=None, scaled=True, probes=s // 2),
+    }
+    log_det_variants = {
+        f"SLQ, Jacobi, {s} probes × 40 steps": dict(deflate=0, scaled=False),
+        f"SLQ, 2D_α, d = 64, {s} × 40": dict(deflate=64, scaled=True),
+        f"SLQ, 2D_α, d = 2⌈γ⌉ + 16, {s} × 40": dict(deflate="gamma", scaled=True),
+    }
+    rows = []
+    for kind in ("1-8-8-1", "10-16-16-1"):
+        seen = {name: ([], []) for name in gamma_variants} | {name: [] for name in log_det_variants}
+        gammas = []
+        for seed in range(args.seeds):
+            H, sizes, alphas, dense, log_det = br_hessian(kind, seed)
+            gammas.append(sum(dense))
+            D2 = torch.cat([H.new_full((n,), 2 * a) for n, a in zip(sizes, alphas)])  # 2·D_α, (P,)
+            apply = lambda V, H=H: H @ V  # noqa: E731
+            for name, v in gamma_variants.items():
+                g = torch.Generator().manual_seed(10_000 + seed)
+                if v["scaled"]:
+                    t = inverse_trace(apply, H.diagonal(), sizes, probes=v["probes"], deflate=v["deflate"],
+                                      weights=D2, generator=g)  # fmt: skip
+                    estimated = [n - ti for n, ti in zip(sizes, t.tolist())]
+                else:
+                    t = inverse_trace(apply, H.diagonal(), sizes, probes=v["probes"], deflate=0, generator=g)
+                    estimated = [n - 2 * a * ti for n, a, ti in zip(sizes, alphas, t.tolist())]
+                total, layer = gamma_errors(estimated, dense)
+                seen[name][0].append(total)
+                seen[name][1].append(layer)
+            for name, v in log_det_variants.items():
+                g = torch.Generator().manual_seed(20_000 + seed)
+                deflate = 2 * math.ceil(sum(dense)) + 16 if v["deflate"] == "gamma" else v["deflate"]
+                D = D2 if v["scaled"] else H.diagonal()
+                estimate = log_determinant(
+                    apply, H.shape[0], probes=s, steps=40, deflate=deflate, diagonal=D, generator=g
+                )
+                seen[name].append(abs(estimate.item() - log_det) / 2)
+        row = {
+            "network": kind,
+            "P": H.shape[0],
+            "gamma_median": statistics.median(gammas),
+            "gamma": {},
+            "log_det": {},
+        }
+        for name in gamma_variants:
+            totals, layers = seen[name]
+            row["gamma"][name] = {
+                "median": statistics.median(totals),
+                "worst": max(totals),
+                "layer_median": statistics.median(layers),
+                "layer_worst": max(layers),
+            }
+        for name in log_det_variants:
+            row["log_det"][name] = {"median": statistics.median(seen[name]), "worst": max(seen[name])}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    head = f"{machine.summary()}; {now}; `python benchmarks/bench_trace.py {' '.join(sys.argv[1:])}`"
+    lines = ["# γ and ln det H of Bayesian regularisation from products: `bench_trace.py`", "",
+             head + ".", "",
+             f"{args.seeds} seeds per network; relative error of γ = Σ_l γ_l against the dense Cholesky "
+             "γ (median, worst), and the worst layer's relative error of γ_l (median, worst over the "
+             "seeds).", "",
+             "| network | P | median γ | estimator | γ error median | worst | worst layer median | worst |",
+             "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |"]  # fmt: skip
+    for row in rows:
+        for name, r in row["gamma"].items():
+            lines.append(f"| {row['network']} | {row['P']} | {row['gamma_median']:.1f} | {name} | "
+                         f"{r['median']:.2%} | {r['worst']:.2%} | {r['layer_median']:.2%} | "
+                         f"{r['layer_worst']:.2%} |")  # fmt: skip
+    lines += ["", "Absolute error of ½·ln det H (the evidence's term), in nats:", "",
+              "| network | estimator | median | worst |", "| --- | --- | ---: | ---: |"]  # fmt: skip
+    for row in rows:
+        for name, r in row["log_det"].items():
+            lines.append(f"| {row['network']} | {name} | {r['median']:.3f} | {r['worst']:.3f} |")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "trace.json").write_text(
+        json.dumps({"machine": machine.describe(), "head": head, "rows": rows}, indent=1) + "\n"
+    )
+    (RESULTS / "trace.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
