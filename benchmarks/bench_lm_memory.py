@@ -31,8 +31,8 @@ import torch
 from machine import describe, summary, vm_kib
 
 from torch_sigmoid_mlp import SigmoidMLP, jacobian
-from torch_sigmoid_mlp.training.objective import Objective
 from torch_sigmoid_mlp.training.matrix_free import MatrixFreeLM
+from torch_sigmoid_mlp.training.objective import Objective
 from torch_sigmoid_mlp.training.solvers import LevenbergMarquardt
 
 RESULTS = Path(__file__).resolve().parent / "results"

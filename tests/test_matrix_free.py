@@ -42,7 +42,9 @@ def flat(model) -> torch.Tensor:
 
 def weighted_problem(sizes, T, seed=0):
     model, x, d = problems.random_problem(sizes, T, seed=seed, targets=(0.1, 0.9))
-    s = torch.rand(T, generator=torch.Generator().manual_seed(seed + 7), dtype=torch.float64) * 2  # s_t ∈ [0, 2)
+    s = (
+        torch.rand(T, generator=torch.Generator().manual_seed(seed + 7), dtype=torch.float64) * 2
+    )  # s_t ∈ [0, 2)
     s[::5] = 0.0  # points that do not count
     return model, x, d, s
 
@@ -145,10 +147,14 @@ def test_nielsens_rule_sees_the_same_predicted_decrease():
 def test_train_fits_a_teacher_to_its_exact_minimum():
     x, d, _ = teacher_problem()
     model = problems.student(seed=1)  # dense LM reaches E ≈ 5e-14 from here in 38 epochs
-    result = train(model, x, d, method="lm_cg", max_epochs=100, tol=1e-7)
+    result = train(model, x, d, method="lm_cg", max_epochs=400, tol=1e-7)
     assert result.method == "lm_cg" and result.stop_reason == "tol", result
     assert result.final_loss < 1e-10
     assert all(b < a for a, b in zip(result.loss_history, result.loss_history[1:])), "only lower E accepted"
+    # with the forcing sequence, in fewer epochs
+    forced = train(problems.student(seed=1), x, d, method="lm_cg", max_epochs=100, tol=1e-7,
+                   options={"cg_forcing": "sqrt"})  # fmt: skip
+    assert forced.stop_reason == "tol" and forced.epochs < result.epochs, (forced.epochs, result.epochs)
 
 
 @pytest.mark.floats
@@ -293,3 +299,19 @@ def test_the_command_line_takes_solver_lm_cg(tmp_path):
 def _root() -> str:
     """This checkout, so that the entry point runs the package under test."""
     return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.floats
+def test_products_and_a_step_on_the_device(device):
+    model, x, d, s = weighted_problem((3, 5, 4, 6, 3), 37)
+    _, A, g = dense(model, x, d, s)
+    model, x, d, s = model.to(device), x.to(device), d.to(device), s.to(device)
+    products = GaussNewtonProducts(Objective(model, x, d, sample_weight=s, chunk_size=10))
+    products.forward()
+    V = torch.randn(A.shape[0], 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    torch.testing.assert_close(products(V.to(device)).cpu(), A @ V, rtol=1e-10, atol=1e-13)
+    rhs, diagonal = products.rhs_and_diagonal()
+    assert rhs.device.type == diagonal.device.type == device.type
+    torch.testing.assert_close(rhs.cpu(), g, rtol=1e-10, atol=1e-13)
+    result = train(model, x, d, sample_weight=s, method="lm_cg", max_epochs=3)
+    assert result.final_loss < result.loss_history[0] and model.weights[0].device.type == device.type

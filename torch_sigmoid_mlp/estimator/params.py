@@ -28,8 +28,8 @@ __all__ = [
     "INPUT_RANGE",
     "LOG_RECORDS",
     "LR_CONSTANT",
-    "MAX_EPOCHS",
     "MATRIX_FREE_PRODUCTS",
+    "MAX_EPOCHS",
     "MIN_DENSE_EPOCHS",
     "PARAMETER_CONSTRAINTS",
     "PATIENCE",
@@ -78,8 +78,8 @@ MIN_DENSE_EPOCHS = 50
 
 #: ``"lm_cg"``'s epoch is counted as this many products ``JᵀSJ·v`` of ``O(N·P)`` each (its CG iterations
 #: over every ``μ`` tried, and the passes for ``JᵀSe`` and ``diag(JᵀSJ)``) when :data:`DENSE_WORK`
-#: caps its epochs (``benchmarks/results/matrix_free.md`` has the counts measured).
-MATRIX_FREE_PRODUCTS = 100
+#: caps its epochs: ``benchmarks/results/matrix_free.md`` measured 26–39 products an epoch.
+MATRIX_FREE_PRODUCTS = 50
 
 
 def default_max_epochs(method: str, P: int, N: int) -> int:
@@ -92,7 +92,7 @@ def default_max_epochs(method: str, P: int, N: int) -> int:
         >>> default_max_epochs("br", 80, 100), default_max_epochs("br", 752, 2000)
         (1000, 64)
         >>> default_max_epochs("lm_cg", 752, 2000), default_max_epochs("lm_cg", 20_000, 100_000)
-        (664, 50)
+        (1000, 50)
     """
     if method in ("lm_cg", "br_cg"):
         affordable = int(DENSE_WORK // (N * P * MATRIX_FREE_PRODUCTS))

@@ -31,7 +31,7 @@ from .objective import JACOBIAN_BLOCK, Objective
 from .ranks import is_distributed
 from .solvers import LevenbergMarquardt
 
-__all__ = ["FORCING", "GaussNewtonProducts", "MatrixFreeLM", "WARM_STARTS"]
+__all__ = ["FORCING", "WARM_STARTS", "GaussNewtonProducts", "MatrixFreeLM"]
 
 
 class GaussNewtonProducts:
@@ -77,7 +77,9 @@ class GaussNewtonProducts:
         # chunks of chunk_size, or as many points as keep a chunk's m deltas per neuron (diag's) within
         # JACOBIAN_BLOCK numbers: the passes' temporaries stay bounded whatever T is
         neurons = sum(W.shape[-2] for W in objective.weights) * objective.d.shape[1]
-        self.rows = rows or objective.chunk_size or max(1, min(objective.x.shape[0], JACOBIAN_BLOCK // neurons))
+        self.rows = (
+            rows or objective.chunk_size or max(1, min(objective.x.shape[0], JACOBIAN_BLOCK // neurons))
+        )
         self._plain = [W.detach() for W in objective.weights]
         self.signals: list[tuple[list[Tensor], Tensor, Tensor | None]] = []  # (y^(0..L), d, s) per chunk
         self.at: Tensor | None = None  # the weights (flat, model's dtype) the signals are of
@@ -246,13 +248,15 @@ class MatrixFreeLM(LevenbergMarquardt):
     ``O(N·P)``; each ``μ`` tried is a CG solve and one trial forward pass, and the accepted trial's
     forward is the next epoch's. CG stops by Ceres's inexact-Newton rule (``eta``: the quadratic
     model falling by less than ``eta`` of itself per iteration on average), at ``cg_rtol`` relative
-    residual, or after ``cg_max_iter`` iterations. ``eta`` starts at ``cg_eta`` (Ceres's 0.1) and,
-    with ``cg_forcing="sqrt"`` (default), shrinks as ``cg_eta·√(‖r_k‖/‖r_0‖)`` with the right-hand
-    side ``r_k`` (the gradient), a forcing sequence of inexact Newton methods (Nocedal and Wright,
-    7.1): a fixed ``eta`` truncates every step alike, and near a minimum the fit then creeps. From
-    the same starts, the teacher problems of ``tests/problems.py`` (seeds 1 and 2) reached
-    ``E < 10⁻¹⁴`` in 289 and 54 epochs with a fixed ``eta = 0.1``, in 30 and 18 with the forcing
-    (dense LM: 38 and 17).
+    residual, or after ``cg_max_iter`` iterations. ``eta`` is ``cg_eta`` (Ceres's 0.1) every epoch
+    (``cg_forcing="none"``, default), or shrinks as ``cg_eta·√(‖r_k‖/‖r_0‖)`` with the right-hand side
+    ``r_k`` (the gradient; ``cg_forcing="sqrt"``), a forcing sequence of inexact Newton methods
+    (Nocedal and Wright, 7.1). A fixed ``eta`` truncates every step alike, and near an exact minimum
+    the fit creeps: from the same starts, the teacher problems of ``tests/problems.py`` (seeds 1 and
+    2) reached ``E < 10⁻¹⁴`` in 289 and 54 epochs with it, in 30 and 18 with ``"sqrt"`` (dense LM: 38
+    and 17). But the forcing's CG runs long: fitting 30 inputs at T = 2000
+    (``benchmarks/results/matrix_free.md``) it took 100–270 products an epoch against 26–39, for
+    about the same training ``R²`` after as many epochs.
 
     CG starts from the last accepted ``Δw`` (the previous epoch's step: consecutive Gauss–Newton
     steps point alike), and after a rejection from the rejected trial's ``Δw`` scaled by
@@ -296,7 +300,7 @@ class MatrixFreeLM(LevenbergMarquardt):
         cg_max_iter: int = 500,
         cg_rtol: float = 1e-10,
         cg_warm: str = "scaled",
-        cg_forcing: str = "sqrt",
+        cg_forcing: str = "none",
         **options,
     ) -> None:
         super().__init__(objective, **options)
@@ -311,7 +315,12 @@ class MatrixFreeLM(LevenbergMarquardt):
         if cg_forcing not in FORCING:
             raise ValueError(f"cg_forcing must be one of {FORCING}, got {cg_forcing!r}")
         self.cg_forcing, self._first_rhs, self._eta = cg_forcing, None, cg_eta
-        self.cg_eta, self.cg_max_iter, self.cg_rtol, self.cg_warm = cg_eta, cg_max_iter, float(cg_rtol), cg_warm
+        self.cg_eta, self.cg_max_iter, self.cg_rtol, self.cg_warm = (
+            cg_eta,
+            cg_max_iter,
+            float(cg_rtol),
+            cg_warm,
+        )
         self.products = GaussNewtonProducts(objective)
         self._trial = GaussNewtonProducts(objective, self.products.rows)  # the trial forward's signals
         self._accepted_dw: Tensor | None = None  # the last accepted Δw: the next epoch's warm start
@@ -372,7 +381,7 @@ class MatrixFreeLM(LevenbergMarquardt):
         return None
 
     def _solve(self, M, rhs: Tensor, damped=None) -> Tensor | None:
-        """``Δw`` from ``(JᵀSJ + D + μ·u·I) Δw = rhs`` by preconditioned CG; ``None`` where it is not finite."""
+        """``Δw`` from ``(JᵀSJ + D + μ·u·I) Δw = rhs`` by preconditioned CG; ``None`` where not finite."""
         products, extra = M
         shift = self.mu * self._unit
         diagonal = self._diagonal + shift if extra is None else self._diagonal + extra + shift  # (P,)

@@ -641,7 +641,7 @@ class LevenbergMarquardt(Step):
         return torch.cholesky_solve(rhs[:, None], factor)[:, 0]  # Δw, (P,)
 
     def _predicted(self, dw: Tensor, rhs: Tensor) -> float:
-        """The quadratic model's decrease ``rhsᵀΔw − ½ΔwᵀMΔw = ½·Δwᵀ(μ·u·Δw + rhs)`` (``Δw`` solves exactly)."""
+        """The quadratic model's decrease ``rhsᵀΔw − ½ΔwᵀMΔw = ½·Δwᵀ(μ·u·Δw + rhs)`` (``Δw`` exact)."""
         return 0.5 * torch.dot(dw, self.mu * self._unit * dw + rhs).item()
 
     def _trial_error(self) -> tuple[Tensor, Tensor]:
