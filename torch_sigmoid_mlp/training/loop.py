@@ -183,8 +183,8 @@ def train(
             w_{k+1} = step(w_k)          method="sgd": w_k − η·∇E(w_k), the seed's steepest descent
 
     Every solver runs in this one loop; what varies is its step, chosen once
-    (:mod:`~torch_sigmoid_mlp.solvers`: ``"sgd"``, ``"adaptive"``, ``"rprop"``, ``"adam"``,
-    ``"lbfgs"``, ``"lm"``, ``"lm_cg"``, ``"br"``, ``"auto"``, or any ``torch.optim`` optimizer), and the
+    (:mod:`~torch_sigmoid_mlp.solvers`: ``"sgd"``, ``"adaptive"``, ``"rprop"``, ``"adam"``, ``"lbfgs"``,
+    ``"lm"``, ``"lm_cg"``, ``"br"``, ``"br_cg"``, ``"auto"``, or any ``torch.optim`` optimizer), and the
     points are seen through an :class:`~torch_sigmoid_mlp.objective.Objective` — all at once, in chunks of
     ``chunk_size``, or sharded across the ranks of a process group — so every solver gets
     validation, callbacks, progress, TensorBoard, chunking and data parallelism alike. The loop
@@ -206,8 +206,8 @@ def train(
       ``resume``);
     - ``"callback"``: ``callback(k, result)`` returned ``False`` (``result`` is the run so far;
       its lists are the live ones, copy them to keep them);
-    - ``"mu_max"`` (``"lm"``, ``"lm_cg"``, ``"br"``): the step found no ``μ ≤ μ_max`` that lowers the
-      objective;
+    - ``"mu_max"`` (``"lm"``, ``"lm_cg"``, ``"br"``, ``"br_cg"``): the step found no ``μ ≤ μ_max``
+      that lowers the objective;
       the weights stay at ``w_k``.
 
     Plain full-batch steepest descent with the ``"manual"`` backend, on points held in one tensor
@@ -287,8 +287,9 @@ def train(
             :data:`~torch_sigmoid_mlp.solvers.CONVERGENCE` holds the estimator's per-solver defaults.
         window: the epochs that ``ftol`` looks back over.
         options: the solver's own settings (``mu``, ``mu_increase``, ``mu_decrease``, ``mu_max``
-            for ``"lm"``, ``"lm_cg"`` and ``"br"``, and ``cg_eta``, ``cg_max_iter``, ``cg_rtol``,
-            ``cg_warm``, ``cg_forcing`` for ``"lm_cg"``; ``lr_increase``, ``lr_decrease``,
+            for ``"lm"``, ``"lm_cg"``, ``"br"`` and ``"br_cg"``, and ``cg_eta``, ``cg_max_iter``,
+            ``cg_rtol``, ``cg_warm``, ``cg_forcing`` for ``"lm_cg"`` and ``"br_cg"``, ``probes``,
+            ``trace_rtol``, ``trace_seed`` for ``"br_cg"``; ``lr_increase``, ``lr_decrease``,
             ``max_increase`` for ``"adaptive"``; keyword arguments of the ``torch.optim`` class
             otherwise).
         resume: the :class:`TrainResult` of an earlier part of this run on the same points:
@@ -300,12 +301,12 @@ def train(
             ``"member_reached_tol"``).
 
     Populations (``model = SigmoidMLP(..., population=K)``, SPEC.md's "Populations"): every member
-    takes its own run of ``method`` — its own ``η``, ``μ``, ``α``, ``β``, RPROP steps, stop — in one
-    batched computation per epoch; a member that stops is frozen, and the result's ``members[k]`` is
-    member ``k``'s (:mod:`~torch_sigmoid_mlp.training.population`). ``"lbfgs"``, ``"lm_cg"`` and
-    ``torch.optim`` factories train the members one after another. A population takes full-batch points of one
-    process: ``batch_size``, ``chunk_size``, ``distributed``, ``resume``, ``check_every``,
-    ``momentum``, ``restarts > 1`` and ``handlers`` are refused with a ``ValueError``. TensorBoard
+    takes its own run of ``method`` — its own ``η``, ``μ``, ``α``, ``β``, RPROP steps, stop — in one batched
+    computation per epoch; a member that stops is frozen, and the result's ``members[k]`` is member ``k``'s
+    (:mod:`~torch_sigmoid_mlp.training.population`). ``"lbfgs"``, ``"lm_cg"``, ``"br_cg"`` and ``torch.optim``
+    factories train the members one after another. A population takes full-batch points of one process:
+    ``batch_size``, ``chunk_size``, ``distributed``, ``resume``, ``check_every``, ``momentum``,
+    ``restarts > 1`` and ``handlers`` are refused with a ``ValueError``. TensorBoard
     gets the best and median member's ``E`` and how many have stopped (``population/…`` tags).
 
     Returns:

@@ -4,10 +4,10 @@ r"""Training a population: ``K`` networks of one architecture, each its own run,
 every member at once (:mod:`~torch_sigmoid_mlp.training.population_steps`), tests each active
 member's stop rules as a single run would (``"diverged"``, ``"tol"``, ``"early_stopping"``,
 ``"converged"``, ``"max_epochs"``), freezes the members that stopped, and steps the others. The run
-ends when every member has stopped, or with ``until="first"`` when the first reaches ``tol``
-(the others then stop with ``"member_reached_tol"``). ``"lbfgs"``, whose line search is a
-member's own, ``"lm_cg"``, whose CG iterations are a member's own, and ``torch.optim`` factories,
-which may couple the members, train the members one after another instead.
+ends when every member has stopped, or with ``until="first"`` when the first reaches ``tol`` (the others then
+stop with ``"member_reached_tol"``). ``"lbfgs"``, whose line search is a member's own, ``"lm_cg"`` and
+``"br_cg"``, whose CG iterations are a member's own, and ``torch.optim`` factories, which may couple the
+members, train the members one after another instead.
 """
 
 from __future__ import annotations
