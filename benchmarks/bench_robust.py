@@ -187,6 +187,9 @@ def ours(solver: str | None, dtype: str | None = None):
             "stop": r.stop_reason,
             "epochs": r.epochs,
             "starts": max(1, len(r.restarts)),
+            # every start's epochs and stop: a population's wall time follows the longest
+            "start_epochs": [m.epochs for m in r.restarts] or [r.epochs],
+            "start_stops": [m.stop_reason for m in r.restarts] or [r.stop_reason],
         }
         extra["warned"] = any(issubclass(w.category, ConvergenceWarning) for w in caught)
         return reg.predict, seconds, extra

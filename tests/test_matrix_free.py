@@ -165,7 +165,11 @@ def test_train_reaches_the_minimum_lm_reaches_from_the_same_start():
     model = problems.student(sizes=(3, 2, 1), seed=2)
     twin = copy.deepcopy(model)
     dense_result = train(model, x, d, method="lm", max_epochs=500, ftol=1e-12, window=10)
-    cg_result = train(twin, x, d, method="lm_cg", max_epochs=500, ftol=1e-12, window=10)
+    # with the forcing sequence, whose steps near the minimum are close to the exact ones (with the
+    # default fixed eta this start ends in another minimum, of E 0.0099 against 0.0114)
+    cg_result = train(
+        twin, x, d, method="lm_cg", max_epochs=500, ftol=1e-12, window=10, options={"cg_forcing": "sqrt"}
+    )
     assert dense_result.stop_reason == cg_result.stop_reason == "converged"
     assert cg_result.final_loss == pytest.approx(dense_result.final_loss, rel=1e-10)
     torch.testing.assert_close(flat(twin), flat(model), rtol=1e-5, atol=1e-5, msg="the same minimum")

@@ -368,3 +368,85 @@ def test_lm_population_runs_on_the_cpu_and_says_so_elsewhere(device):
     else:
         with pytest.raises(ValueError, match="on the CPU"):
             train(population, x, d, method="lm", max_epochs=3)
+
+
+# -- until="best": a member that can no longer outrank the best stopped one ---------------------------
+
+
+def _scripted_run(evidence: dict, max_epochs: int = 1000):
+    """A population loop's state for :meth:`_Run.outranked` alone: member 0 stopped ``"converged"`` at
+    epoch 0 with training ``R² = 0.99``; the others running, with the evidence ``evidence[k](epoch)``."""
+    import types
+
+    from torch_sigmoid_mlp.training.population import _Run
+
+    K = 1 + len(evidence)
+    step = types.SimpleNamespace(epoch=0)
+    step.evidence = lambda: [50.0] + [evidence[k](step.epoch) for k in range(1, K)]
+    state = types.SimpleNamespace(
+        step=step, running=list(range(1, K)), reasons=["converged"] + [None] * (K - 1),
+        epochs=[0] * K, rows=[[[0.01] * K, [0.0] * K]], spread=1.0, run={"max_epochs": max_epochs},
+        _evidence={},
+    )  # fmt: skip
+    state.outranked = types.MethodType(_Run.outranked, state)
+    return state
+
+
+def test_outranked_stops_a_member_whose_evidence_cannot_reach_the_best_and_no_other():
+    from torch_sigmoid_mlp.training.population import OUTRANK_EVERY, OUTRANK_MARGIN
+
+    low = 50.0 - OUTRANK_MARGIN  # the best's evidence less the margin
+    state = _scripted_run({
+        1: lambda epoch: low - 10,  # flat, below the margin: outranked once its rate is measured
+        2: lambda epoch: low + OUTRANK_MARGIN / 2,  # flat, but within the margin of the best
+        3: lambda epoch: low - 30 + 0.1 * epoch,  # far below, rising fast enough to catch up by max_epochs
+        4: lambda epoch: 0.0 if epoch < 75 else low - 5 + 0.05 * (epoch - 75),  # a jump, then a slow rise
+    })  # fmt: skip
+    stopped = {}
+    for check in range(1, 6):
+        state.step.epoch = epoch = check * OUTRANK_EVERY
+        stops = {}
+        state.outranked(epoch, stops)
+        for k in stops:
+            state.running.remove(k)
+        stopped.update((k, (epoch, reason)) for k, reason in stops.items())
+    # the rate needs the evidence two checks back: no stop before the third check
+    assert stopped == {1: (3 * OUTRANK_EVERY, "outranked")}
+
+
+def test_outranked_needs_a_stopped_member_with_r2_of_half_or_more():
+    state = _scripted_run({1: lambda epoch: -100.0})
+    state.rows = [[[0.6, 0.0], [0.0, 0.0]]]  # member 0 stopped at R² = 0.4: collapsed, it ranks last
+    for check in range(1, 6):
+        stops = {}
+        state.outranked(check * 25, stops)
+        assert stops == {}
+
+
+def test_until_best_ends_the_losing_starts_early_and_keeps_the_winner_as_it_was():
+    # t³ − t from 30 points, the estimator's BR from three starts: start 2 converges at epoch 270 with
+    # evidence 96.5, the others crawl along the valley at training R² 0.99 and evidence 50-52. A
+    # callback makes the starts run one after another, each to its own stop: the choice is the same.
+    import numpy as np
+
+    from torch_sigmoid_mlp import SigmoidMLPRegressor
+    from torch_sigmoid_mlp.training.population import OUTRANK_EVERY
+
+    rng = np.random.default_rng(1002)
+    X = rng.uniform(-1, 1, (30, 1))
+    y = (1.5 * X[:, 0]) ** 3 - 1.5 * X[:, 0]
+    together = SigmoidMLPRegressor(seed=2, max_epochs=400, device="cpu").fit(X, y).result_
+    alone = SigmoidMLPRegressor(seed=2, max_epochs=400, device="cpu").fit(X, y, callback=lambda k, r: None)
+    alone = alone.result_
+    assert together.start == alone.start
+    winner = together.restarts[together.start]
+    assert winner.stop_reason == "converged" and winner.epochs == alone.restarts[alone.start].epochs
+    assert winner.evidence == pytest.approx(alone.restarts[alone.start].evidence, abs=1e-6)
+    for k, (start, own) in enumerate(zip(together.restarts, alone.restarts)):
+        if k == together.start:
+            continue
+        assert start.stop_reason == "outranked"
+        # two checks after the winner stopped at the earliest, and before the start's own stop
+        assert winner.epochs + 2 * OUTRANK_EVERY <= start.epochs < own.epochs
+        assert start.epochs % OUTRANK_EVERY == 0
+        assert own.evidence < winner.evidence  # run to its own stop, it would have lost

@@ -298,7 +298,9 @@ def train(
         handlers: further :class:`~torch_sigmoid_mlp.handlers.Handler`\ s to watch the run.
         until: for a population, ``"all"`` (default) runs until every member has stopped;
             ``"first"`` ends the run when the first member reaches ``tol`` (the others stop with
-            ``"member_reached_tol"``).
+            ``"member_reached_tol"``); ``"best"`` (with ``"br"`` and no ``validation``) also stops a
+            running member as ``"outranked"`` once its evidence cannot reach the best stopped
+            member's by ``max_epochs`` (:meth:`~torch_sigmoid_mlp.training.population._Run.outranked`).
 
     Populations (``model = SigmoidMLP(..., population=K)``, SPEC.md's "Populations"): every member
     takes its own run of ``method`` — its own ``η``, ``μ``, ``α``, ``β``, RPROP steps, stop — in one batched
@@ -693,8 +695,10 @@ def _train_restarts(model: SigmoidMLP, restarts: int, generator, logdir, run: di
     chosen by :func:`_rank`.
 
     Where a population can hold them (:func:`_together`), the starts run as one: all of them
-    without a ``tol``; with one, start 0 alone and, if it misses, the others together until the first
-    reaches it. The starts and the choice are the same either way.
+    without a ``tol``, until the best is known (``until="best"``: a start whose evidence can no
+    longer reach that of the best start that stopped ends as ``"outranked"``, where one after another
+    it would have run to its own stop, and lost); with one, start 0 alone and, if it misses, the
+    others together until the first reaches it. The choice is the same either way.
     """
     if run["writer"] is not None:
         raise ValueError(
@@ -774,7 +778,7 @@ def _starts_as_population(model: SigmoidMLP, starts: range, s0: int, run: dict) 
                 model.reset_parameters(generator=torch.Generator().manual_seed(s0 + i))
             for P, W in zip(population.weights, model.weights):
                 P[j] = W
-    until = "all" if run["tol"] is None else "first"
+    until = "best" if run["tol"] is None else "first"
     result = train_population(population, logdir=None, until=until, **run)
     with torch.no_grad():
         for W, P in zip(model.weights, population.weights):

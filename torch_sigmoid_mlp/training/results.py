@@ -12,10 +12,11 @@ __all__ = ["COLLAPSED_R2", "STOP_REASONS", "TrainResult"]
 #: ``"converged"`` is the stop of a run whose ``E`` no longer falls (``ftol``), not a bound reached:
 #: that is ``"tol"``.
 #: ``"member_reached_tol"`` ends the members of a population still running when another reached ``tol``
-#: (``until="first"``).
+#: (``until="first"``); ``"outranked"`` those that can no longer outrank the best member that stopped
+#: (``until="best"``).
 STOP_REASONS = (
     "diverged", "tol", "early_stopping", "converged", "max_epochs", "callback", "mu_max",
-    "member_reached_tol",
+    "member_reached_tol", "outranked",
 )  # fmt: skip
 
 

@@ -34,7 +34,8 @@ class Stop:
             ``window`` epochs; ``ftol=None`` never.
         validation: ``(x_val, d_val)``, whose SSE early stopping watches.
         patience: with ``validation``, stop after this many epochs without a new best.
-        until: a population's ``"all"`` (every member stops) or ``"first"`` (the first to reach ``tol``).
+        until: a population's ``"all"`` (every member stops), ``"first"`` (the first to reach ``tol``)
+            or ``"best"`` (every member stops or is ``"outranked"``: its evidence cannot reach the best's).
 
     Example::
 

@@ -572,6 +572,31 @@ class LevenbergMarquardt(Step):
     exactly would carry them into every later step (the population's batched products and one
     network's would then part ways).
 
+    Where starts crawl to ``max_epochs`` (the cubic ``t³ − t`` of ``benchmarks/bench_valley.py``,
+    ``benchmarks/results/valley.md``) it is the landscape, not the step. With one input and no biases
+    unit ``i`` of the input layer is ``σ(w_i x)``, and ``σ(−wx) = 1 − σ(wx)``: such starts gather the
+    units into clusters of equal ``|w_i|`` (least gap 5·10⁻⁵–1.4·10⁻⁴, median over the starts) in
+    the sigmoid's near-linear range (``|w_i| ≈ 0.3–0.4``, against 1.2–6 where a start converges),
+    and the layers above take differences of them with weights that keep growing: features such as
+    ``(σ(wx) − σ(w′x))/(w − w′) → x·σ′(wx)``, reached only in the limit, so ``E`` has no minimum at
+    finite weights along that valley (``solver="lm"``, seed 0, ``T = 30``: ``‖W²‖`` 24 → 48 over
+    epochs 200–3000 while ``E`` falls 4.2·10⁻³ → 2.7·10⁻³). Each step there is sound — ``ρ ≈ 0.9``
+    at the ``μ`` accepted; ten times smaller ``μ`` is refused — and BR's ``α_l = γ_l/(2E_W^(l))``
+    shrinks as the layer grows, which leaves its penalty ``α_l·E_W^(l)`` constant and no brake on
+    the growth. Over 10 seeds of single starts of the three cubic rows (15 of 30 ending by
+    ``max_epochs`` with this rule) Nielsen's rule ended 10 so, Marquardt–Moré's scaling ``μ·max_k
+    diag(M_k)`` for ``μI`` 14, Transtrum's geodesic acceleration 14, and ``α, β`` updated only once an
+    LM step lowered ``F`` by less than 10⁻³ of it 12, each with fewer successes on one row at least. Initial
+    weights twice as large (:meth:`~torch_sigmoid_mlp.SigmoidMLP.reset_parameters`) start more fits
+    outside the valley (the default fits' cubic rows: 41 starts of 90 at ``max_epochs`` → 15) but
+    lost elsewhere (``sin 6x`` from 100 points 10 → 9 of 10 at ``R² ≥ 0.999``, the cubic from 30
+    worst ``R²`` 0.948 → 0.416; ``benchmarks/results/valley_defaults.md``), so none is the default;
+    the input layer's alone twice as large kept every success count but not that worst ``R²`` (one
+    seed at 0.725; ``valley_defaults_input.md``). What removes the valley is moving the units' common
+    centre ``x = 0`` off the data's: inputs scaled into ``[−0.5, 1]`` rather than ``[−1, 1]`` end 1
+    start of those 90 by ``max_epochs`` in half the epochs, but take 1.2–1.9 times the epochs on
+    ``cos 3x``, ``exp(−4x²)`` and ``sin 6x`` (``valley_defaults_inputs.md``).
+
     ``JᵀSJ`` and ``JᵀSe`` are sums over points (:meth:`Objective.gauss_newton`), accumulated a block of
     points at a time: memory ``O(P²)`` whatever ``T`` is. Small ``μ`` is a Gauss–Newton step, large
     ``μ`` a short steepest-descent step ``JᵀSe/μ``. When no ``μ ≤ mu_max`` lowers ``E_s``, the weights
@@ -1005,8 +1030,8 @@ def make_step(
     ``method`` is a name in :data:`METHODS` or a factory ``params -> torch.optim.Optimizer``
     (``functools.partial(torch.optim.SGD, lr=0.1, momentum=0.9)``, say). ``options`` go to the
     solver (``mu``, ``mu_max`` … for ``"lm"``/``"br"``/``"lm_cg"``, and ``cg_eta``, ``cg_max_iter``,
-    ``cg_rtol``, ``cg_warm`` for ``"lm_cg"``/``"br_cg"``, ``probes``, ``trace_rtol`` for ``"br_cg"``;
-    ``lr_increase`` … for ``"adaptive"``; keyword
+    ``cg_rtol``, ``cg_warm``, ``cg_forcing`` for ``"lm_cg"``/``"br_cg"``, ``probes``, ``trace_rtol`` for
+    ``"br_cg"``; ``lr_increase`` … for ``"adaptive"``; keyword
     arguments of the ``torch.optim`` class otherwise).
     """
     options = dict(options or {})
