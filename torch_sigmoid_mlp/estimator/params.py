@@ -108,9 +108,16 @@ def default_max_epochs(method: str, P: int, N: int) -> int:
 #: failures in a row are MATLAB's ``trainlm`` default; a steepest-descent epoch moves the weights
 #: by ``η·∇E`` only, and the validation error can wander for hundreds of epochs before it falls.
 PATIENCE = {
-    "sgd": 2_000, "adaptive": 1_000, "rprop": 500, "adam": 500, "lbfgs": 50,
-    "lm": 6, "lm_cg": 6, "br": 6, "br_cg": 6,
-}  # fmt: skip
+    "sgd": 2_000,
+    "adaptive": 1_000,
+    "rprop": 500,
+    "adam": 500,
+    "lbfgs": 50,
+    "lm": 6,
+    "lm_cg": 6,
+    "br": 6,
+    "br_cg": 6,
+}
 
 #: ``hidden=None``: two hidden layers of ``max(DEFAULT_WIDTH, n)`` neurons. Without biases every
 #: first-layer neuron is ``σ(w·x)``, bent where ``w·x = 0``; it takes several neurons per layer, whose
