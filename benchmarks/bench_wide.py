@@ -44,6 +44,7 @@ FANN's and L-BFGS's, and ours' median seconds over FANN's.
     python benchmarks/bench_wide.py                          # 5 seeds, 16 problems
     python benchmarks/bench_wide.py --quick                  # 2 seeds, 3 problems
     python benchmarks/bench_wide.py --solvers lm_cg br_cg    # also ours with these solvers
+    python benchmarks/bench_wide.py --solvers lm_cg --no-defaults --no-others  # that solver alone
     python benchmarks/bench_wide.py --only like --out wide_a  # shards, run side by side, then
     python benchmarks/bench_wide.py --merge wide_a wide_b --out wide
 """
@@ -442,6 +443,7 @@ def main() -> None:
     parser.add_argument("--solvers", nargs="*", default=[], help="also ours with solver=S for each")
     parser.add_argument("--only", nargs="+", default=None, help="problems whose name contains one of these")
     parser.add_argument("--no-others", action="store_true", help="ours alone (no FANN, no scikit-learn)")
+    parser.add_argument("--no-defaults", action="store_true", help="leave out ours (defaults): --solvers only")
     parser.add_argument("--out", default=None, help="results file stem (default wide[_quick])")
     merge_help = "merge these results (runs of disjoint --only) into --out; run nothing"
     parser.add_argument("--merge", nargs="+", default=None, metavar="STEM", help=merge_help)
@@ -458,7 +460,10 @@ def main() -> None:
     check_solvers(args.solvers, parser)
     info = machine.describe()
     notes = list(args.note)
-    contenders = {"ours (defaults)": ours(None)} | {f"ours {s}": ours(s) for s in args.solvers}
+    contenders = {} if args.no_defaults else {"ours (defaults)": ours(None)}
+    contenders |= {f"ours {s}": ours(s) for s in args.solvers}
+    if not contenders:
+        parser.error("--no-defaults needs --solvers")
     ours_names = list(contenders)
     if not args.no_others:
         lib = load_fann()

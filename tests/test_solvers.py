@@ -461,6 +461,20 @@ def test_auto_rule(P, N, tol, validation, batch_size, expected):
     assert choose_method(P, N, tol=tol, validation=validation, batch_size=batch_size) == expected
 
 
+def test_auto_rule_boundary_is_at_auto_dense_params_whatever_the_epoch_costs():
+    """Dense up to AUTO_DENSE_PARAMS weights, L-BFGS past it; the epoch cost N·P² + P³ does not move
+    it: bench_robust's largest (P = 752, N = 2000) and bench_wide's costliest dense epochs stay dense,
+    since the matrix-free "lm_cg" measured worse there (benchmarks/results/wide_lm_cg.md)."""
+    from torch_sigmoid_mlp.training.solvers import AUTO_DENSE_PARAMS
+
+    for tol, dense in ((True, "lm"), (False, "br")):
+        assert choose_method(AUTO_DENSE_PARAMS, 10, tol=tol, validation=False) == dense
+        assert choose_method(AUTO_DENSE_PARAMS + 1, 10, tol=tol, validation=False) == "lbfgs"
+        assert choose_method(752, 2000, tol=tol, validation=False) == dense  # 1.6e9 flops an epoch
+        assert choose_method(1368, 3000, tol=tol, validation=False) == dense  # 8.2e9
+        assert choose_method(AUTO_DENSE_PARAMS, 10**6, tol=tol, validation=False) == dense
+
+
 def test_train_method_auto_reports_the_solver_it_chose():
     model, x, d = problem()
     assert train(model, x, d, method="auto", tol=0.05).method == "lm"

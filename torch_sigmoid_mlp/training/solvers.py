@@ -116,6 +116,20 @@ def choose_method(P: int, N: int, *, tol: bool, validation: bool, batch_size: in
     problems beside scikit-learn and FANN: ``benchmarks/results/robust.md``
     (``python benchmarks/bench_robust.py``).
 
+    The matrix-free ``"lm_cg"`` (``O(N·P)`` a CG iteration) does not take over where the dense epoch
+    is dear: on the 9 problems of ``benchmarks/bench_wide.py`` with ``N·P² + P³ > 2·10⁹`` or
+    ``P > 1500`` (3 seeds, ``benchmarks/results/wide_lm_cg.md`` beside ``wide.md``), its test MSE
+    was within 1.05× of the better of FANN's RPROP and scikit-learn's L-BFGS on one
+    (``sincos n=20 m=3 σ``, in about twice the dense fit's seconds), 1.3–36× above it on the
+    others, where this rule's ``"br"``/``"lbfgs"`` came within 0.45–2.7× (lower than ``"lm_cg"``'s
+    on all but ``teacher n=10 m=3``: 1.6× against BR's 2.2×, in 4× FANN's time); it ended by its
+    convergence test on 6 of the 9 (median 30–383 epochs), by its epoch cap on the others. Its
+    stop is not what costs it: unregularised, it fits the noise and, with ``P ≥ N``, interpolates
+    (``friedman n=40``, seed 0: training MSE ``4·10⁻¹³``, test ``4.3·10⁻³``, and the same test MSE
+    with the convergence stop off, run on to ``mu_max``).
+    ``"br_cg"`` estimates ``γ`` by CG solves each epoch: 20 epochs took 100 s at ``P = 276``,
+    ``N = 300`` on that shared 2-core machine, too slow for a default.
+
     Example::
 
         >>> from torch_sigmoid_mlp.training.solvers import choose_method
