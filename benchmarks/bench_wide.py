@@ -443,7 +443,7 @@ def main() -> None:
     parser.add_argument("--solvers", nargs="*", default=[], help="also ours with solver=S for each")
     parser.add_argument("--only", nargs="+", default=None, help="problems whose name contains one of these")
     parser.add_argument("--no-others", action="store_true", help="ours alone (no FANN, no scikit-learn)")
-    parser.add_argument("--no-defaults", action="store_true", help="leave out ours (defaults): --solvers only")
+    parser.add_argument("--no-defaults", action="store_true", help="no ours (defaults): --solvers only")
     parser.add_argument("--out", default=None, help="results file stem (default wide[_quick])")
     merge_help = "merge these results (runs of disjoint --only) into --out; run nothing"
     parser.add_argument("--merge", nargs="+", default=None, metavar="STEM", help=merge_help)

@@ -214,7 +214,7 @@ def test_train_needs_lr_for_sgd_and_a_known_method():
     x, d, _ = teacher_problem(T=4)
     with pytest.raises(ValueError, match="lr is required with method='sgd'"):
         train(student(), x, d)
-    with pytest.raises(ValueError, match=r"method must be one of \('sgd', .*'br', 'auto'\).*got 'newton'"):
+    with pytest.raises(ValueError, match=r"method must be one of \('sgd', .*'br_cg', 'auto'\).*got 'newton'"):
         train(student(), x, d, lr=0.1, method="newton")
 
 
@@ -263,7 +263,7 @@ def test_estimator_partial_fit_with_lm_goes_on_from_the_fitted_weights():
 @pytest.mark.parametrize(
     ("params", "match"),
     [
-        ({"solver": "newton"}, r"solver must be one of \('sgd', .*'br', 'auto'\)"),
+        ({"solver": "newton"}, r"solver must be one of \('sgd', .*'br', 'br_cg', 'auto'\)"),
         ({"solver": "lm", "lr": 0.1}, "solver='lm' takes no lr"),
         ({"solver": "br", "batch_size": 8}, "solver='br' takes full-batch steps"),
         ({"solver": "lm", "momentum": 0.5}, "momentum is for solver='sgd'"),

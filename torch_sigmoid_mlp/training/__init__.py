@@ -3,6 +3,7 @@
 It builds on :mod:`torch_sigmoid_mlp.core` only.
 """
 
+from . import matrix_free, matrix_free_br  # noqa: F401  (they add "lm_cg", "br_cg" to solvers.SECOND_ORDER)
 from .chunking import accumulate_gradients, chunked_error
 from .distributed import init_from_env, is_main_process, shard
 from .lm import LM_MAX_PARAMS, LMResult, levenberg_marquardt

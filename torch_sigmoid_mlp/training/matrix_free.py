@@ -29,7 +29,7 @@ from ..core.functional import SigmoidMLPFunction, _sigmoid_backward
 from .krylov import conjugate_gradients
 from .objective import JACOBIAN_BLOCK, Objective
 from .ranks import is_distributed
-from .solvers import LevenbergMarquardt
+from .solvers import SECOND_ORDER, LevenbergMarquardt
 
 __all__ = ["FORCING", "WARM_STARTS", "GaussNewtonProducts", "MatrixFreeLM"]
 
@@ -442,3 +442,6 @@ class MatrixFreeLM(LevenbergMarquardt):
         start = state.get("cg_start")
         W0 = self._plain[0]
         self._accepted_dw = None if start is None else start.to(dtype=torch.float64, device=W0.device)
+
+
+SECOND_ORDER["lm_cg"] = MatrixFreeLM  # make_step builds it by name

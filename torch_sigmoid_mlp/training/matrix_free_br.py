@@ -23,7 +23,7 @@ from torch import Tensor
 
 from .matrix_free import MatrixFreeLM
 from .objective import Objective
-from .solvers import BayesianRegularization
+from .solvers import SECOND_ORDER, BayesianRegularization
 from .trace_estimate import (
     INVERSE_TRACE_PROBES,
     LOG_DET_PROBES,
@@ -171,3 +171,6 @@ class MatrixFreeBR(MatrixFreeLM, BayesianRegularization):
         super().load_state_dict(state)
         if draws is not None:
             self._draws = int(draws)
+
+
+SECOND_ORDER["br_cg"] = MatrixFreeBR  # make_step builds it by name

@@ -43,6 +43,7 @@ __all__ = [
     "LM_MAX_PARAMS",
     "METHODS",
     "SECOND_OPINION_R2",
+    "SECOND_ORDER",
     "AdaptiveDescent",
     "BayesianRegularization",
     "LevenbergMarquardt",
@@ -1009,6 +1010,13 @@ class BayesianRegularization(LevenbergMarquardt):
         self._low, self._plateau = int(state.get("low", 0)), int(state.get("plateau", 0))
 
 
+#: The second-order solvers' classes by method name, for :func:`make_step`. The matrix-free ones build on
+#: the classes here and live in their own modules (``matrix_free.py``: ``"lm_cg"``, ``matrix_free_br.py``:
+#: ``"br_cg"``), which add themselves when imported; ``torch_sigmoid_mlp.training`` imports them, so
+#: every import of the package has all four.
+SECOND_ORDER: dict[str, type[LevenbergMarquardt]] = {"lm": LevenbergMarquardt, "br": BayesianRegularization}
+
+
 #: ``lr=None`` defaults of the optimizers ``train`` builds: Rprop's is its first step ``Δ_0`` (FANN's
 #: ``rprop_delta_zero``), L-BFGS's the line search's first trial step.
 _DEFAULT_LR = {"rprop": 0.1, "adam": 0.01, "lbfgs": 1.0}
@@ -1049,15 +1057,7 @@ def make_step(
     elif method in ("lm", "br", "lm_cg", "br_cg"):
         if batch_size is not None:
             raise ValueError(f"method={method!r} takes whole full-batch steps: batch_size must be None")
-        if method == "lm_cg":
-            from .matrix_free import MatrixFreeLM  # it builds on LevenbergMarquardt, defined here
-
-            return MatrixFreeLM(objective, **options)
-        if method == "br_cg":
-            from .matrix_free_br import MatrixFreeBR  # it builds on BayesianRegularization, defined here
-
-            return MatrixFreeBR(objective, **options)
-        return (LevenbergMarquardt if method == "lm" else BayesianRegularization)(objective, **options)
+        return SECOND_ORDER[method](objective, **options)
     elif method in ("sgd", "adaptive") and not momentum and batch_size is None:
         if lr is None:
             raise ValueError(f"lr is required with method={method!r} (steepest descent)")
