@@ -19,7 +19,7 @@ import torch
 from ..core._checks import check_integer, check_number
 from ..core.memory import check_device_has_data
 from ..training.distributed import default_device
-from ..training.solvers import METHODS
+from ..training.solvers import METHODS, SECOND_ORDER
 
 __all__ = [
     "DEFAULT_WIDTH",
@@ -265,9 +265,9 @@ def check_params(params: dict) -> types.SimpleNamespace:
     solver = params["solver"]
     if solver not in SOLVERS:
         raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
-    if solver in ("lm", "lm_cg", "br", "br_cg") and params["lr"] is not None:
+    if solver in SECOND_ORDER and params["lr"] is not None:
         raise ValueError(f"solver={solver!r} takes no lr: its step comes from solving (JᵀJ + μI) Δw = Jᵀe")
-    if solver in ("lm", "lm_cg", "br", "br_cg") and params["batch_size"] is not None:
+    if solver in SECOND_ORDER and params["batch_size"] is not None:
         raise ValueError(f"batch_size is for mini-batch solvers; solver={solver!r} takes full-batch steps")
     if params["momentum"] and solver not in ("sgd", "auto"):
         raise ValueError(f"momentum is for solver='sgd'; solver={solver!r} has none")

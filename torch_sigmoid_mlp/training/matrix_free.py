@@ -239,7 +239,7 @@ class MatrixFreeLM(LevenbergMarquardt):
     .. code-block:: text
 
         (JᵀSJ + D + μ·u·I) Δw = r     by Jacobi-preconditioned CG, preconditioner diag(JᵀSJ) + D + μ·u
-        D = _operator_diagonal(w) (none here),  r = _rhs(JᵀSe, w) (JᵀSe here)
+        D = _operator_diagonal(w) (none here),  r = JᵀSe − D·w
 
     ``μ`` follows :class:`~torch_sigmoid_mlp.solvers.LevenbergMarquardt`'s rule exactly (the same
     ``step``: accept where ``E_s`` falls, ``μ`` in the weights' unit ``u``, ``damping=``, ``mu_max``);
@@ -272,8 +272,7 @@ class MatrixFreeLM(LevenbergMarquardt):
     does for the dense matrix:
 
     - :meth:`_operator_diagonal` ``(w) → (P,) or None``: a diagonal ``D`` added to ``JᵀSJ`` in the
-      operator and in the preconditioner (``D_α/β``);
-    - :meth:`_rhs` ``(g, w) → (P,)``: the right-hand side from ``g = JᵀSe`` (``g − (D_α/β)·w``).
+      operator and in the preconditioner (``D_α/β``), and the right-hand side ``JᵀSe − D·w`` with it.
 
     ``A`` as ``_before_step``/``_accepted`` receive it is the :class:`GaussNewtonProducts` at ``w_k``.
 
@@ -314,13 +313,9 @@ class MatrixFreeLM(LevenbergMarquardt):
             raise ValueError(f"cg_warm must be one of {WARM_STARTS}, got {cg_warm!r}")
         if cg_forcing not in FORCING:
             raise ValueError(f"cg_forcing must be one of {FORCING}, got {cg_forcing!r}")
-        self.cg_forcing, self._first_rhs, self._eta = cg_forcing, None, cg_eta
-        self.cg_eta, self.cg_max_iter, self.cg_rtol, self.cg_warm = (
-            cg_eta,
-            cg_max_iter,
-            float(cg_rtol),
-            cg_warm,
-        )
+        self.cg_eta, self.cg_max_iter, self.cg_rtol = cg_eta, cg_max_iter, float(cg_rtol)
+        self.cg_warm, self.cg_forcing = cg_warm, cg_forcing
+        self._first_rhs, self._eta = None, cg_eta
         self.products = GaussNewtonProducts(objective)
         self._trial = GaussNewtonProducts(objective, self.products.rows)  # the trial forward's signals
         self._accepted_dw: Tensor | None = None  # the last accepted Δw: the next epoch's warm start
@@ -356,14 +351,11 @@ class MatrixFreeLM(LevenbergMarquardt):
         """A diagonal ``D`` ``(P,)`` added to ``JᵀSJ`` (operator and preconditioner); ``None`` here."""
         return None
 
-    def _rhs(self, g: Tensor, w: Tensor) -> Tensor:
-        """The system's right-hand side from ``g = JᵀSe`` at ``w``: ``g`` here."""
-        return g
-
     def _system(self, A, g: Tensor, w: Tensor):
-        rhs = self._rhs(g, w)
+        extra = self._operator_diagonal(w)  # D, (P,) or None
+        rhs = g if extra is None else g - extra * w  # JᵀSe − D·w, as the dense _system's
         self._eta = self._forcing(rhs.norm().item())
-        return (A, self._operator_diagonal(w)), rhs
+        return (A, extra), rhs
 
     def _forcing(self, norm: float) -> float | None:
         """This epoch's ``eta``: ``cg_eta``, or with ``cg_forcing="sqrt"`` ``cg_eta·min(1, √(‖r_k‖/‖r_0‖))``
@@ -383,14 +375,13 @@ class MatrixFreeLM(LevenbergMarquardt):
     def _solve(self, M, rhs: Tensor, damped=None) -> Tensor | None:
         """``Δw`` from ``(JᵀSJ + D + μ·u·I) Δw = rhs`` by preconditioned CG; ``None`` where not finite."""
         products, extra = M
-        shift = self.mu * self._unit
-        diagonal = self._diagonal + shift if extra is None else self._diagonal + extra + shift  # (P,)
+        damping = self.mu * self._unit if extra is None else extra + self.mu * self._unit  # μ·u (+ D)
+        diagonal = self._diagonal + damping  # (P,)
         # a weight no point's output depends on, with μ·u below rounding: 1 for its preconditioner
         diagonal = torch.where(diagonal > 0, diagonal, 1.0)
 
         def apply(V: Tensor) -> Tensor:
-            AV = products(V)
-            return AV + shift * V if extra is None else AV + (extra + shift) * V
+            return products(V) + damping * V  # (JᵀSJ + D + μ·u·I) V
 
         x0 = self._warm_start()
         result = conjugate_gradients(

@@ -94,17 +94,14 @@ class MatrixFreeBR(MatrixFreeLM, BayesianRegularization):
         self._E_k, max_error = MatrixFreeLM.evaluate(self)  # E_s(w_k), which BR's step reads too
         return self._E_k, max_error
 
-    # -- the system: MatrixFreeLM's hooks with BayesianRegularization._system's terms -------------
+    # -- the system: MatrixFreeLM's hook with BayesianRegularization._system's term -------------
 
     def _operator_diagonal(self, w: Tensor) -> Tensor | None:
-        """``D_α/β`` ``(P,)`` (``None`` while searching: ``α = 0``, plain LM steps)."""
+        """``D_α/β`` ``(P,)``, and so the right-hand side ``JᵀSe − (D_α/β)·w`` (``None`` while searching:
+        ``α = 0``, plain LM steps)."""
         if self._searching or self.alphas[0] == 0.0:
             return None
         return self._decay(w) / self.beta
-
-    def _rhs(self, g: Tensor, w: Tensor) -> Tensor:
-        extra = self._operator_diagonal(w)
-        return g if extra is None else g - extra * w  # JᵀSe − (D_α/β)·w
 
     # -- H from products ---------------------------------------------------------------------------
 

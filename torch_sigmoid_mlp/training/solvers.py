@@ -1054,7 +1054,7 @@ def make_step(
                 f"method= called with the weights must give a torch.optim.Optimizer, got {optimizer!r}"
             )
         name = type(optimizer).__name__
-    elif method in ("lm", "br", "lm_cg", "br_cg"):
+    elif method in SECOND_ORDER:
         if batch_size is not None:
             raise ValueError(f"method={method!r} takes whole full-batch steps: batch_size must be None")
         return SECOND_ORDER[method](objective, **options)
