@@ -342,6 +342,9 @@ def main() -> None:
     parser.add_argument("--dtypes", nargs="*", default=[], help="also ours with dtype=D for these")
     parser.add_argument("--only", default=None, help="problems whose name contains this")
     parser.add_argument("--ftol", type=float, default=None, help="override every solver's ftol (tuning)")
+    parser.add_argument(
+        "--damping", choices=("trainlm", "nielsen"), default=None, help="LM/BR's damping rule (tuning)"
+    )
     parser.add_argument("--no-others", action="store_true", help="ours alone (for tuning)")
     parser.add_argument("--out", default=None, help="results file stem (default robust[_quick])")
     args = parser.parse_args()
@@ -354,6 +357,12 @@ def main() -> None:
 
         for k, (_, w) in solvers.CONVERGENCE.items():
             solvers.CONVERGENCE[k] = (args.ftol, w)
+    if args.damping is not None:
+        import torch_sigmoid_mlp.training.population_lm as population_lm
+        import torch_sigmoid_mlp.training.solvers as solvers
+
+        for cls in (solvers.LevenbergMarquardt, population_lm.LevenbergMarquardt):
+            cls.__init__.__kwdefaults__["damping"] = args.damping
     contenders = {"ours (defaults)": ours(None)} | {f"ours {s}": ours(s) for s in args.solvers}
     contenders |= {f"ours dtype={t}": ours(None, t) for t in args.dtypes}
     if not args.no_others:
