@@ -24,11 +24,13 @@ Contenders, interleaved seed by seed:
   ``fit``'s wall time.
 - ``sklearn lbfgs``, ``sklearn adam``: ``MLPRegressor(hidden_layer_sizes=h, activation="logistic",
   solver=…, max_iter=5000 | 2000, random_state=k)``, on inputs and targets standardised (its user
-  guide's scaling), its other settings at their defaults.
+  guide's scaling), its other settings at their defaults; ``sklearn lbfgs tol=1e-10`` the same with
+  ``tol=1e-10``, which runs L-BFGS on until its line search gives out.
 - ``FANN rprop``: libfann2 (Debian's, through ctypes) ``[n, h…, 1]`` sigmoid units with biases,
   iRPROP−, 1000 epochs, on inputs and targets min–max scaled into ``[0.1, 0.9]``.
 
 Every number is a median or a worst case over the seeds, never a mean. One torch and BLAS thread.
+A second table gives ours' time over each scikit-learn L-BFGS contender's, row by row and in all.
 
     python benchmarks/bench_robust.py            # 10 seeds
     python benchmarks/bench_robust.py --quick    # 3 seeds, fewer problems
@@ -197,12 +199,16 @@ def ours(solver: str | None, dtype: str | None = None):
     return run
 
 
-def sklearn_mlp(solver: str):
+def sklearn_mlp(solver: str, tol: float | None = None):
+    """``MLPRegressor`` with ``solver``; ``tol`` replaces its default ``1e-4`` (``"lbfgs"`` with
+    ``1e-10`` runs on until its line search gives out)."""
+    extra = {} if tol is None else {"tol": tol}
+
     def run(p: Problem, X, y, seed: int):
         hidden = p.hidden or (max(8, X.shape[1]),) * 2
         sx, sy = StandardScaler().fit(X), StandardScaler().fit(y.reshape(-1, 1))
         mlp = MLPRegressor(hidden_layer_sizes=hidden, activation="logistic", solver=solver, random_state=seed,
-                           max_iter=5000 if solver == "lbfgs" else 2000)  # fmt: skip
+                           max_iter=5000 if solver == "lbfgs" else 2000, **extra)  # fmt: skip
         began = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SklearnConvergenceWarning)
@@ -306,6 +312,27 @@ def cell(p: Problem, s: dict) -> str:
     return f"{head}; {s['seconds_median'] * 1e3:.0f} ms (worst {s['seconds_worst'] * 1e3:.0f})"
 
 
+def ratios(record: list[dict], names: list[str]) -> list[str]:
+    """Ours' median seconds of a fit over each scikit-learn L-BFGS contender's, per row and in all."""
+    ours_name, others = names[0], [k for k in names if k.startswith("sklearn lbfgs")]
+    if not others:
+        return []
+    lines = [
+        "", f"Time of `{ours_name}` over scikit-learn L-BFGS's: median seconds of a fit, row by row, and the "
+        "total wall time.", "",
+        "| problem | " + " | ".join(f"over {k}" for k in others) + " |",
+        "| --- | " + " | ".join("---:" for _ in others) + " |",
+    ]  # fmt: skip
+    for row in record:
+        mine = row["summary"][ours_name]["seconds_median"]
+        cells = [f"{mine / row['summary'][k]['seconds_median']:.1f}×" for k in others]
+        lines.append(f"| {row['p'].name} | " + " | ".join(cells) + " |")
+    total = {k: sum(r["summary"][k]["seconds_total"] for r in record) for k in [ours_name, *others]}
+    lines.append("| **total wall time** | " + " | ".join(f"**{total[ours_name] / total[k]:.1f}×**" for k in others)
+                 + " |")  # fmt: skip
+    return lines
+
+
 def markdown(head: dict, record: list[dict], names: list[str]) -> str:
     lines = [
         "# Default fits over seeds: `bench_robust.py`",
@@ -326,6 +353,7 @@ def markdown(head: dict, record: list[dict], names: list[str]) -> str:
     totals = {k: sum(r["summary"][k]["seconds_total"] for r in record) for k in names}
     lines.append("| **total wall time** | " + " | ".join(f"**{totals[k]:.1f} s**" for k in names) + " |")
     ours_name = names[0]
+    lines += ratios(record, names)
     stops = [f"{r['p'].name}: {', '.join(r['summary'][ours_name]['methods'])} → "
              f"{', '.join(r['summary'][ours_name]['stops'])}; warned {r['summary'][ours_name]['warned']}"
              for r in record]  # fmt: skip
@@ -366,7 +394,8 @@ def main() -> None:
     contenders = {"ours (defaults)": ours(None)} | {f"ours {s}": ours(s) for s in args.solvers}
     contenders |= {f"ours dtype={t}": ours(None, t) for t in args.dtypes}
     if not args.no_others:
-        contenders |= {"sklearn lbfgs": sklearn_mlp("lbfgs"), "sklearn adam": sklearn_mlp("adam")}
+        contenders |= {"sklearn lbfgs": sklearn_mlp("lbfgs"), "sklearn lbfgs tol=1e-10": sklearn_mlp("lbfgs", 1e-10)}
+        contenders["sklearn adam"] = sklearn_mlp("adam")
         contenders["linear regression"] = linear
         lib = load_fann()
         if lib is not None:
