@@ -580,13 +580,14 @@ class LevenbergMarquardt(Step):
     ``sin 6x`` from 30 points fell from 4 to 3 (worst ``R²`` 0.915 → 0.738). Over the whole of
     ``bench_robust`` (30 rows, 10 seeds, ``results/robust_nielsen.md``) it took 0.75× the epochs and
     gained 5 successes on the cubic and ``exp(−4x²)`` rows, but the worst ``R²`` fell on five rows
-    (``sin 6x`` from 30 points as above; the noisy ``cos 3x`` 0.991 → 0.987; Friedman 1, whose test
+    (``sin 6x`` from 30 points as above; the noisy ``cos 3x`` 0.991 → 0.987, the noisy
+    ``exp(−2|x|²)`` by 3·10⁻⁴; Friedman 1, whose test
     ``R²`` fell on 8 seeds of 10, median 0.929 → 0.923; diabetes 0.361 → 0.350), and over 30 seeds
     of ``sin 6x`` from 30 points 7 fits reached ``R² ≥ 0.999`` against 8, three ended below 0.95
-    against two (``results/robust_t30_nielsen.md``): it stays an option. Its factor goes in steps of ``2^(1/4)``: ``ρ`` is a
-    difference of nearly equal sums whose last digits are rounding, and a factor that followed them
-    exactly would carry them into every later step (the population's batched products and one
-    network's would then part ways).
+    against two (``results/robust_t30_nielsen.md``): it stays an option. Its factor goes in steps of
+    ``2^(1/4)``: ``ρ`` is a difference of nearly equal sums whose last digits are rounding, and a
+    factor that followed them exactly would carry them into every later step (the population's
+    batched products and one network's would then part ways).
 
     Where starts crawl to ``max_epochs`` (the cubic ``t³ − t`` of ``benchmarks/bench_valley.py``,
     ``benchmarks/results/valley.md``) it is the landscape, not the step. With one input and no biases
