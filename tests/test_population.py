@@ -190,6 +190,28 @@ def test_lm_and_br_members_take_their_own_runs_with_their_own_stops(method):
     assert result.final_loss == result.members[result.start].final_loss
 
 
+@pytest.mark.parametrize("method", ["lm", "br"])
+def test_the_pass_kept_from_evaluate_is_the_one_at_the_weights_as_they_are(method):
+    """The epoch's Gauss–Newton products take the loop's evaluation at ``w_k`` instead of a second
+    forward pass; a weight changed in place in between (a member put back, a callback) is seen."""
+    from torch_sigmoid_mlp.training.population import make_population_step
+
+    x, d = _points(T=25)
+    population = SigmoidMLP.stack(_singles(3))
+    step = make_population_step(method, list(population.weights), x, d, None, lr=None, options=None)
+    everyone = torch.arange(3)
+    E, _ = step.evaluate()
+    assert torch.equal(step.gauss_newton(everyone)[2], E)
+    with torch.no_grad():
+        population.weights[1][2].mul_(1.5)  # member 2's W^(2), in place
+    fresh = make_population_step(method, list(population.weights), x, d, None, lr=None, options=None)
+    for got, want in zip(
+        (*step.evaluate(), *step.gauss_newton(everyone)), (*fresh.evaluate(), *fresh.gauss_newton(everyone))
+    ):
+        assert torch.equal(got, want)
+    assert not torch.equal(step.evaluate()[0][2], E[2]) and torch.equal(step.evaluate()[0][:2], E[:2])
+
+
 def test_br_members_searching_for_a_first_minimum_cross_plateaus_as_a_single_network_does():
     """``start="minimum"``: a member's search ends where the single network's does — not on a plateau
     of ``E`` above half the targets' variance (see ``SEARCH_PATIENCE``) — and BR goes on from there."""

@@ -61,6 +61,7 @@ class LevenbergMarquardt(PopulationStep):
         self.nu = [mu_increase] * self.K  # Nielsen's ν_k: member k's next rejection's factor
         self._numels = [W[0].numel() for W in self.plain]
         self._everyone = torch.arange(self.K)
+        self._kept = None  # (the weights' versions, _signals of every member there)
 
     # -- the members' weights as rows of a matrix ---------------------------------------------------
 
@@ -87,16 +88,28 @@ class LevenbergMarquardt(PopulationStep):
         self, idx: Tensor, weights: list[Tensor] | None = None, *, largest: bool = True
     ) -> tuple[list[Tensor], list[Tensor], Tensor, Tensor | None]:
         """The members' weights (theirs, or ``weights``), ``y^(0..L)`` and ``(E_k, max_k)`` there
-        (``max_k`` only where ``largest``: a trial step needs ``E_k`` alone)."""
+        (``max_k`` only where ``largest``: a trial step needs ``E_k`` alone).
+
+        Every member's pass at its own weights is kept until a weight changes (their version
+        counters): the loop's :meth:`evaluate` makes it at ``w_k``, and the epoch's
+        :meth:`gauss_newton` takes it from there rather than running the same pass again.
+        """
+        own = weights is None and len(idx) == self.K
+        if own and self._kept is not None and self._kept[0] == [W._version for W in self.plain]:
+            weights, ys, E, worst = self._kept[1]
+            return weights, ys, E, worst if largest else None
         weights = self._members(idx) if weights is None else weights
         ys = [self.x.expand(len(idx), *self.x.shape)]
         for W in weights:
             ys.append(torch.bmm(ys[-1], W.mT).sigmoid_())  # y^(l+1), (k, T, size_{l+1})
         e = self.d - ys[-1]  # (k, T, m)
-        if self.s is None:
-            return weights, ys, 0.5 * e.square().sum((1, 2)), e.abs().amax((1, 2)) if largest else None
-        E = 0.5 * (self.s * e.square()).sum((1, 2))
-        return weights, ys, E, torch.where(self.s > 0, e.abs(), 0).amax((1, 2)) if largest else None
+        E = 0.5 * (e.square() if self.s is None else self.s * e.square()).sum((1, 2))
+        worst = None
+        if largest or own:
+            worst = (e.abs() if self.s is None else torch.where(self.s > 0, e.abs(), 0)).amax((1, 2))
+        if own:
+            self._kept = ([W._version for W in self.plain], (weights, ys, E, worst))
+        return weights, ys, E, worst if largest else None
 
     def error(
         self, idx: Tensor, flat: Tensor | None = None, *, largest: bool = True
