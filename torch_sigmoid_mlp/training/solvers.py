@@ -87,7 +87,8 @@ AUTO_DENSE_PARAMS = 1500
 #: ``benchmarks/bench_robust.py``, 10 seeds, the default fits took 0.82× the epochs of ``10⁻⁶``
 #: (0.56–0.94× on the 1-D rows; a BR fit of ``cos 3x`` reaches grid ``R²`` 0.9999 in some 20 epochs
 #: and spent a hundred more raising it in the fifth decimal) with every success count the same and
-#: every worst ``R²`` the same or within 10⁻⁴ (``results/robust_ftol3e-6.md``). ``10⁻⁵`` was too
+#: every worst ``R²`` the same or within 10⁻⁴ (``results/robust_ftol3e-6.md`` against
+#: ``results/robust_ftol1e-6.md``). ``10⁻⁵`` was too
 #: early: ``sin 6x`` from 30 points, 30 seeds, 8 → 4 fits at grid ``R² ≥ 0.999``, where ``3·10⁻⁶``
 #: gave 9 (``results/robust_t30_*.md``).
 CONVERGENCE = {
