@@ -85,12 +85,11 @@ AUTO_DENSE_PARAMS = 1500
 #: (``benchmarks/results/robust.md`` has the measurements behind them). LM and BR (and their
 #: matrix-free forms, which follow the same rule) stop at ``3·10⁻⁶``: over all 30 rows of
 #: ``benchmarks/bench_robust.py``, 10 seeds, the default fits took 0.82× the epochs of ``10⁻⁶``
-#: (0.56–0.94× on the 1-D rows; a BR fit of ``cos 3x`` reaches grid ``R²`` 0.9999 in some 20 epochs
-#: and spent a hundred more raising it in the fifth decimal) with every success count the same and
-#: every worst ``R²`` the same or within 10⁻⁴ (``results/robust_ftol3e-6.md`` against
-#: ``results/robust_ftol1e-6.md``). ``10⁻⁵`` was too
-#: early: ``sin 6x`` from 30 points, 30 seeds, 8 → 4 fits at grid ``R² ≥ 0.999``, where ``3·10⁻⁶``
-#: gave 9 (``results/robust_t30_*.md``).
+#: (0.56–0.94× on the 1-D rows: one BR start on ``cos 2t``, 30 points, reached grid ``R²`` 0.99994 by
+#: epoch 20 and took 130 more to 0.999995) with every success count the same and every worst ``R²``
+#: the same or within 10⁻⁴ (``results/robust_ftol3e-6.md`` against ``results/robust_ftol1e-6.md``).
+#: ``10⁻⁵`` stopped too early: ``sin 6x`` from 30 points, 30 seeds, 8 → 4 fits at grid
+#: ``R² ≥ 0.999``, where ``3·10⁻⁶`` gave 9 (``results/robust_t30_*.md``).
 CONVERGENCE = {
     "lm": (3e-6, 10),
     "br": (3e-6, 10),
