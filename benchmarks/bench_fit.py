@@ -113,6 +113,30 @@ class Problem:
         return f"{self.name} ({sizes}, T = {len(self.X)}{bound})"
 
 
+#: ``solver_variant``'s variants of ``"br_cg"``: the defaults of :class:`MatrixFreeBR` they set
+BR_CG_VARIANTS = {
+    "probes": {"trace_space": "probes"},  # γ_l and the evidence from the probes on every problem
+    "fresh": {"trace_space": "probes", "trace_recycle": False},  # and drawn afresh: br_cg before issue 30
+}
+
+
+@contextlib.contextmanager
+def solver_variant(solver: str | None):
+    """``solver`` as ``SigmoidMLPRegressor(solver=…)`` takes it, with a variant after ``@`` set for the
+    ``with`` block (the estimator passes no solver options): ``"br_cg@probes"``, ``"br_cg@fresh"`` are
+    ``"br_cg"`` with the defaults of :data:`BR_CG_VARIANTS`."""
+    name, _, variant = (solver or "").partition("@")
+    if variant and (name != "br_cg" or variant not in BR_CG_VARIANTS):
+        raise ValueError(f"unknown solver variant {variant!r} in {solver!r}")
+    defaults = training.matrix_free_br.MatrixFreeBR.__init__.__kwdefaults__
+    kept = dict(defaults)
+    defaults.update(BR_CG_VARIANTS.get(variant, {}))
+    try:
+        yield name or None
+    finally:
+        defaults.update(kept)
+
+
 def grid(lo: float, hi: float, points: int) -> np.ndarray:
     return np.linspace(lo, hi, points).reshape(-1, 1)  # (T, 1)
 
