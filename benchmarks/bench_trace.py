@@ -29,6 +29,7 @@ import json
 import math
 import statistics
 import sys
+import time
 from pathlib import Path
 
 import machine
@@ -95,11 +96,78 @@ def gamma_errors(estimated: list[float], dense: list[float]) -> tuple[float, flo
     return total, layer
 
 
+def along_a_run(kind: str, seed: int, recycle: bool) -> dict:
+    """br_cg on the probes (``trace_space="probes"``) for the problem's epochs, recycled or drawn afresh:
+    the products with ``H`` and seconds of its estimates, then its next ``γ`` against the dense one at
+    the same ``w, α_l, β`` (``None`` where the run ended searching: collapsed and begun again)."""
+    model, x, d, epochs = problem(kind, seed)
+    step = MatrixFreeBR(Objective(model, x, d), trace_space="probes", trace_recycle=recycle, trace_seed=seed)
+    spent = []  # (seconds, products) per estimate
+    inner = step._estimate
+
+    def timed(A, w, E):
+        began, before = time.perf_counter(), A.products
+        inner(A, w, E)
+        spent.append((time.perf_counter() - began, A.products - before))
+
+    step._estimate = timed
+    began = time.perf_counter()
+    for _ in range(epochs):
+        step.evaluate()
+        step.step()
+    seconds = time.perf_counter() - began
+    out = {
+        "products": [p for _, p in spent],
+        "estimate_seconds": sum(t for t, _ in spent),
+        "seconds": seconds,
+    }
+    if step.searching:
+        return out | {"errors": None}
+    products, _, E, _ = step._gauss_newton()
+    w = step._flat()
+    dense = BayesianRegularization(Objective(model, x, d))
+    dense.alphas, dense.beta, dense._searching = list(step.alphas), step.beta, False
+    A, _, E_dense, _ = dense.objective.gauss_newton()
+    dense._estimate(A, w, E_dense.item())
+    inner(products, w, E.item())
+    return out | {"errors": gamma_errors(step.gammas, dense.gammas)}
+
+
+def run_rows(seeds: int) -> list[dict]:
+    """:func:`along_a_run` recycled and fresh over the seeds (their order alternating), summarised."""
+    rows = []
+    for kind in ("1-8-8-1", "10-16-16-1"):
+        seen = {True: [], False: []}
+        for seed in range(seeds):
+            for recycle in (True, False) if seed % 2 == 0 else (False, True):
+                seen[recycle].append(along_a_run(kind, seed, recycle))
+        for recycle, runs in seen.items():
+            errors = [r["errors"] for r in runs if r["errors"] is not None]
+            products = [p for r in runs for p in r["products"]]
+            rows.append({
+                "network": kind,
+                "variant": "recycled (trace_recycle=True)" if recycle else "fresh (trace_recycle=False)",
+                "compared": len(errors),
+                "median": statistics.median(e[0] for e in errors),
+                "worst": max(e[0] for e in errors),
+                "layer_median": statistics.median(e[1] for e in errors),
+                "layer_worst": max(e[1] for e in errors),
+                "estimates": len(products),
+                "products_median": statistics.median(products),
+                "products_mean": statistics.fmean(products),
+                "estimate_seconds_median": statistics.median(r["estimate_seconds"] for r in runs),
+                "seconds_median": statistics.median(r["seconds"] for r in runs),
+            })  # fmt: skip
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--probes", type=int, default=32)
     parser.add_argument("--out", default="trace", help="results file stem")
+    parser.add_argument("--runs", action="store_true", help="also br_cg along a run, recycled and fresh")
     args = parser.parse_args()
     torch.set_num_threads(1)
     s = args.probes
@@ -172,6 +240,7 @@ def main() -> None:
             row["log_det"][name] = {"median": statistics.median(seen[name]), "worst": max(seen[name])}
         rows.append(row)
         print(json.dumps(row), flush=True)
+    runs = run_rows(args.seeds) if args.runs else []
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     head = f"{machine.summary()}; {now}; `python benchmarks/bench_trace.py {' '.join(sys.argv[1:])}`"
     lines = ["# γ and ln det H of Bayesian regularisation from products: `bench_trace.py`", "",
@@ -191,9 +260,27 @@ def main() -> None:
     for row in rows:
         for name, r in row["log_det"].items():
             lines.append(f"| {row['network']} | {name} | {r['median']:.3g} | {r['worst']:.3g} |")
+    if runs:
+        lines += [
+            "",
+            'br_cg along a run (`--runs`): `MatrixFreeBR(trace_space="probes")` for the network\'s epochs '
+            "(40, 15) from the same start, its estimates recycled or drawn afresh; then its next γ against "
+            "the dense one at its w, α_l, β (runs that ended searching left out), and the products with H "
+            "(block products: subspace iteration and CG) per estimate over the run, the seconds of a run's "
+            "estimates and of the whole run (medians; a shared machine).",
+            "",
+            "| network | variant | compared | γ error median | worst | worst layer median | worst | "
+            "estimates | products per estimate median | mean | estimates' s | run s |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for r in runs:
+            lines.append(f"| {r['network']} | {r['variant']} | {r['compared']} | {r['median']:.2e} | "
+                         f"{r['worst']:.2e} | {r['layer_median']:.2e} | {r['layer_worst']:.2e} | "
+                         f"{r['estimates']} | {r['products_median']:.0f} | {r['products_mean']:.1f} | "
+                         f"{r['estimate_seconds_median']:.2f} | {r['seconds_median']:.2f} |")  # fmt: skip
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{args.out}.json").write_text(
-        json.dumps({"machine": machine.describe(), "head": head, "rows": rows}, indent=1) + "\n"
+        json.dumps({"machine": machine.describe(), "head": head, "rows": rows, "runs": runs}, indent=1) + "\n"
     )
     (RESULTS / f"{args.out}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

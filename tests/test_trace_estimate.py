@@ -68,6 +68,23 @@ def hutch_plus_plus(
     return exact - hutchinson
 
 
+def test_the_two_level_preconditioner_gives_the_same_estimate_in_fewer_iterations():
+    """``coarse=True`` (default) preconditions CG on the deflated basis too: the same ``Q`` and probes give
+    the same traces to the solves' tolerance, and where ``Q`` holds ``K``'s large eigenvalues (rank 4 ≤
+    d = 8) the solves take fewer iterations than by Jacobi alone."""
+    sizes = [5, 9, 6]
+    A, d = low_rank_spd(20, 4, 1, sizes)
+    runs = {}
+    for coarse in (True, False):
+        recycle = Recycled()
+        g = torch.Generator().manual_seed(5)
+        estimate = inverse_trace(lambda V: A @ V, A.diagonal(), sizes, probes=16, weights=d, rtol=1e-12,
+                                 generator=g, recycle=recycle, coarse=coarse)  # fmt: skip
+        runs[coarse] = estimate, recycle.iterations
+    torch.testing.assert_close(runs[True][0], runs[False][0], rtol=1e-9, atol=1e-10)
+    assert runs[True][1] < runs[False][1], runs
+
+
 def test_recycled_is_the_same_estimator_with_kept_probes():
     """``recycle=``: the first estimate draws ``Q`` and ``Z``, the next ones keep ``Z`` and move ``Q`` by one
     subspace step; each is the deflated estimator with those (from dense matrices), and CG warm-started
