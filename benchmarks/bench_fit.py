@@ -61,6 +61,7 @@ import ctypes
 import ctypes.util
 import dataclasses
 import datetime
+import functools
 import inspect
 import json
 import math
@@ -113,10 +114,12 @@ class Problem:
         return f"{self.name} ({sizes}, T = {len(self.X)}{bound})"
 
 
-#: ``solver_variant``'s variants of ``"br_cg"``: the defaults of :class:`MatrixFreeBR` they set
+#: ``solver_variant``'s variants of ``"br_cg"``: the defaults of :class:`MatrixFreeBR` they set, and whether
+#: its ``inverse_trace`` preconditions on the deflated basis (``coarse=``)
 BR_CG_VARIANTS = {
-    "probes": {"trace_space": "probes"},  # γ_l and the evidence from the probes on every problem
-    "fresh": {"trace_space": "probes", "trace_recycle": False},  # and drawn afresh: br_cg before issue 30
+    "probes": ({"trace_space": "probes"}, True),  # γ_l and the evidence from the probes on every problem
+    # and drawn afresh every step, Jacobi alone: br_cg before issue 30's changes
+    "fresh": ({"trace_space": "probes", "trace_recycle": False, "trace_interval": 1}, False),
 }
 
 
@@ -124,17 +127,22 @@ BR_CG_VARIANTS = {
 def solver_variant(solver: str | None):
     """``solver`` as ``SigmoidMLPRegressor(solver=…)`` takes it, with a variant after ``@`` set for the
     ``with`` block (the estimator passes no solver options): ``"br_cg@probes"``, ``"br_cg@fresh"`` are
-    ``"br_cg"`` with the defaults of :data:`BR_CG_VARIANTS`."""
+    ``"br_cg"`` as :data:`BR_CG_VARIANTS` sets it."""
     name, _, variant = (solver or "").partition("@")
     if variant and (name != "br_cg" or variant not in BR_CG_VARIANTS):
         raise ValueError(f"unknown solver variant {variant!r} in {solver!r}")
-    defaults = training.matrix_free_br.MatrixFreeBR.__init__.__kwdefaults__
-    kept = dict(defaults)
-    defaults.update(BR_CG_VARIANTS.get(variant, {}))
+    module = training.matrix_free_br
+    defaults = module.MatrixFreeBR.__init__.__kwdefaults__
+    kept, inverse_trace = dict(defaults), module.inverse_trace
+    if variant:
+        options, coarse = BR_CG_VARIANTS[variant]
+        defaults.update(options)
+        module.inverse_trace = functools.partial(inverse_trace, coarse=coarse)
     try:
         yield name or None
     finally:
         defaults.update(kept)
+        module.inverse_trace = inverse_trace
 
 
 def grid(lo: float, hi: float, points: int) -> np.ndarray:

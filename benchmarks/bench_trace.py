@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import math
 import statistics
@@ -36,6 +37,7 @@ import machine
 import torch
 
 from torch_sigmoid_mlp import SigmoidMLP
+from torch_sigmoid_mlp.training import matrix_free_br
 from torch_sigmoid_mlp.training.matrix_free_br import MatrixFreeBR
 from torch_sigmoid_mlp.training.objective import Objective
 from torch_sigmoid_mlp.training.solvers import BayesianRegularization, inverse_diagonal
@@ -96,13 +98,23 @@ def gamma_errors(estimated: list[float], dense: list[float]) -> tuple[float, flo
     return total, layer
 
 
-def along_a_run(kind: str, seed: int, recycle: bool) -> dict:
-    """br_cg on the probes (``trace_space="probes"``) for the problem's epochs, recycled or drawn afresh:
-    the products with ``H`` and seconds of its estimates, then its next ``γ`` against the dense one at
-    the same ``w, α_l, β`` (``None`` where the run ended searching: collapsed and begun again)."""
+#: br_cg's γ on the probes along a run (``--runs``): MatrixFreeBR options, and whether CG is preconditioned
+#: on the deflated basis too (``inverse_trace(coarse=)``)
+RUN_VARIANTS = {
+    "fresh, Jacobi, every step (br_cg before)": ({"trace_recycle": False, "trace_interval": 1}, False),
+    "recycled, two-level, every step": ({"trace_interval": 1}, True),
+    "recycled, two-level, interval ≤ 8 (default)": ({}, True),
+}
+
+
+def along_a_run(kind: str, seed: int, variant: str) -> dict:
+    """br_cg on the probes (``trace_space="probes"``) for the problem's epochs with a :data:`RUN_VARIANTS`
+    variant: the products with ``H`` and seconds of its estimates; then the ``γ`` it holds, and its next
+    estimate, against the dense ``γ`` at its ``w, α_l, β`` (``None`` where the run ended searching)."""
+    options, coarse = RUN_VARIANTS[variant]
     model, x, d, epochs = problem(kind, seed)
-    step = MatrixFreeBR(Objective(model, x, d), trace_space="probes", trace_recycle=recycle, trace_seed=seed)
-    spent = []  # (seconds, products) per estimate
+    step = MatrixFreeBR(Objective(model, x, d), trace_space="probes", trace_seed=seed, **options)
+    spent = []  # (seconds, products) per call: products 0 where γ was held
     inner = step._estimate
 
     def timed(A, w, E):
@@ -111,50 +123,60 @@ def along_a_run(kind: str, seed: int, recycle: bool) -> dict:
         spent.append((time.perf_counter() - began, A.products - before))
 
     step._estimate = timed
-    began = time.perf_counter()
-    for _ in range(epochs):
-        step.evaluate()
-        step.step()
-    seconds = time.perf_counter() - began
-    out = {
-        "products": [p for _, p in spent],
-        "estimate_seconds": sum(t for t, _ in spent),
-        "seconds": seconds,
-    }
-    if step.searching:
-        return out | {"errors": None}
-    products, _, E, _ = step._gauss_newton()
-    w = step._flat()
-    dense = BayesianRegularization(Objective(model, x, d))
-    dense.alphas, dense.beta, dense._searching = list(step.alphas), step.beta, False
-    A, _, E_dense, _ = dense.objective.gauss_newton()
-    dense._estimate(A, w, E_dense.item())
-    inner(products, w, E.item())
-    return out | {"errors": gamma_errors(step.gammas, dense.gammas)}
+    matrix_free_br.inverse_trace = functools.partial(inverse_trace, coarse=coarse)
+    try:
+        began = time.perf_counter()
+        for _ in range(epochs):
+            step.evaluate()
+            step.step()
+        seconds = time.perf_counter() - began
+        out = {
+            "calls": len(spent),
+            "products": [p for _, p in spent if p > 0],
+            "estimate_seconds": sum(t for t, _ in spent),
+            "seconds": seconds,
+        }
+        if step.searching:
+            return out | {"held": None, "next": None}
+        products, _, E, _ = step._gauss_newton()
+        w = step._flat()
+        dense = BayesianRegularization(Objective(model, x, d))
+        dense.alphas, dense.beta, dense._searching = list(step.alphas), step.beta, False
+        A, _, E_dense, _ = dense.objective.gauss_newton()
+        dense._estimate(A, w, E_dense.item())
+        held = abs(step.gamma - dense.gamma) / dense.gamma
+        step._wait = 0  # an estimate here, whatever the interval
+        inner(products, w, E.item())
+        return out | {"held": held, "next": abs(step.gamma - dense.gamma) / dense.gamma}
+    finally:
+        matrix_free_br.inverse_trace = inverse_trace
 
 
 def run_rows(seeds: int) -> list[dict]:
-    """:func:`along_a_run` recycled and fresh over the seeds (their order alternating), summarised."""
+    """:func:`along_a_run` with each variant over the seeds (their order rotating), summarised."""
     rows = []
+    names = list(RUN_VARIANTS)
     for kind in ("1-8-8-1", "10-16-16-1"):
-        seen = {True: [], False: []}
+        seen = {name: [] for name in names}
         for seed in range(seeds):
-            for recycle in (True, False) if seed % 2 == 0 else (False, True):
-                seen[recycle].append(along_a_run(kind, seed, recycle))
-        for recycle, runs in seen.items():
-            errors = [r["errors"] for r in runs if r["errors"] is not None]
+            turn = seed % len(names)
+            for name in names[turn:] + names[:turn]:
+                seen[name].append(along_a_run(kind, seed, name))
+        for name, runs in seen.items():
+            compared = [r for r in runs if r["next"] is not None]
             products = [p for r in runs for p in r["products"]]
             rows.append({
                 "network": kind,
-                "variant": "recycled (trace_recycle=True)" if recycle else "fresh (trace_recycle=False)",
-                "compared": len(errors),
-                "median": statistics.median(e[0] for e in errors),
-                "worst": max(e[0] for e in errors),
-                "layer_median": statistics.median(e[1] for e in errors),
-                "layer_worst": max(e[1] for e in errors),
+                "variant": name,
+                "compared": len(compared),
+                "held_median": statistics.median(r["held"] for r in compared),
+                "held_worst": max(r["held"] for r in compared),
+                "next_median": statistics.median(r["next"] for r in compared),
+                "next_worst": max(r["next"] for r in compared),
+                "calls": sum(r["calls"] for r in runs),
                 "estimates": len(products),
-                "products_median": statistics.median(products),
-                "products_mean": statistics.fmean(products),
+                "products_per_estimate": statistics.fmean(products),
+                "products_per_run_median": statistics.median(sum(r["products"]) for r in runs),
                 "estimate_seconds_median": statistics.median(r["estimate_seconds"] for r in runs),
                 "seconds_median": statistics.median(r["seconds"] for r in runs),
             })  # fmt: skip
@@ -167,7 +189,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--probes", type=int, default=32)
     parser.add_argument("--out", default="trace", help="results file stem")
-    parser.add_argument("--runs", action="store_true", help="also br_cg along a run, recycled and fresh")
+    parser.add_argument("--runs", action="store_true", help="also br_cg along a run (RUN_VARIANTS)")
+    parser.add_argument("--static", action=argparse.BooleanOptionalAction, default=True,
+                        help="the estimators at one H (--no-static: --runs alone)")  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(1)
     s = args.probes
@@ -183,7 +207,7 @@ def main() -> None:
         f"SLQ, 2D_α, d = 2⌈γ⌉ + 16, {s} × 40": dict(deflate="gamma", scaled=True),
     }
     rows = []
-    for kind in ("1-8-8-1", "10-16-16-1"):
+    for kind in ("1-8-8-1", "10-16-16-1") if args.static else ():
         seen = {name: ([], []) for name in gamma_variants} | {name: [] for name in log_det_variants}
         gammas = []
         for seed in range(args.seeds):
@@ -264,20 +288,23 @@ def main() -> None:
         lines += [
             "",
             'br_cg along a run (`--runs`): `MatrixFreeBR(trace_space="probes")` for the network\'s epochs '
-            "(40, 15) from the same start, its estimates recycled or drawn afresh; then its next γ against "
-            "the dense one at its w, α_l, β (runs that ended searching left out), and the products with H "
-            "(block products: subspace iteration and CG) per estimate over the run, the seconds of a run's "
-            "estimates and of the whole run (medians; a shared machine).",
+            "(40, 15) from the same start, in each variant (the order rotating seed by seed). Then, at its "
+            "last w, α_l, β, the relative error of the γ it holds (the last estimate's, where γ was held "
+            "since) and of an estimate made there, against the dense γ (runs that ended searching left "
+            "out: compared). Cost: accepted steps (calls), estimates made, block products with H per "
+            "estimate (subspace iteration, preconditioner and CG; mean) and per run (median), the "
+            "seconds of a run's estimates and of the whole run (medians; a shared machine).",
             "",
-            "| network | variant | compared | γ error median | worst | worst layer median | worst | "
-            "estimates | products per estimate median | mean | estimates' s | run s |",
-            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| network | variant | compared | held γ error median | worst | next estimate's median | worst | "
+            "calls | estimates | products per estimate | per run | estimates' s | run s |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for r in runs:
-            lines.append(f"| {r['network']} | {r['variant']} | {r['compared']} | {r['median']:.2e} | "
-                         f"{r['worst']:.2e} | {r['layer_median']:.2e} | {r['layer_worst']:.2e} | "
-                         f"{r['estimates']} | {r['products_median']:.0f} | {r['products_mean']:.1f} | "
-                         f"{r['estimate_seconds_median']:.2f} | {r['seconds_median']:.2f} |")  # fmt: skip
+            lines.append(f"| {r['network']} | {r['variant']} | {r['compared']} | {r['held_median']:.2e} | "
+                         f"{r['held_worst']:.2e} | {r['next_median']:.2e} | {r['next_worst']:.2e} | "
+                         f"{r['calls']} | {r['estimates']} | {r['products_per_estimate']:.1f} | "
+                         f"{r['products_per_run_median']:.0f} | {r['estimate_seconds_median']:.2f} | "
+                         f"{r['seconds_median']:.2f} |")  # fmt: skip
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{args.out}.json").write_text(
         json.dumps({"machine": machine.describe(), "head": head, "rows": rows, "runs": runs}, indent=1) + "\n"

@@ -77,10 +77,38 @@ def test_recycled_gamma_along_a_run_as_the_dense_solvers():
         dense.alphas, dense.beta, dense._searching = list(free.alphas), free.beta, False
         A, _, E_dense, _ = dense.objective.gauss_newton()
         dense._estimate(A, w, E_dense.item())
+        free._wait = 0  # an estimate here, whatever the interval
         free._estimate(products, w, E.item())
         errors.append(abs(free.gamma - dense.gamma) / dense.gamma)
     assert len(errors) >= 15
     assert statistics.median(errors) < 0.05 and max(errors) < 0.10, errors
+
+
+def test_gamma_is_held_once_settled_and_a_resumed_run_holds_it_alike():
+    """Once γ moves by less than GAMMA_SETTLED between estimates the steps between them double up to
+    trace_interval (α_l, β following E_W, E_D in between); a run resumed in between takes the whole
+    run's steps to the bit (the interval and the steps left to it are in state_dict)."""
+    x, d, g = noisy_sine(1, T=40)
+    model = SigmoidMLP(1, [4], 1, generator=g, dtype=torch.float64)  # P = 8 < R = 40: the probes
+    whole_model, part_model = copy.deepcopy(model), copy.deepcopy(model)
+    step = MatrixFreeBR(Objective(model, x, d))
+    intervals, made = [], 0
+    for _ in range(40):
+        draws = step._draws
+        step.evaluate()
+        step.step()
+        made += step._draws - draws
+        intervals.append(step._interval)
+    assert max(intervals) == step.trace_interval == 8 and made < 30, (intervals, made)
+    with pytest.raises(ValueError, match="trace_interval"):
+        MatrixFreeBR(Objective(model, x, d), trace_interval=0)
+    whole = train(whole_model, x, d, method="br_cg", max_epochs=40)
+    part = train(part_model, x, d, method="br_cg", max_epochs=23)
+    rest = train(part_model, x, d, method="br_cg", resume=part, max_epochs=40)
+    assert rest.epochs == whole.epochs > 23  # (μ_max ends both at 30)
+    assert rest.loss_history == whole.loss_history
+    flat = [torch.cat([W.flatten() for W in m.weights]) for m in (part_model, whole_model)]
+    assert torch.equal(flat[0], flat[1])
 
 
 @pytest.mark.floats

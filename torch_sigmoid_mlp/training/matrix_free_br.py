@@ -34,7 +34,7 @@ from .trace_estimate import (
     log_determinant,
 )
 
-__all__ = ["DATA_SPACE_ROWS", "TRACE_SPACES", "MatrixFreeBR"]
+__all__ = ["DATA_SPACE_ROWS", "GAMMA_SETTLED", "TRACE_SPACES", "MatrixFreeBR"]
 
 #: ``trace_space=`` of :class:`MatrixFreeBR`: where ``γ_l`` and ``ln det H`` come from.
 TRACE_SPACES = ("auto", "data", "probes")
@@ -42,6 +42,9 @@ TRACE_SPACES = ("auto", "data", "probes")
 #: ``R×R`` matrices are 32 MB each in float64 there, and its ``O(R³)`` factorisation a second or two
 #: on one core; the probes' cost does not grow with ``R³``.
 DATA_SPACE_ROWS = 2000
+#: On the probes an estimate whose ``γ`` moved by less than this share of it since the last one doubles
+#: the accepted steps to the next (up to ``trace_interval``); a larger move brings them back to one.
+GAMMA_SETTLED = 0.01
 
 
 class MatrixFreeBR(MatrixFreeLM, BayesianRegularization):
@@ -64,7 +67,10 @@ class MatrixFreeBR(MatrixFreeLM, BayesianRegularization):
     its error is the estimator's, a fraction of a percent of ``γ`` on the BR Hessians of
     ``benchmarks/results/trace.md``. The probes are drawn at the first estimate and kept
     (``trace_recycle``): each later estimate moves the deflated basis by one step of subspace iteration
-    and starts CG from the last estimate's solutions, ``H`` having changed by one step. The evidence
+    and starts CG from the last estimate's solutions, ``H`` having changed by one step. Once ``γ`` has
+    settled (it moved by less than :data:`GAMMA_SETTLED` of itself between two estimates) the steps
+    between estimates double, up to ``trace_interval``; in between ``α_l, β`` follow ``E_W^(l), E_D``
+    with the last ``γ_l`` (``α_l = γ_l/(2E_W^(l))``, ``β = (N − γ)/(2E_D)``). The evidence
     deflates ``2⌈γ⌉ + 16`` directions and takes
     :data:`~torch_sigmoid_mlp.training.trace_estimate.LOG_DET_PROBES` Lanczos probes.
 
@@ -98,6 +104,8 @@ class MatrixFreeBR(MatrixFreeLM, BayesianRegularization):
             next (:class:`~torch_sigmoid_mlp.training.trace_estimate.Recycled`; in :meth:`state_dict`):
             each estimate one step of subspace iteration and CG from the last solutions instead of
             ``2·d`` products and CG from zero; ``False``: every estimate drawn afresh.
+        trace_interval: the most accepted steps from one estimate on the probes to the next (``1``:
+            every step, as the dense solver).
         **options: :class:`~torch_sigmoid_mlp.training.matrix_free.MatrixFreeLM`'s and
             :class:`~torch_sigmoid_mlp.solvers.BayesianRegularization`'s (``start``, ``mu``,
             ``cg_eta`` …).
@@ -114,12 +122,15 @@ class MatrixFreeBR(MatrixFreeLM, BayesianRegularization):
         trace_seed: int = 0,
         trace_space: str = "auto",
         trace_recycle: bool = True,
+        trace_interval: int = 8,
         **options,
     ) -> None:
         if isinstance(probes, bool) or not isinstance(probes, int) or probes < 2:
             raise ValueError(f"probes must be an int ≥ 2, got {probes!r}")
         if not (isinstance(trace_rtol, (int, float)) and 0 < trace_rtol < 1):
             raise ValueError(f"trace_rtol must be a number in (0, 1), got {trace_rtol!r}")
+        if isinstance(trace_interval, bool) or not isinstance(trace_interval, int) or trace_interval < 1:
+            raise ValueError(f"trace_interval must be an int ≥ 1, got {trace_interval!r}")
         if not isinstance(trace_recycle, bool):
             raise ValueError(f"trace_recycle must be True or False, got {trace_recycle!r}")
         if trace_space not in TRACE_SPACES:
@@ -137,6 +148,8 @@ class MatrixFreeBR(MatrixFreeLM, BayesianRegularization):
         self._draws = 0  # estimates drawn so far: the next one's probes come from (trace_seed, _draws)
         self._recycled = Recycled() if trace_recycle else None  # probes, Q, solutions kept between estimates
         self.trace_iterations = 0  # products with H of the last γ estimate (subspace iteration's and CG's)
+        self.trace_interval = trace_interval
+        self._interval, self._wait = 1, 0  # accepted steps from one estimate to the next; those still to go
 
     def evaluate(self) -> tuple[Tensor, Tensor]:
         self._E_k, max_error = MatrixFreeLM.evaluate(self)  # E_s(w_k), which BR's step reads too
@@ -178,6 +191,10 @@ class MatrixFreeBR(MatrixFreeLM, BayesianRegularization):
             gammas = [(inverse * M).sum().item() for M in terms]  # tr(G⁻¹ U_l U_lᵀ)
             self._update([min(max(g, 0.0), float(n)) for g, n in zip(gammas, self._numels)], w, E)
             return
+        if self._wait > 0:  # γ settled: α_l, β from the last γ_l and E_W^(l), E_D at w
+            self._wait -= 1
+            self._update(list(self.gammas), w, E)
+            return
         apply, diagonal, prior = self._hessian_products(A, w)
         before = A.products
         traces = inverse_trace(
@@ -193,7 +210,14 @@ class MatrixFreeBR(MatrixFreeLM, BayesianRegularization):
         )  # tr_l(2α_l·H⁻¹), (L,)
         self.trace_iterations = A.products - before
         gammas = [min(max(n - t, 0.0), float(n)) for n, t in zip(self._numels, traces.tolist())]
+        settled = abs(sum(gammas) - self.gamma) <= GAMMA_SETTLED * max(sum(gammas), 1.0)
+        self._interval = min(2 * self._interval, self.trace_interval) if settled else 1
+        self._wait = self._interval - 1
         self._update(gammas, w, E)
+
+    def _begin_search(self) -> None:
+        super()._begin_search()
+        self._interval, self._wait = 1, 0
 
     def _evidence_at(self, A, w: Tensor, E: Tensor) -> float | None:
         apply, _, prior = self._hessian_products(A, w)
@@ -230,17 +254,19 @@ class MatrixFreeBR(MatrixFreeLM, BayesianRegularization):
 
     def evidence(self) -> float | None:
         # a search's end settled for the evidence alone leaves the run as it was: the recycled solves too
-        kept = copy.copy(self._recycled)  # its tensors are replaced by an estimate, never written into
+        kept = copy.copy(self._recycled), self._interval, self._wait  # its tensors are replaced, not written
+        self._wait = 0  # and estimated there, whatever the run's interval
         try:
             return super().evidence()
         finally:
-            self._recycled = kept
+            self._recycled, self._interval, self._wait = kept
 
     def metrics(self) -> dict[str, float]:
         return {**BayesianRegularization.metrics(self), "cg_iterations": float(self.cg_iterations)}
 
     def state_dict(self) -> dict:
         state = {**super().state_dict(), "trace_draws": self._draws}
+        state["trace_interval"], state["trace_wait"] = self._interval, self._wait
         if self._recycled is not None:
             state["trace_recycled"] = self._recycled.state_dict()
         return state
@@ -249,6 +275,7 @@ class MatrixFreeBR(MatrixFreeLM, BayesianRegularization):
         state = dict(state)
         draws = state.pop("trace_draws", None)
         recycled = state.pop("trace_recycled", None)
+        self._interval, self._wait = int(state.pop("trace_interval", 1)), int(state.pop("trace_wait", 0))
         super().load_state_dict(state)
         if draws is not None:
             self._draws = int(draws)
