@@ -118,6 +118,7 @@ class Problem:
 #: its ``inverse_trace`` preconditions on the deflated basis (``coarse=``)
 BR_CG_VARIANTS = {
     "probes": ({"trace_space": "probes"}, True),  # γ_l and the evidence from the probes on every problem
+    "every": ({"trace_interval": 1}, True),  # γ estimated after every accepted step
     # and drawn afresh every step, Jacobi alone: br_cg before issue 30's changes
     "fresh": ({"trace_space": "probes", "trace_recycle": False, "trace_interval": 1}, False),
 }
@@ -126,7 +127,8 @@ BR_CG_VARIANTS = {
 @contextlib.contextmanager
 def solver_variant(solver: str | None):
     """``solver`` as ``SigmoidMLPRegressor(solver=…)`` takes it, with a variant after ``@`` set for the
-    ``with`` block (the estimator passes no solver options): ``"br_cg@probes"``, ``"br_cg@fresh"`` are
+    ``with`` block (the estimator passes no solver options): ``"br_cg@probes"``, ``"br_cg@every"``,
+    ``"br_cg@fresh"`` are
     ``"br_cg"`` as :data:`BR_CG_VARIANTS` sets it."""
     name, _, variant = (solver or "").partition("@")
     if variant and (name != "br_cg" or variant not in BR_CG_VARIANTS):

@@ -20,8 +20,8 @@ points (and noise) and seeds every contender's initial weights. The families:
 Contenders, interleaved seed by seed:
 
 - ``ours``: ``SigmoidMLPRegressor(hidden=h, tol=tol, seed=k, device="cpu")``, every other setting at
-  its default (``--solvers`` adds ``solver=S`` variants, ``br_cg@probes``, ``br_cg@fresh`` br_cg
-  with bench_fit.BR_CG_VARIANTS's options; ``--dtypes`` ``dtype=D`` ones). Seconds are
+  its default (``--solvers`` adds ``solver=S`` variants, ``br_cg@probes``, ``br_cg@every``,
+  ``br_cg@fresh`` br_cg with bench_fit.BR_CG_VARIANTS's options; ``--dtypes`` ``dtype=D`` ones). Seconds are
   ``fit``'s wall time.
 - ``sklearn lbfgs``, ``sklearn adam``: ``MLPRegressor(hidden_layer_sizes=h, activation="logistic",
   solver=…, max_iter=5000 | 2000, random_state=k)``, on inputs and targets standardised (its user

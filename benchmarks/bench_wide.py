@@ -27,7 +27,7 @@ Contenders, interleaved seed by seed (the order rotates, so that load falls on a
 
 - ``ours (defaults)``: ``SigmoidMLPRegressor(hidden=(h, h), seed=k, device="cpu")``, every other
   setting at its default; ``--solvers S …`` adds ``solver=S`` for each name given (``br_cg@probes``,
-  ``br_cg@fresh``: br_cg with bench_fit.BR_CG_VARIANTS's options). Seconds are
+  ``br_cg@every``, ``br_cg@fresh``: br_cg with bench_fit.BR_CG_VARIANTS's options). Seconds are
   ``fit``'s wall time (all its starts); ``result_.method`` and ``result_.stop_reason`` are recorded.
 - ``FANN rprop``: libfann2 (FANN 2.2, float build, through ctypes) ``[n, h, h, m]`` sigmoid units
   with biases, iRPROP−, 1000 epochs, FANN's other defaults, weights ``U(−0.1, 0.1)`` after

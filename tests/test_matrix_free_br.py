@@ -103,9 +103,9 @@ def test_gamma_is_held_once_settled_and_a_resumed_run_holds_it_alike():
     with pytest.raises(ValueError, match="trace_interval"):
         MatrixFreeBR(Objective(model, x, d), trace_interval=0)
     whole = train(whole_model, x, d, method="br_cg", max_epochs=40)
-    part = train(part_model, x, d, method="br_cg", max_epochs=23)
+    part = train(part_model, x, d, method="br_cg", max_epochs=12)  # γ held there: interval 4, 3 steps to go
     rest = train(part_model, x, d, method="br_cg", resume=part, max_epochs=40)
-    assert rest.epochs == whole.epochs > 23  # (μ_max ends both at 30)
+    assert rest.epochs == whole.epochs > 12  # (μ_max ends both near 30, where rounding puts it)
     assert rest.loss_history == whole.loss_history
     flat = [torch.cat([W.flatten() for W in m.weights]) for m in (part_model, whole_model)]
     assert torch.equal(flat[0], flat[1])
