@@ -84,7 +84,7 @@ class Recycled:
     estimates of one run share their probes, so their errors are alike rather than independent.
     Measured along 40-epoch br_cg runs on 1-8-8-1 (``benchmarks/results/br_cg_gamma.md``, 20 seeds),
     with :func:`_two_level`: 28 products with ``H`` an estimate against 75 drawn afresh by Jacobi
-    alone, the estimate made at the end within 0.05 % of the dense ``γ`` (worst; 0.01 % afresh).
+    alone, the estimate made at the end within 0.06 % of the dense ``γ`` (worst; 0.01 % afresh).
 
     Attributes:
         Z, Q, MQ, MZ: as above, ``None`` before the first estimate.
