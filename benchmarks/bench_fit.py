@@ -118,7 +118,8 @@ class Problem:
 #: its ``inverse_trace`` preconditions on the deflated basis (``coarse=``)
 BR_CG_VARIANTS = {
     "probes": ({"trace_space": "probes"}, True),  # γ_l and the evidence from the probes on every problem
-    "every": ({"trace_interval": 1}, True),  # γ estimated after every accepted step
+    "every": ({"trace_interval": 1}, True),  # γ estimated after every accepted step (the default)
+    "interval8": ({"trace_interval": 8}, True),  # up to every 8th once γ settles (default in 6e1aebd–bbc01e7)
     # and drawn afresh every step, Jacobi alone: br_cg before issue 30's changes
     "fresh": ({"trace_space": "probes", "trace_recycle": False, "trace_interval": 1}, False),
 }
@@ -128,7 +129,7 @@ BR_CG_VARIANTS = {
 def solver_variant(solver: str | None):
     """``solver`` as ``SigmoidMLPRegressor(solver=…)`` takes it, with a variant after ``@`` set for the
     ``with`` block (the estimator passes no solver options): ``"br_cg@probes"``, ``"br_cg@every"``,
-    ``"br_cg@fresh"`` are
+    ``"br_cg@interval8"``, ``"br_cg@fresh"`` are
     ``"br_cg"`` as :data:`BR_CG_VARIANTS` sets it."""
     name, _, variant = (solver or "").partition("@")
     if variant and (name != "br_cg" or variant not in BR_CG_VARIANTS):

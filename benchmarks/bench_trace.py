@@ -102,8 +102,8 @@ def gamma_errors(estimated: list[float], dense: list[float]) -> tuple[float, flo
 #: on the deflated basis too (``inverse_trace(coarse=)``)
 RUN_VARIANTS = {
     "fresh, Jacobi, every step (br_cg before)": ({"trace_recycle": False, "trace_interval": 1}, False),
-    "recycled, two-level, every step": ({"trace_interval": 1}, True),
-    "recycled, two-level, interval ≤ 8 (default)": ({}, True),
+    "recycled, two-level, every step (default)": ({}, True),
+    "recycled, two-level, interval ≤ 8": ({"trace_interval": 8}, True),
 }
 
 

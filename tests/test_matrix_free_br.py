@@ -85,13 +85,14 @@ def test_recycled_gamma_along_a_run_as_the_dense_solvers():
 
 
 def test_gamma_is_held_once_settled_and_a_resumed_run_holds_it_alike():
-    """Once γ moves by less than GAMMA_SETTLED between estimates the steps between them double up to
-    trace_interval (α_l, β following E_W, E_D in between); a run resumed in between takes the whole
+    """With trace_interval = 8: once γ moves by less than GAMMA_SETTLED between estimates the steps between
+    them double up to 8 (α_l, β following E_W, E_D in between); a run resumed in between takes the whole
     run's steps to the bit (the interval and the steps left to it are in state_dict)."""
     x, d, g = noisy_sine(1, T=40)
     model = SigmoidMLP(1, [4], 1, generator=g, dtype=torch.float64)  # P = 8 < R = 40: the probes
     whole_model, part_model = copy.deepcopy(model), copy.deepcopy(model)
-    step = MatrixFreeBR(Objective(model, x, d))
+    options = {"trace_interval": 8}
+    step = MatrixFreeBR(Objective(model, x, d), **options)
     intervals, made = [], 0
     for _ in range(40):
         draws = step._draws
@@ -102,9 +103,9 @@ def test_gamma_is_held_once_settled_and_a_resumed_run_holds_it_alike():
     assert max(intervals) == step.trace_interval == 8 and made < 30, (intervals, made)
     with pytest.raises(ValueError, match="trace_interval"):
         MatrixFreeBR(Objective(model, x, d), trace_interval=0)
-    whole = train(whole_model, x, d, method="br_cg", max_epochs=40)
-    part = train(part_model, x, d, method="br_cg", max_epochs=12)  # γ held there: interval 4, 3 steps to go
-    rest = train(part_model, x, d, method="br_cg", resume=part, max_epochs=40)
+    whole = train(whole_model, x, d, method="br_cg", max_epochs=40, options=options)
+    part = train(part_model, x, d, method="br_cg", max_epochs=12, options=options)  # γ held: 3 steps to go
+    rest = train(part_model, x, d, method="br_cg", resume=part, max_epochs=40, options=options)
     assert rest.epochs == whole.epochs > 12  # (μ_max ends both near 30, where rounding puts it)
     assert rest.loss_history == whole.loss_history
     flat = [torch.cat([W.flatten() for W in m.weights]) for m in (part_model, whole_model)]

@@ -71,10 +71,14 @@ class MatrixFreeBR(MatrixFreeLM, BayesianRegularization):
     ``benchmarks/results/trace.md``. The probes are drawn at the first estimate and kept
     (``trace_recycle``): each later estimate moves the deflated basis by one step of subspace iteration
     and starts CG from the last estimate's solutions, ``H`` having changed by one step, preconditioned
-    on the deflated basis as well as by Jacobi (``inverse_trace``'s ``coarse``). Once ``γ`` has
-    settled (it moved by less than :data:`GAMMA_SETTLED` of itself between two estimates) the steps
-    between estimates double, up to ``trace_interval``; in between ``α_l, β`` follow ``E_W^(l), E_D``
-    with the last ``γ_l`` (``α_l = γ_l/(2E_W^(l))``, ``β = (N − γ)/(2E_D)``). The evidence
+    on the deflated basis as well as by Jacobi (``inverse_trace``'s ``coarse``). With
+    ``trace_interval > 1``, once ``γ`` has settled (it moved by less than :data:`GAMMA_SETTLED` of
+    itself between two estimates) the steps between estimates double, up to ``trace_interval``; in
+    between ``α_l, β`` follow ``E_W^(l), E_D`` with the last ``γ_l`` (``α_l = γ_l/(2E_W^(l))``,
+    ``β = (N − γ)/(2E_D)``). It is off by default: measured (``benchmarks/results/br_cg_gamma.md``), up
+    to every 8th step took 3.1 and 3.8 s against 5.1 and 5.3 s every step on two bench_robust rows, but
+    on a 10-input teacher (276 weights, 300 points) no less time, and one of three fits ended at 1.9×
+    the test MSE of every step's. The evidence
     deflates ``2⌈γ⌉ + 16`` directions and takes
     :data:`~torch_sigmoid_mlp.training.trace_estimate.LOG_DET_PROBES` Lanczos probes.
 
@@ -110,8 +114,8 @@ class MatrixFreeBR(MatrixFreeLM, BayesianRegularization):
             next (:class:`~torch_sigmoid_mlp.training.trace_estimate.Recycled`; in :meth:`state_dict`):
             each estimate one step of subspace iteration and CG from the last solutions instead of
             ``2·d`` products and CG from zero; ``False``: every estimate drawn afresh.
-        trace_interval: the most accepted steps from one estimate on the probes to the next (``1``:
-            every step, as the dense solver).
+        trace_interval: the most accepted steps from one estimate on the probes to the next (``1``,
+            default: every step, as the dense solver).
         **options: :class:`~torch_sigmoid_mlp.training.matrix_free.MatrixFreeLM`'s and
             :class:`~torch_sigmoid_mlp.solvers.BayesianRegularization`'s (``start``, ``mu``,
             ``cg_eta`` …).
@@ -128,7 +132,7 @@ class MatrixFreeBR(MatrixFreeLM, BayesianRegularization):
         trace_seed: int = 0,
         trace_space: str = "auto",
         trace_recycle: bool = True,
-        trace_interval: int = 8,
+        trace_interval: int = 1,
         **options,
     ) -> None:
         if isinstance(probes, bool) or not isinstance(probes, int) or probes < 2:
