@@ -61,6 +61,7 @@ import ctypes
 import ctypes.util
 import dataclasses
 import datetime
+import functools
 import inspect
 import json
 import math
@@ -111,6 +112,40 @@ class Problem:
         sizes = "-".join(str(s) for s in (self.X.shape[1], *self.hidden, 1))
         bound = f", tol {self.tol:g}" if self.tol is not None else ""
         return f"{self.name} ({sizes}, T = {len(self.X)}{bound})"
+
+
+#: ``solver_variant``'s variants of ``"br_cg"``: the defaults of :class:`MatrixFreeBR` they set, and whether
+#: its ``inverse_trace`` preconditions on the deflated basis (``coarse=``)
+BR_CG_VARIANTS = {
+    "probes": ({"trace_space": "probes"}, True),  # γ_l and the evidence from the probes on every problem
+    "every": ({"trace_interval": 1}, True),  # γ estimated after every accepted step (the default)
+    "interval8": ({"trace_interval": 8}, True),  # up to every 8th once γ settles (default in 6e1aebd–bbc01e7)
+    # and drawn afresh every step, Jacobi alone: br_cg before issue 30's changes
+    "fresh": ({"trace_space": "probes", "trace_recycle": False, "trace_interval": 1}, False),
+}
+
+
+@contextlib.contextmanager
+def solver_variant(solver: str | None):
+    """``solver`` as ``SigmoidMLPRegressor(solver=…)`` takes it, with a variant after ``@`` set for the
+    ``with`` block (the estimator passes no solver options): ``"br_cg@probes"``, ``"br_cg@every"``,
+    ``"br_cg@interval8"``, ``"br_cg@fresh"`` are
+    ``"br_cg"`` as :data:`BR_CG_VARIANTS` sets it."""
+    name, _, variant = (solver or "").partition("@")
+    if variant and (name != "br_cg" or variant not in BR_CG_VARIANTS):
+        raise ValueError(f"unknown solver variant {variant!r} in {solver!r}")
+    module = training.matrix_free_br
+    defaults = module.MatrixFreeBR.__init__.__kwdefaults__
+    kept, inverse_trace = dict(defaults), module.inverse_trace
+    if variant:
+        options, coarse = BR_CG_VARIANTS[variant]
+        defaults.update(options)
+        module.inverse_trace = functools.partial(inverse_trace, coarse=coarse)
+    try:
+        yield name or None
+    finally:
+        defaults.update(kept)
+        module.inverse_trace = inverse_trace
 
 
 def grid(lo: float, hi: float, points: int) -> np.ndarray:

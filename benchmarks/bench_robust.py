@@ -20,7 +20,8 @@ points (and noise) and seeds every contender's initial weights. The families:
 Contenders, interleaved seed by seed:
 
 - ``ours``: ``SigmoidMLPRegressor(hidden=h, tol=tol, seed=k, device="cpu")``, every other setting at
-  its default (``--solvers`` adds ``solver=S`` variants, ``--dtypes`` ``dtype=D`` ones). Seconds are
+  its default (``--solvers`` adds ``solver=S`` variants, ``br_cg@probes``, ``br_cg@every``,
+  ``br_cg@fresh`` br_cg with bench_fit.BR_CG_VARIANTS's options; ``--dtypes`` ``dtype=D`` ones). Seconds are
   ``fit``'s wall time.
 - ``sklearn lbfgs``, ``sklearn adam``: ``MLPRegressor(hidden_layer_sizes=h, activation="logistic",
   solver=…, max_iter=5000 | 2000, random_state=k)``, on inputs and targets standardised (its user
@@ -52,7 +53,7 @@ from pathlib import Path
 import machine
 import numpy as np
 import torch
-from bench_fit import LIBC, load_fann
+from bench_fit import LIBC, load_fann, solver_variant
 from fann import FANN_SIGMOID, FANN_TRAIN_RPROP
 from sklearn.datasets import load_diabetes, make_friedman1, make_friedman2, make_friedman3
 from sklearn.exceptions import ConvergenceWarning as SklearnConvergenceWarning
@@ -174,13 +175,13 @@ def problems() -> list[Problem]:
 def ours(solver: str | None, dtype: str | None = None):
     def run(p: Problem, X, y, seed: int):
         settings = {"hidden": p.hidden, "tol": p.tol, "seed": seed, "device": "cpu", **p.options}
-        if solver is not None:
-            settings["solver"] = solver
         if dtype is not None:
             settings["dtype"] = dtype
         began = time.perf_counter()
-        with warnings.catch_warnings(record=True) as caught:
+        with warnings.catch_warnings(record=True) as caught, solver_variant(solver) as name:
             warnings.simplefilter("always", ConvergenceWarning)
+            if name is not None:
+                settings["solver"] = name
             reg = SigmoidMLPRegressor(**settings).fit(X, y)
         seconds = time.perf_counter() - began
         r = reg.result_

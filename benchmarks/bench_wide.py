@@ -26,7 +26,8 @@ seed ``k`` draws the points and the noise and seeds every contender's initial we
 Contenders, interleaved seed by seed (the order rotates, so that load falls on all alike):
 
 - ``ours (defaults)``: ``SigmoidMLPRegressor(hidden=(h, h), seed=k, device="cpu")``, every other
-  setting at its default; ``--solvers S …`` adds ``solver=S`` for each name given. Seconds are
+  setting at its default; ``--solvers S …`` adds ``solver=S`` for each name given (``br_cg@probes``,
+  ``br_cg@every``, ``br_cg@fresh``: br_cg with bench_fit.BR_CG_VARIANTS's options). Seconds are
   ``fit``'s wall time (all its starts); ``result_.method`` and ``result_.stop_reason`` are recorded.
 - ``FANN rprop``: libfann2 (FANN 2.2, float build, through ctypes) ``[n, h, h, m]`` sigmoid units
   with biases, iRPROP−, 1000 epochs, FANN's other defaults, weights ``U(−0.1, 0.1)`` after
@@ -68,7 +69,7 @@ from pathlib import Path
 import machine
 import numpy as np
 import torch
-from bench_fit import LIBC, load_fann
+from bench_fit import LIBC, load_fann, solver_variant
 from fann import FANN_SIGMOID, FANN_TRAIN_RPROP
 from sklearn.exceptions import ConvergenceWarning as SklearnConvergenceWarning
 from sklearn.neural_network import MLPRegressor
@@ -185,11 +186,11 @@ def problems() -> list[Problem]:
 def ours(solver: str | None):
     def run(p: Problem, X, Y, seed: int):
         settings = {"hidden": (p.h, p.h), "seed": seed, "device": "cpu"}
-        if solver is not None:
-            settings["solver"] = solver
         began = time.perf_counter()
-        with warnings.catch_warnings(record=True) as caught:
+        with warnings.catch_warnings(record=True) as caught, solver_variant(solver) as name:
             warnings.simplefilter("always", ConvergenceWarning)
+            if name is not None:
+                settings["solver"] = name
             reg = SigmoidMLPRegressor(**settings).fit(X, Y)
         seconds = time.perf_counter() - began
         r = reg.result_
@@ -427,9 +428,9 @@ def check_solvers(solvers: list[str], parser: argparse.ArgumentParser) -> None:
     X = np.random.default_rng(0).uniform(0, 1, (20, 3))  # (20, 3)
     for solver in solvers:
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), solver_variant(solver) as name:
                 warnings.simplefilter("ignore", ConvergenceWarning)
-                SigmoidMLPRegressor(hidden=(2, 2), solver=solver, max_epochs=1, restarts=1, device="cpu").fit(
+                SigmoidMLPRegressor(hidden=(2, 2), solver=name, max_epochs=1, restarts=1, device="cpu").fit(
                     X, X[:, :1]
                 )
         except (ValueError, TypeError) as exc:

@@ -38,6 +38,24 @@ def test_the_preconditioner_pays_on_badly_scaled_systems():
     assert jacobi.converged.item() and jacobi.iterations.item() < plain.iterations.item()
 
 
+@pytest.mark.floats
+def test_a_preconditioner_given_as_a_function():
+    """``precondition=`` is applied as ``M⁻¹R``: the Jacobi one given so takes the diagonal's iterations to
+    the same answer, and the exact inverse solves in one iteration."""
+    A = spd(30, 1e3, 2)
+    b = torch.randn(30, 2, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    jacobi = conjugate_gradients(lambda V: A @ V, b, diagonal=A.diagonal(), rtol=1e-12, max_iter=300)
+    as_function = conjugate_gradients(
+        lambda V: A @ V, b, precondition=lambda R: R / A.diagonal()[:, None], rtol=1e-12, max_iter=300
+    )
+    assert torch.equal(as_function.iterations, jacobi.iterations)
+    torch.testing.assert_close(as_function.x, jacobi.x, rtol=1e-10, atol=0)
+    inverse = torch.linalg.inv(A)
+    exact = conjugate_gradients(lambda V: A @ V, b, precondition=lambda R: inverse @ R, rtol=1e-8)
+    assert exact.iterations.tolist() == [1, 1]
+    torch.testing.assert_close(exact.x, torch.linalg.solve(A, b), rtol=1e-8, atol=0)
+
+
 def test_warm_start_at_the_solution_takes_no_iteration():
     A = spd(10, 10.0, 1)
     b = torch.arange(10, dtype=torch.float64)

@@ -40,6 +40,7 @@ def conjugate_gradients(
     b: Tensor,
     *,
     diagonal: Tensor | None = None,
+    precondition: Callable[[Tensor], Tensor] | None = None,
     x0: Tensor | None = None,
     rtol: float = 1e-10,
     eta: float | None = None,
@@ -69,6 +70,8 @@ def conjugate_gradients(
         b: the right-hand sides, ``(P,)`` or ``(P, k)`` (``k`` independent systems sharing ``A``).
         diagonal: the preconditioner's diagonal, ``(P,)`` or ``(P, k)`` (one per column), all
             positive; ``None`` is no preconditioner.
+        precondition: ``R ↦ M⁻¹R`` for a residual block ``(P, k)``, ``M`` symmetric positive definite
+            (a preconditioner other than a diagonal; ``diagonal`` is then unused).
         x0: the first iterate (a warm start), shaped as ``b``; ``None`` is zero.
         rtol: the relative residual at which a column is solved.
         eta: Ceres's stop on the quadratic model's relative decrease; ``None`` solves to ``rtol``.
@@ -98,12 +101,18 @@ def conjugate_gradients(
 
     D, X0 = block(diagonal), block(x0)
     product = (lambda V: apply(V[:, 0])[:, None]) if vector else apply
+    if precondition is not None:
+        inverse = precondition
+    elif D is None:
+        inverse = lambda R: R  # noqa: E731
+    else:
+        inverse = lambda R: R / D  # noqa: E731
     if X0 is None:
         X, R = torch.zeros_like(B), B.clone()
     else:
         X = X0.clone()
         R = B - product(X)  # (P, k)
-    Z = R if D is None else R / D
+    Z = inverse(R)
     Pdir = Z.clone()
     rz = (R * Z).sum(0)  # (k,)
     b_norm = B.norm(dim=0)
@@ -128,7 +137,7 @@ def conjugate_gradients(
         q = torch.where(active, q_new, q)
         converged = converged | (active & solved)
         active = active & ~solved
-        Z = R if D is None else R / D
+        Z = inverse(R)
         rz_new = (R * Z).sum(0)
         beta = torch.where(active, rz_new / torch.where(rz == 0, 1, rz), 0)
         Pdir = Z + beta * Pdir

@@ -197,6 +197,38 @@ class GaussNewtonProducts:
         total = self._reduce(total)
         return total[:, 0] if vector else total
 
+    def layer_grams(self) -> list[Tensor]:
+        r"""``S^½ J_l J_lᵀ S^½`` for each layer ``l``: float64 ``(R, R)``, ``R = T·m`` rows of this process's
+        points (output-major within each chunk: row ``i·K + t`` of a chunk of ``K`` points).
+
+        .. code-block:: text
+
+            J_l's row (t, i) = δ_i^(l+1)(t) ⊗ y^(l)(t)     (δ_i: the deltas of e = u_i, as diag's)
+            (J_l J_lᵀ)[(t,i), (t',i')] = (δ_i^(l+1)(t)·δ_i'^(l+1)(t')) · (y^(l)(t)·y^(l)(t'))
+
+        Two Gram matrices of ``size_{l+1}`` and ``size_l`` columns and their elementwise product, ``O(R²·
+        (size_l + size_{l+1}))``: no row of ``J`` is formed. Only for a small ``R`` (the matrices are
+        ``R×R``), and one process (the rows of other ranks are not here).
+        """
+        weights = self.weights
+        deltas_of, signals_of = [[] for _ in weights], [[] for _ in weights]
+        with torch.no_grad():
+            for ys, d, s in self.signals:
+                K, m = d.shape
+                units = torch.eye(m, dtype=d.dtype, device=d.device)[:, None, :].expand(m, K, m)  # u_i
+                root = None if s is None else s.double().sqrt()  # s_t^½, (K, 1)
+                for l, (delta, y) in enumerate(zip(_deltas(weights, ys, units), ys)):
+                    delta = delta.double()  # δ_i^(l+1)(t), (m, K, size_{l+1})
+                    if root is not None:
+                        delta = root * delta
+                    deltas_of[l].append(delta.reshape(m * K, -1))  # rows i·K + t
+                    signals_of[l].append(y.double().repeat(m, 1))  # y^(l)(t) on each output's rows
+        grams = []
+        for B, Y in zip(deltas_of, signals_of):
+            B, Y = torch.cat(B), torch.cat(Y)  # (R, size_{l+1}), (R, size_l)
+            grams.append((B @ B.T) * (Y @ Y.T))  # (R, R)
+        return grams
+
     def jacobian_vector(self, V: Tensor) -> Tensor:
         """``J v`` at this process's points, rows ``t·m + i`` (as :func:`~torch_sigmoid_mlp.jacobian`):
         ``(T_r·m,)`` or ``(T_r·m, k)``, in the model's dtype."""
