@@ -244,14 +244,7 @@ def inverse_trace(
         Q = _range(lambda V: apply(V / c_) / c_ - V, P, d, power, generator, dtype, device)  # (P, d)
     Z = rademacher(P, s, generator=generator, dtype=dtype, device=device)  # z_j, (P, s)
     Y = Z - Q @ (Q.T @ Z)  # Π⊥Z, (P, s)
-    solved = conjugate_gradients(
-        apply,
-        c_ * torch.cat([Q, Y], 1),
-        diagonal=diagonal,
-        precondition=_two_level(apply, diagonal, Q, c_) if coarse and d else None,
-        rtol=rtol,
-        max_iter=max(P, 100) if max_iter is None else max_iter,
-    )
+    solved = _probe_solves(apply, diagonal, c_, Q, Y, coarse, rtol, max_iter)
     MQ, MY = (c_ * solved.x).split([d, s], 1)  # M Q (P, d), M Π⊥Z (P, s)
     exact = Q * (2 * MQ - Q @ (Q.T @ MQ)) - Q.square()  # (MQ + Π⊥MQ)_ij Q_ij − Q_ij², (P, d)
     FY = Y - (MY - Q @ (Q.T @ MY))  # Π⊥FΠ⊥ z_j = Π⊥z_j − Π⊥MΠ⊥z_j, (P, s)
@@ -259,6 +252,20 @@ def inverse_trace(
     return torch.stack(
         [n + e.sum() - h.sum() for n, e, h in zip(sizes, exact.split(sizes), hutchinson.split(sizes))]
     )  # (L,)
+
+
+def _probe_solves(apply, diagonal, c_, Q, B, coarse: bool, rtol, max_iter, x0=None):
+    """``A X = C·[Q, B]`` by one block of CG: Jacobi-preconditioned, and on ``Q`` too with ``coarse``
+    (the two-level preconditioner); at most ``max(P, 100)`` iterations unless ``max_iter``."""
+    return conjugate_gradients(
+        apply,
+        c_ * torch.cat([Q, B], 1),
+        diagonal=diagonal,
+        precondition=_two_level(apply, diagonal, Q, c_) if coarse and Q.shape[1] else None,
+        x0=x0,
+        rtol=rtol,
+        max_iter=max(diagonal.shape[0], 100) if max_iter is None else max_iter,
+    )
 
 
 def _recycled_trace(
@@ -279,15 +286,7 @@ def _recycled_trace(
             Q = _orthonormal(K(recycle.Q))  # one step of subspace iteration, (P, d)
         MQ0 = recycle.MQ @ (recycle.Q.T @ Q)  # M Q ≈ (M Q_old)(Q_oldᵀQ), (P, d)
         x0 = torch.cat([MQ0, recycle.MZ], 1) / c_  # A⁻¹C·[Q, Z] = C⁻¹M·[Q, Z]
-    solved = conjugate_gradients(
-        apply,
-        c_ * torch.cat([Q, Z], 1),
-        diagonal=diagonal,
-        precondition=_two_level(apply, diagonal, Q, c_) if coarse and d else None,
-        x0=x0,
-        rtol=rtol,
-        max_iter=max(P, 100) if max_iter is None else max_iter,
-    )
+    solved = _probe_solves(apply, diagonal, c_, Q, Z, coarse, rtol, max_iter, x0=x0)
     MQ, MZ = (c_ * solved.x).split([d, s], 1)  # M Q (P, d), M Z (P, s)
     # row-major copies, as a loaded state's are: a resumed estimate's products round as the whole run's
     recycle.Z, recycle.Q, recycle.MQ, recycle.MZ = (t.contiguous() for t in (Z, Q, MQ, MZ))
