@@ -135,8 +135,17 @@ def choose_method(P: int, N: int, *, tol: bool, validation: bool, batch_size: in
     stop is not what costs it: unregularised, it fits the noise and, with ``P ≥ N``, interpolates
     (``friedman n=40``, seed 0: training MSE ``4·10⁻¹³``, test ``4.3·10⁻³``, and the same test MSE
     with the convergence stop off, run on to ``mu_max``).
-    ``"br_cg"`` estimates ``γ`` by CG solves each epoch: 20 epochs took 100 s at ``P = 276``,
-    ``N = 300`` on that shared 2-core machine, too slow for a default.
+    ``"br_cg"`` with ``N ≥ P`` estimates ``γ`` from probes, 10–19× dense BR's time
+    (``benchmarks/results/br_cg_gamma.md``). With ``N < P`` it takes ``γ`` exactly from the ``N×N``
+    data space, and on the two such problems of ``bench_wide.py`` with ``P ≤ AUTO_DENSE_PARAMS``
+    it fitted better and faster than this rule's dense ``"br"`` (5 seeds,
+    ``benchmarks/results/wide_data_space.md``: ``teacher n=40``, ``P = 1220``, ``N = 300``: test
+    MSE 3.42e-3 in 1.6 s against 3.71e-3 in 11.4 s; ``friedman n=50 σ``, ``P = 1072``, ``N = 500``:
+    1.06e-2 in 0.9 s against 2.58e-2 in 5.8 s), and above it better than ``"lbfgs"`` but 8–19×
+    slower (3.5e-5 in 159 s against 1.8e-4 in 19 s; 8.7e-3 in 72 s against 1.9e-2 in 3.7 s). It
+    is not the rule's choice there: on 20 inputs, 100 points of ``sin(x₁ + x₂/2) + 0.3·x₃²``,
+    hidden ``(20, 20)`` (``P = 820``), its inexact steps end elsewhere, test ``R²`` 0.72–0.86 over
+    4 seeds against dense BR's 0.93–0.94.
 
     Example::
 
