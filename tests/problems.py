@@ -46,3 +46,21 @@ def random_problem(sizes, T, *, seed=0, dtype=torch.float64, device="cpu", targe
     low, high = targets
     d = (low + (high - low) * torch.rand(T, sizes[-1], generator=g, dtype=dtype)).to(device)
     return model, x, d
+
+
+def settled_br(model, x, d, epochs: int):
+    """Dense BR after ``epochs`` epochs on ``(x, d)``, its search for a first minimum settled where it
+    is (``α_l, β`` from ``w``), with ``(JᵀJ, w, E)`` there: a BR Hessian to compare ``γ``'s estimates
+    against. Returns ``(step, A, w, E)``."""
+    from torch_sigmoid_mlp.training.objective import Objective
+    from torch_sigmoid_mlp.training.solvers import BayesianRegularization
+
+    step = BayesianRegularization(Objective(model, x, d))
+    for _ in range(epochs):
+        step.evaluate()
+        step.step()
+    A, _, E, _ = step.objective.gauss_newton()
+    w = step._flat()
+    if step.searching:
+        step._settle(A, w, E.item())
+    return step, A, w, E

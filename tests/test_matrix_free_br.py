@@ -6,6 +6,7 @@ import statistics
 
 import pytest
 import torch
+from problems import settled_br
 
 from torch_sigmoid_mlp import SigmoidMLP, jacobian, train
 from torch_sigmoid_mlp.training.matrix_free import GaussNewtonProducts
@@ -26,14 +27,7 @@ def fitted_pair(seed: int, epochs: int = 30, trace_space: str = "probes"):
     same network, points and ``α_l, β`` (``R = 40 < P = 80``: "auto" would take the data space)."""
     x, d, g = noisy_sine(seed)
     model = SigmoidMLP(1, [8, 8], 1, generator=g, dtype=torch.float64)
-    dense = BayesianRegularization(Objective(model, x, d))
-    for _ in range(epochs):
-        dense.evaluate()
-        dense.step()
-    A, _, E, _ = dense.objective.gauss_newton()
-    w = dense._flat()
-    if dense.searching:
-        dense._settle(A, w, E.item())
+    dense, A, w, E = settled_br(model, x, d, epochs)
     free = MatrixFreeBR(Objective(model, x, d), trace_seed=seed, trace_space=trace_space)
     free.alphas, free.beta, free._searching = list(dense.alphas), dense.beta, False
     return dense, free, A, w, E

@@ -8,11 +8,10 @@ import statistics
 
 import pytest
 import torch
+from problems import settled_br
 
 from torch_sigmoid_mlp import SigmoidMLP
 from torch_sigmoid_mlp.core.derivatives import jacobian
-from torch_sigmoid_mlp.training.objective import Objective
-from torch_sigmoid_mlp.training.solvers import BayesianRegularization
 from torch_sigmoid_mlp.training.trace_estimate import Recycled, inverse_trace, log_determinant
 
 SEEDS = range(20)
@@ -212,14 +211,7 @@ def br_case(network: str, seed: int):
         + 0.05 * torch.randn(T, 1, generator=g, dtype=torch.float64)
     )
     model = SigmoidMLP(n, hidden, 1, generator=g, dtype=torch.float64)
-    step = BayesianRegularization(Objective(model, x, d))
-    for _ in range(epochs):
-        step.evaluate()
-        step.step()
-    A, _, E, _ = step.objective.gauss_newton()
-    w = step._flat()
-    if step.searching:  # settle the search where it is: α_l, β from w
-        step._settle(A, w, E.item())
+    step, A, w, E = settled_br(model, x, d, epochs)
     J = jacobian(model, x)  # (T, P)
     alphas, beta = list(step.alphas), step.beta
     D2 = torch.cat([torch.full((k,), 2 * a, dtype=torch.float64) for k, a in zip(step._numels, alphas)])
