@@ -246,9 +246,15 @@ def inverse_trace(
     Y = Z - Q @ (Q.T @ Z)  # Π⊥Z, (P, s)
     solved = _probe_solves(apply, diagonal, c_, Q, Y, coarse, rtol, max_iter)
     MQ, MY = (c_ * solved.x).split([d, s], 1)  # M Q (P, d), M Π⊥Z (P, s)
+    return _block_traces(sizes, Q, Z, Y, MQ, MY)
+
+
+def _block_traces(sizes, Q: Tensor, Z: Tensor, Y: Tensor, MQ: Tensor, MY: Tensor) -> Tensor:
+    """``tr_l(M)`` for each block of ``sizes``: exactly on ``Q``'s range, by Hutchinson's estimate with
+    the probes ``Z`` (``Y = Π⊥Z``, ``MY = MΠ⊥Z``) on the rest; ``(L,)``."""
     exact = Q * (2 * MQ - Q @ (Q.T @ MQ)) - Q.square()  # (MQ + Π⊥MQ)_ij Q_ij − Q_ij², (P, d)
     FY = Y - (MY - Q @ (Q.T @ MY))  # Π⊥FΠ⊥ z_j = Π⊥z_j − Π⊥MΠ⊥z_j, (P, s)
-    hutchinson = Z * FY / max(s, 1)  # (P, s)
+    hutchinson = Z * FY / max(Z.shape[1], 1)  # (P, s)
     return torch.stack(
         [n + e.sum() - h.sum() for n, e, h in zip(sizes, exact.split(sizes), hutchinson.split(sizes))]
     )  # (L,)
@@ -291,14 +297,8 @@ def _recycled_trace(
     # row-major copies, as a loaded state's are: a resumed estimate's products round as the whole run's
     recycle.Z, recycle.Q, recycle.MQ, recycle.MZ = (t.contiguous() for t in (Z, Q, MQ, MZ))
     recycle.iterations = int(solved.iterations.max().item())
-    exact = Q * (2 * MQ - Q @ (Q.T @ MQ)) - Q.square()  # as inverse_trace's, (P, d)
     Y = Z - Q @ (Q.T @ Z)  # Π⊥Z, (P, s)
-    MY = MZ - MQ @ (Q.T @ Z)  # M Π⊥Z, (P, s)
-    FY = Y - (MY - Q @ (Q.T @ MY))  # Π⊥FΠ⊥ z_j, (P, s)
-    hutchinson = Z * FY / max(s, 1)  # (P, s)
-    return torch.stack(
-        [n + e.sum() - h.sum() for n, e, h in zip(sizes, exact.split(sizes), hutchinson.split(sizes))]
-    )  # (L,)
+    return _block_traces(sizes, Q, Z, Y, MQ, MZ - MQ @ (Q.T @ Z))  # M Π⊥Z = MZ − MQ·QᵀZ
 
 
 def log_determinant(
