@@ -690,8 +690,8 @@ def test_what_the_fit_decides_from_the_number_of_points_counts_the_weights(monke
     seen = []
     choose_restarts = estimator.choose_restarts
 
-    def recording(method, P, N, *, tol):
-        seen.append((N, choose_restarts(method, P, N, tol=tol)))
+    def recording(method, P, N, *, tol, **kwargs):
+        seen.append((N, choose_restarts(method, P, N, tol=tol, **kwargs)))
         return seen[-1][1]
 
     monkeypatch.setattr(estimator, "choose_restarts", recording)
