@@ -169,7 +169,13 @@ def choose_method(
     ``0.1``) in 74 s, ``10⁻³`` 3.93e-3, 2.02e-2, 7.54e-3, 1.96e-2, 2.53e-2, 8.13e-3 (1.13) in 123 s;
     on ``sinsq`` neither came near ``"br"`` (per seed ``10⁻³`` gave 1.0e-3 to 2.2e-2). The starts'
     spread is ``br_cg``'s weakness (``teacher n=30`` worst seed 2.1e-2 against ``"br"``'s 8.2e-3):
-    :func:`choose_restarts` gives it 3 starts, ranked by the exact evidence (``results/wide_auto.md``).
+    :func:`choose_restarts` gives it 3 starts, ranked by the exact evidence. The rule whole, in one
+    run beside ``"br"`` (5 seeds, ``benchmarks/results/wide_auto.md``): median test MSE 3.45e-3,
+    1.05e-2, 6.65e-3, 3.76e-3, 1.61e-2, 2.53e-2 in the order above against ``"br"``'s 3.71e-3, 2.58e-2,
+    3.29e-3, 6.68e-3, 1.62e-2, 2.53e-2, lower on 20 of the 30 fits; within 1.05× of the better of FANN
+    and L-BFGS on 5 of the 6 (``"br"`` 4), every median fit within 10 s (``"br"``: 12.3 s on
+    ``teacher n=40``), all fits 71 s against 149 s. ``sinsq`` is what is left: 1.74× the better of
+    FANN and L-BFGS (``"br"`` 0.86×), its worst seed 1.5e-2 against ``"br"``'s 4.1e-3.
     Above ``AUTO_DENSE_PARAMS`` it fitted better than ``"lbfgs"`` but 8–19× slower (5 seeds,
     ``results/wide_data_space.md``: ``friedman n=40``, ``P = 2336``, ``N = 2000``: 3.5e-5 in 159 s
     against 1.8e-4 in 19 s; ``sincos n=50 σ``: 8.7e-3 in 72 s against 1.9e-2 in 3.7 s), and is not
@@ -233,13 +239,12 @@ def choose_restarts(
     from 30 points reached grid ``R² ≥ 0.999`` on one seed more (4 of 10), no other row improved,
     and those fits took about 1.6 times as long.
 
-    ``"br_cg"`` in the data space (:func:`data_space`: ``N, R < P``) has its evidence exact and a start of
-    about a second on ``bench_wide.py``'s problems with ``N < P ≤ 1500``, whose one-start fits spread
-    from seed to seed (``benchmarks/results/wide_cg_eta.md``). Three starts, the best by evidence
-    (5 seeds, a separate run; one start's from ``wide_cg_eta.md``): ``teacher n=30`` median test
-    MSE 3.76e-3 either way, worst seed 5.3e-3 against 2.1e-2; ``sinsq n=20`` median 6.7e-3 against
-    9.9e-3; the other four within 4 % of one start's median (``benchmarks/results/wide_auto.md``
-    measures the rule whole).
+    ``"br_cg"`` in the data space (:func:`data_space`: ``N, R < P``) has its evidence exact and a start
+    of about a second on ``bench_wide.py``'s problems with ``N < P ≤ 1500``, whose one-start fits
+    spread from seed to seed (``benchmarks/results/wide_cg_eta.md``). With 3 starts
+    (``results/wide_auto.md``, 5 seeds): ``teacher n=30`` median test MSE 3.76e-3 either way, worst
+    seed 5.6e-3 against 2.1e-2; ``sinsq n=20`` median 6.65e-3 against 9.89e-3; the other four within
+    4 % of one start's median, in 0.9–5.6 s a fit (one start: 0.2–1.6 s, another run).
 
     Example::
 
