@@ -129,7 +129,8 @@ class SigmoidMLPRegressor:
         solver: one of :data:`SOLVERS`: ``"auto"`` (default) chooses by
             :func:`~torch_sigmoid_mlp.choose_method` from the number of weights, of errors, and
             whether a ``tol`` or held-out points are asked for — Levenberg–Marquardt to a bound,
-            Bayesian regularisation without one, L-BFGS for large networks, steepest descent with
+            Bayesian regularisation without one (``"br_cg"`` for wide networks on fewer errors than
+            weights), L-BFGS for large networks, steepest descent with
             ``batch_size``; ``result_.method`` says which ran. Or a name of
             :func:`~torch_sigmoid_mlp.train`'s ``method``: ``"sgd"``, ``"adaptive"``, ``"rprop"``,
             ``"adam"``, ``"lbfgs"``, ``"lm"``, ``"br"``, or ``"lm_cg"`` (LM's step by conjugate gradients
