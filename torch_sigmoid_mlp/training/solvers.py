@@ -167,7 +167,9 @@ def choose_method(
     29.6 s against 173 s). ``cg_eta`` stays at ``0.1``: ``10⁻²`` gave 4.35e-3, 1.21e-2, 3.88e-3,
     1.40e-2, 2.53e-2, 9.29e-3 (the MSE ratio's geometric mean over the six 0.92, against 0.88 at
     ``0.1``) in 74 s, ``10⁻³`` 3.93e-3, 2.02e-2, 7.54e-3, 1.96e-2, 2.53e-2, 8.13e-3 (1.13) in 123 s;
-    on ``sinsq`` neither came near ``"br"`` (per seed ``10⁻³`` gave 1.0e-3 to 2.2e-2). The starts'
+    on ``sinsq`` neither came near ``"br"`` (per seed ``10⁻³`` gave 1.0e-3 to 2.2e-2; on the same
+    function's points of an earlier, ad hoc measurement it had reached test ``R²`` 0.957–0.970 over
+    4 seeds against dense BR's 0.93–0.94, which bench_wide's points and seeds do not repeat). The starts'
     spread is ``br_cg``'s weakness (``teacher n=30`` worst seed 2.1e-2 against ``"br"``'s 8.2e-3):
     :func:`choose_restarts` gives it 3 starts, ranked by the exact evidence. The rule whole, in one
     run beside ``"br"`` (5 seeds, ``benchmarks/results/wide_auto.md``): median test MSE 3.45e-3,
