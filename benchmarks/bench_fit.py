@@ -56,6 +56,7 @@ per problem: the best of ours beside the best of scikit-learn and FANN.
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
 import ctypes
 import ctypes.util
@@ -127,25 +128,51 @@ BR_CG_VARIANTS = {
 
 @contextlib.contextmanager
 def solver_variant(solver: str | None):
-    """``solver`` as ``SigmoidMLPRegressor(solver=…)`` takes it, with a variant after ``@`` set for the
-    ``with`` block (the estimator passes no solver options): ``"br_cg@probes"``, ``"br_cg@every"``,
-    ``"br_cg@interval8"``, ``"br_cg@fresh"`` are
-    ``"br_cg"`` as :data:`BR_CG_VARIANTS` sets it."""
-    name, _, variant = (solver or "").partition("@")
+    """``solver`` as ``SigmoidMLPRegressor(solver=…)`` takes it, with a variant after ``@`` and options
+    after ``:`` set for the ``with`` block (the estimator passes no solver options): ``"br_cg@probes"``,
+    ``"br_cg@every"``, ``"br_cg@interval8"``, ``"br_cg@fresh"`` are ``"br_cg"`` as :data:`BR_CG_VARIANTS`
+    sets it; ``"br_cg:cg_eta=1e-3"`` (``name[@variant]:key=value,key=value``) sets those keyword
+    defaults of the solver's class (on the class of its MRO whose ``__init__`` names the key), each
+    value a Python literal or a bare string."""
+    head, _, given = (solver or "").partition(":")
+    name, _, variant = head.partition("@")
     if variant and (name != "br_cg" or variant not in BR_CG_VARIANTS):
         raise ValueError(f"unknown solver variant {variant!r} in {solver!r}")
+    options = dict(option_value(item, solver) for item in given.split(",")) if given else {}
     module = training.matrix_free_br
+    patched = []  # (kwdefaults, the key, its value before)
+    for key, value in options.items():
+        owners = [c for c in getattr(training.solvers.SECOND_ORDER.get(name), "__mro__", ())
+                  if key in (getattr(c.__dict__.get("__init__"), "__kwdefaults__", None) or {})]  # fmt: skip
+        if not owners:
+            raise ValueError(f"{name!r} has no keyword default {key!r} (in {solver!r})")
+        defaults = owners[0].__init__.__kwdefaults__
+        patched.append((defaults, key, defaults[key]))
+        defaults[key] = value
     defaults = module.MatrixFreeBR.__init__.__kwdefaults__
     kept, inverse_trace = dict(defaults), module.inverse_trace
     if variant:
-        options, coarse = BR_CG_VARIANTS[variant]
-        defaults.update(options)
+        variant_options, coarse = BR_CG_VARIANTS[variant]
+        defaults.update(variant_options)
         module.inverse_trace = functools.partial(inverse_trace, coarse=coarse)
     try:
         yield name or None
     finally:
         defaults.update(kept)
         module.inverse_trace = inverse_trace
+        for kwdefaults, key, value in reversed(patched):
+            kwdefaults[key] = value
+
+
+def option_value(item: str, solver: str) -> tuple[str, object]:
+    """``"key=value"`` of a ``solver_variant`` name as ``(key, value)``: a Python literal, else the string."""
+    key, equals, text = item.partition("=")
+    if not equals or not key:
+        raise ValueError(f"solver options are key=value, got {item!r} in {solver!r}")
+    try:
+        return key, ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return key, text
 
 
 def grid(lo: float, hi: float, points: int) -> np.ndarray:

@@ -6,12 +6,13 @@ and what does each solver give for it? Every problem is a network ``n → h → 
 ``P = n·h + h·h + h·m`` weights (the library's networks have no biases), fitted to ``T`` points and
 scored on ``T/4`` others drawn alike (the test set), by the test MSE in the units of the targets,
 which lie in ``[0, 1]`` as the inputs do. The grid spans ``n`` = 10 … 50, ``P`` = 276 … 2958,
-``T`` = 300 … 5000 and ``m`` = 1 and 3. The targets, made here (no download):
+``T`` = 100 … 5000 and ``m`` = 1 to 3. The targets, made here (no download):
 
 - **sincos**: ``y_j = Σ_k a_jk · sin(ω_jk · u_jkᵀ(2x − 1) + φ_jk)``, ``K = 8`` random unit
   directions ``u_jk`` per output, ``ω_jk ~ U(2, 4)``, ``φ_jk ~ U(0, 2π)``, ``a_jk ~ N(0, 1)``.
 - **friedman**: Friedman 1 per output on five of the inputs (chosen per output), the rest irrelevant:
   ``10 sin(π x_a x_b) + 20 (x_c − 1/2)² + 10 x_d + 5 x_e``.
+- **sinsq**: ``sin(z₁ + z₂/2) + 0.3·z₃²`` on ``z = 2x − 1``, the other inputs irrelevant (one output).
 - **teacher**: a random sigmoid network ``n → g → g → m`` with biases (``g = max(4, h/2)``), weights
   ``N(0, 9/fan_in)`` on the inputs ``2x − 1``, biases ``N(0, 1/4)``.
 - **like …**: four problems shaped like public data sets (inputs, outputs, training points, hidden
@@ -27,7 +28,8 @@ Contenders, interleaved seed by seed (the order rotates, so that load falls on a
 
 - ``ours (defaults)``: ``SigmoidMLPRegressor(hidden=(h, h), seed=k, device="cpu")``, every other
   setting at its default; ``--solvers S …`` adds ``solver=S`` for each name given (``br_cg@probes``,
-  ``br_cg@every``, ``br_cg@fresh``: br_cg with bench_fit.BR_CG_VARIANTS's options). Seconds are
+  ``br_cg@every``, ``br_cg@fresh``: br_cg with bench_fit.BR_CG_VARIANTS's options; ``br_cg:cg_eta=1e-3``:
+  br_cg with that keyword default, bench_fit.solver_variant). Seconds are
   ``fit``'s wall time (all its starts); ``result_.method`` and ``result_.stop_reason`` are recorded.
 - ``FANN rprop``: libfann2 (FANN 2.2, float build, through ctypes) ``[n, h, h, m]`` sigmoid units
   with biases, iRPROP−, 1000 epochs, FANN's other defaults, weights ``U(−0.1, 0.1)`` after
@@ -42,9 +44,10 @@ Every prediction is mapped back to the ``[0, 1]`` units before scoring. Every nu
 over the seeds. One torch and BLAS thread. The ratios: ours' median test MSE over the lower of
 FANN's and L-BFGS's, and ours' median seconds over FANN's.
 
-    python benchmarks/bench_wide.py                          # 5 seeds, 16 problems
+    python benchmarks/bench_wide.py                          # 5 seeds, 20 problems
     python benchmarks/bench_wide.py --quick                  # 2 seeds, 3 problems
     python benchmarks/bench_wide.py --solvers lm_cg br_cg    # also ours with these solvers
+    python benchmarks/bench_wide.py --solvers br_cg:cg_eta=1e-3   # a solver with a keyword default set
     python benchmarks/bench_wide.py --solvers lm_cg --no-defaults --no-others  # that solver alone
     python benchmarks/bench_wide.py --only like --out wide_a  # shards, run side by side, then
     python benchmarks/bench_wide.py --merge wide_a wide_b --out wide
@@ -126,6 +129,14 @@ class Problem:
                 a, b, c, d, e = (X[:, inputs[:, i]] for i in range(5))  # each (N, m)
                 return 10 * np.sin(np.pi * a * b) + 20 * (c - 0.5) ** 2 + 10 * d + 5 * e
 
+        elif self.kind == "sinsq":
+            if m != 1:
+                raise ValueError(f"sinsq has one output, got m={m}")
+
+            def raw(X):
+                z = 2 * X - 1  # (N, n)
+                return (np.sin(z[:, 0] + z[:, 1] / 2) + 0.3 * z[:, 2] ** 2)[:, None]  # (N, 1)
+
         elif self.kind == "teacher":
             g = max(4, self.h // 2)
             sizes = (n, g, g, m)
@@ -172,6 +183,11 @@ def problems() -> list[Problem]:
         Problem("teacher n=50 m=3", "teacher", 50, 3, 34, 1000),
         Problem("sincos n=50 m=1 σ", "sincos", 50, 1, 34, 1500, noise=s),
         Problem("friedman n=50 m=1 σ", "friedman", 50, 1, 16, 500, noise=s),
+        # fewer errors than weights (T·m < P), P ≤ 1500: where "auto" weighs br_cg against dense BR
+        Problem("sinsq n=20 m=1", "sinsq", 20, 1, 20, 100),
+        Problem("teacher n=30 m=1 T=150", "teacher", 30, 1, 20, 150),
+        Problem("friedman n=20 m=1 σ T=150", "friedman", 20, 1, 24, 150, noise=s),
+        Problem("sincos n=30 m=2 T=150", "sincos", 30, 2, 20, 150),
         # shaped like public sets: (inputs, outputs, training points), hidden (16, 16)
         Problem("like 48-in 3-out T=374 (sincos σ)", "sincos", 48, 3, 16, 374, noise=s),
         Problem("like 14-in 3-out T=2104 (teacher σ)", "teacher", 14, 3, 16, 2104, noise=s),

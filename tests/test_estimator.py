@@ -189,6 +189,23 @@ def test_fit_on_device(device):
     assert reg.predict(torch.tensor(X)).device.type == "cpu"
 
 
+@pytest.mark.floats
+def test_auto_fits_fewer_points_than_weights_by_br_cg_from_three_starts():
+    """``solver="auto"`` on 50 points with 2-20-20-1 (P = 460 > N = 50, a dear dense epoch): ``"br_cg"``
+    from ``choose_restarts``' 3 starts (a fourth from the minimum where they explain little);
+    held-out points keep dense ``"br"``, whose one start here is ``choose_restarts``' too."""
+    rng = np.random.default_rng(3)
+    X = rng.uniform(-1, 1, (50, 2))
+    y = np.sin(2 * X[:, 0]) * X[:, 1]
+    params = {"hidden": (20, 20), "max_epochs": 3, "device": "cpu", "dtype": "float64", "seed": 0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = SigmoidMLPRegressor(**params).fit(X, y).result_
+        held_out = SigmoidMLPRegressor(**params, validation_fraction=0.2).fit(X, y).result_
+    assert fit.method == "br_cg" and len(fit.restarts) in (3, 4)
+    assert held_out.method == "br" and len(held_out.restarts) in (0, 2)
+
+
 def test_device_auto():
     X, y = smooth_1d()
     reg = SigmoidMLPRegressor(max_epochs=1).fit(X, y)
@@ -690,8 +707,8 @@ def test_what_the_fit_decides_from_the_number_of_points_counts_the_weights(monke
     seen = []
     choose_restarts = estimator.choose_restarts
 
-    def recording(method, P, N, *, tol):
-        seen.append((N, choose_restarts(method, P, N, tol=tol)))
+    def recording(method, P, N, *, tol, **kwargs):
+        seen.append((N, choose_restarts(method, P, N, tol=tol, **kwargs)))
         return seen[-1][1]
 
     monkeypatch.setattr(estimator, "choose_restarts", recording)

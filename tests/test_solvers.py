@@ -472,11 +472,52 @@ def test_auto_rule_boundary_is_at_auto_dense_params_whatever_the_epoch_costs():
     from torch_sigmoid_mlp.training.solvers import AUTO_DENSE_PARAMS
 
     for tol, dense in ((True, "lm"), (False, "br")):
-        assert choose_method(AUTO_DENSE_PARAMS, 10, tol=tol, validation=False) == dense
+        assert choose_method(AUTO_DENSE_PARAMS, AUTO_DENSE_PARAMS, tol=tol, validation=False) == dense
         assert choose_method(AUTO_DENSE_PARAMS + 1, 10, tol=tol, validation=False) == "lbfgs"
         assert choose_method(752, 2000, tol=tol, validation=False) == dense  # 1.6e9 flops an epoch
         assert choose_method(1368, 3000, tol=tol, validation=False) == dense  # 8.2e9
         assert choose_method(AUTO_DENSE_PARAMS, 10**6, tol=tol, validation=False) == dense
+
+
+@pytest.mark.parametrize(
+    ("P", "N", "settings", "expected"),
+    [
+        (820, 100, {}, "br_cg"),  # bench_wide's sinsq n=20: 20-20-20-1 on 100 points
+        (1220, 300, {}, "br_cg"),  # teacher n=40
+        (1500, 1499, {}, "br_cg"),  # AUTO_DENSE_PARAMS, one error fewer than weights
+        (1500, 1500, {}, "br"),  # as many errors as weights: γ from probes, dense BR
+        (1501, 100, {}, "lbfgs"),  # above AUTO_DENSE_PARAMS
+        (300, 256, {}, "br_cg"),  # N·P² + P³ = 5.004e7 > CHEAP_START
+        (300, 255, {}, "br"),  # 4.995e7 ≤ CHEAP_START: a cheap dense epoch, 3 starts of "br"
+        (120, 40, {}, "br"),  # cheap
+        (820, 100, {"tol": True}, "lm"),
+        (820, 100, {"validation": True}, "br"),
+        (820, 100, {"distributed": True}, "br"),  # the probes on several processes
+        (820, 100, {"rows": 900}, "br"),  # weights below 1: 900 rows, the probes
+        (820, 900, {"rows": 100}, "br"),  # integer weights: the repeated points' N decides
+        (820, 100, {"rows": 80}, "br_cg"),  # weights above 1, still fewer errors than weights
+        (820, 100, {"batch_size": 10}, "sgd"),
+    ],
+)
+def test_auto_rule_takes_br_cg_where_it_has_gamma_exactly_and_a_dense_epoch_is_dear(P, N, settings, expected):
+    """``"br_cg"`` exactly where choose_method's rule says: no tol, no held-out points, one process,
+    N and the rows R fewer than P ≤ AUTO_DENSE_PARAMS, N·P² + P³ > CHEAP_START; the other solvers
+    elsewhere."""
+    settings = {"tol": False, "validation": False, **settings}
+    assert choose_method(P, N, **settings) == expected
+
+
+def test_auto_restarts_give_br_cg_three_starts_in_the_data_space():
+    from torch_sigmoid_mlp.training.solvers import choose_restarts
+
+    assert choose_restarts("br_cg", 820, 100, tol=False) == 3
+    assert choose_restarts("br_cg", 820, 100, tol=True) == 1
+    assert choose_restarts("br_cg", 820, 100, tol=False, distributed=True) == 1
+    assert choose_restarts("br_cg", 820, 100, tol=False, rows=900) == 1
+    assert choose_restarts("br_cg", 820, 900, tol=False) == 1  # the probes
+    assert choose_restarts("br_cg", 3000, 2500, tol=False) == 1  # R > DATA_SPACE_ROWS
+    assert choose_restarts("br_cg", 3000, 2000, tol=False) == 3
+    assert choose_restarts("lm_cg", 820, 100, tol=False) == 1
 
 
 def test_train_method_auto_reports_the_solver_it_chose():
@@ -484,6 +525,9 @@ def test_train_method_auto_reports_the_solver_it_chose():
     assert train(model, x, d, method="auto", tol=0.05).method == "lm"
     big = SigmoidMLP(2, (40, 40), dtype=torch.float64)
     assert train(big, x, d, method="auto", max_epochs=2).method == "lbfgs"
+    _, x, d = problem(T=50)
+    wide = SigmoidMLP(2, (20, 20), dtype=torch.float64)  # P = 460 > N = 50, N·P² + P³ = 1.1e8
+    assert train(wide, x, d, method="auto", max_epochs=2).method == "br_cg"
 
 
 # -- parametrized and wrapped models ---------------------------------------------------------------

@@ -111,7 +111,8 @@ def _fit_options(commands, run) -> None:
         choices=SOLVERS,
         default="auto",
         help="how the weights are found (default: auto, chosen from the problem: LM to a --tol, "
-        "Bayesian-regularised LM without one, L-BFGS for large networks)",
+        "Bayesian-regularised LM without one, by CG for wide networks on few points, "
+        "L-BFGS for large networks)",
     )
     fit.add_argument(
         "--restarts",

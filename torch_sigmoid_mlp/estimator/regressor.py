@@ -129,7 +129,8 @@ class SigmoidMLPRegressor:
         solver: one of :data:`SOLVERS`: ``"auto"`` (default) chooses by
             :func:`~torch_sigmoid_mlp.choose_method` from the number of weights, of errors, and
             whether a ``tol`` or held-out points are asked for — Levenberg–Marquardt to a bound,
-            Bayesian regularisation without one, L-BFGS for large networks, steepest descent with
+            Bayesian regularisation without one (``"br_cg"`` for wide networks on fewer errors than
+            weights), L-BFGS for large networks, steepest descent with
             ``batch_size``; ``result_.method`` says which ran. Or a name of
             :func:`~torch_sigmoid_mlp.train`'s ``method``: ``"sgd"``, ``"adaptive"``, ``"rprop"``,
             ``"adam"``, ``"lbfgs"``, ``"lm"``, ``"br"``, or ``"lm_cg"`` (LM's step by conjugate gradients
@@ -451,9 +452,12 @@ class SigmoidMLPRegressor:
         # integer weights decide as the repeated points do.
         weight_sum = None if s is None else s.sum().item()
         P, N = num_weights(self.model_.weights), (weight_sum or x.shape[0]) * d.shape[1]
-        method = self._method(N, validation is not None, before)
+        rows = x.shape[0] * d.shape[1]  # R = T·m, the data space's rows
+        method = self._method(N, validation is not None, before, rows)
         if auto := restarts == "auto":
-            restarts = choose_restarts(method, P, N, tol=settings.tol is not None)
+            restarts = choose_restarts(
+                method, P, N, tol=settings.tol is not None, distributed=is_distributed(), rows=rows
+            )
         ftol, window = CONVERGENCE.get(method, (None, 10))
         lr = effective_lr(settings, method, x.shape[0], weight_sum)
         max_epochs = (
@@ -507,8 +511,9 @@ class SigmoidMLPRegressor:
             result = _second_opinion(self.model_, x, d, run, result, self._generator.initial_seed())
         return result
 
-    def _method(self, N: float, validation: bool, before: TrainResult | None) -> str:
-        """The solver that runs: ``solver``, or the one ``"auto"`` chose (kept by a continued run)."""
+    def _method(self, N: float, validation: bool, before: TrainResult | None, rows: int) -> str:
+        """The solver that runs: ``solver``, or the one ``"auto"`` chose (kept by a continued run);
+        ``rows = T·m`` of the points fitted (``N`` counts them by their sample weights)."""
         if self.solver != "auto":
             return self.solver
         if before is not None:
@@ -517,7 +522,13 @@ class SigmoidMLPRegressor:
             return "sgd"
         P = num_weights(self.model_.weights)
         return choose_method(
-            P, N, tol=self.tol is not None, validation=validation, batch_size=self.batch_size
+            P,
+            N,
+            tol=self.tol is not None,
+            validation=validation,
+            batch_size=self.batch_size,
+            distributed=is_distributed(),
+            rows=rows,
         )
 
     def effective_lr(

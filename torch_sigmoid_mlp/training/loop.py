@@ -417,6 +417,7 @@ def _checked_run(
             tol=tol is not None,
             validation=validation is not None,
             batch_size=batch_size,
+            distributed=distributed,
         )
 
     return dict(
