@@ -1134,10 +1134,10 @@ def make_step(
     ``method`` is a name in :data:`METHODS` or a factory ``params -> torch.optim.Optimizer``
     (``functools.partial(torch.optim.SGD, lr=0.1, momentum=0.9)``, say). ``options`` go to the
     solver (``mu``, ``mu_max`` … for ``"lm"``/``"br"``/``"lm_cg"``, and ``cg_eta``, ``cg_max_iter``,
-    ``cg_rtol``, ``cg_warm``, ``cg_forcing`` for ``"lm_cg"``/``"br_cg"``, ``probes``, ``trace_rtol``,
-    ``trace_seed``, ``trace_space``, ``trace_recycle``, ``trace_interval`` for ``"br_cg"``;
-    ``lr_increase`` … for ``"adaptive"``; keyword
-    arguments of the ``torch.optim`` class otherwise).
+    ``cg_rtol``, ``cg_warm``, ``cg_forcing``, ``cg_warm_epochs`` for ``"lm_cg"``/``"br_cg"``, ``probes``,
+    ``trace_rtol``, ``trace_seed``, ``trace_space``, ``trace_recycle``, ``trace_interval`` for
+    ``"br_cg"``; ``lr_increase`` … for ``"adaptive"``; keyword arguments of the ``torch.optim`` class
+    otherwise).
     """
     options = dict(options or {})
     params = objective.weights
