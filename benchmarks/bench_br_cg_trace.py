@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import sys
 
 import machine
@@ -69,8 +68,8 @@ def fit(problem, seed: int, solver: str) -> dict:
     r, rows = reg.result_, traces[-1].rows
     last = rows[-1]
     return {
-        "solver": solver, "seed": seed, "mse": mse(Y_test, np.asarray(reg.predict(X_test)).reshape(Y_test.shape)),
-        "epochs": r.epochs, "stop": r.stop_reason,
+        "solver": solver, "seed": seed, "epochs": r.epochs, "stop": r.stop_reason,
+        "mse": mse(Y_test, np.asarray(reg.predict(X_test)).reshape(Y_test.shape)),
         "restart": next((t["k"] for t in rows if t["start"] == "minimum"), None),
         "E_W_max": max(sum(t["E_W"]) for t in rows), "E_W": sum(last["E_W"]),
         "gammas": last["gammas"], "alphas": last["alphas"], "beta": last["beta"], "E_D": 2 * r.final_loss,
@@ -82,25 +81,26 @@ def markdown(head: dict, fits: list[dict], notes: list[str]) -> str:
     lines = [
         "# `br_cg` against dense `br`, epoch by epoch: `bench_br_cg_trace.py`",
         "",
-        f"{head['machine']}; {head['date']}; `{head['command']}`; load average {head['load_average']} at the "
-        "start. Nothing below depends on the load (epochs, MSE, γ, stops; no seconds).",
+        f"{head['machine']}; {head['date']}; `{head['command']}`; load average {head['load_average']} at "
+        "the start. Nothing below depends on the load (epochs, MSE, γ, stops; no seconds).",
         "",
         *(f"*{n}*\n" for n in notes),
-        f"Problem `{head['problem']}`: one start each (`restarts=1`). `restart`: the epoch at which a collapsed "
-        "`trainbr` start began again from `w_0` as `minimum` (plain LM steps until a minimum of `E`); "
-        "`E_W max`: the largest `Σ w²` of the run. The final `γ_l`, `α_l` (0: still searching at the end), "
-        "`β` and `E_D = 2E` are at the returned weights; `CG`: CG iterations of the whole run.",
+        f"Problem `{head['problem']}`: one start each (`restarts=1`). `restart`: the epoch at which a "
+        "collapsed `trainbr` start began again from `w_0` as `minimum` (plain LM steps until a minimum of "
+        "`E`); `E_W max`: the largest `Σ w²` of the run. The final `γ_l`, `α_l` (0: still searching at the "
+        "end), `β` and `E_D = 2E` are at the returned weights; `CG`: CG iterations of the whole run.",
         "",
-        "| solver | seed | test MSE | epochs (stop) | restart | E_W max | E_W end | γ_l | α_l | β | E_D | CG |",
+        "| solver | seed | test MSE | epochs (stop) | restart | E_W max | E_W end | γ_l | α_l | β | E_D "
+        "| CG |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for f in fits:
         gammas = ", ".join(f"{g:.1f}" for g in f["gammas"])
         alphas = ", ".join(f"{a:.2g}" for a in f["alphas"])
         lines.append(
-            f"| {f['solver']} | {f['seed']} | {f['mse']:.2e} | {f['epochs']} ({f['stop']}) | {f['restart']} | "
-            f"{f['E_W_max']:.3g} | {f['E_W']:.3g} | {gammas} | {alphas} | {f['beta']:.3g} | {f['E_D']:.2e} | "
-            f"{f['cg']} |"
+            f"| {f['solver']} | {f['seed']} | {f['mse']:.2e} | {f['epochs']} ({f['stop']}) | {f['restart']} "
+            f"| {f['E_W_max']:.3g} | {f['E_W']:.3g} | {gammas} | {alphas} | {f['beta']:.3g} | {f['E_D']:.2e} "
+            f"| {f['cg']} |"
         )
     lines += ["", "Median test MSE per solver:", ""]
     for solver in dict.fromkeys(f["solver"] for f in fits):
@@ -110,7 +110,8 @@ def markdown(head: dict, fits: list[dict], notes: list[str]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
     parser.add_argument("--problem", default="sinsq n=20 m=1", help="a bench_wide problem's name")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--solvers", nargs="+", default=SOLVERS)
@@ -118,12 +119,12 @@ def main() -> None:
     parser.add_argument("--note", action="append", default=[], help="a remark for the results file")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     problem = next(p for p in problems() if p.name == args.problem)
     head = {
         "machine": machine.summary(), "load_average": machine.describe()["load_average"],
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": "python benchmarks/bench_br_cg_trace.py " + " ".join(sys.argv[1:]), "problem": problem.name,
+        "command": "python benchmarks/bench_br_cg_trace.py " + " ".join(sys.argv[1:]),
+        "problem": problem.name,
     }  # fmt: skip
     fits = []
     for seed in range(args.seeds):
