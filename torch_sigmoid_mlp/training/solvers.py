@@ -183,7 +183,7 @@ def choose_method(
     carried that step's part in the null space of ``JᵀSJ`` (rank ``≤ R = 100`` of ``P = 820``) into
     the next, and the weights drifted (``E_W`` 2.3·10³–2.3·10⁷ against ``"br"``'s 240–330; one start,
     median test MSE 9.89e-3 against 3.29e-3: ``benchmarks/results/br_cg_trace_sinsq.md``; CG solved to
-    ``10⁻¹⁰`` from the same warm starts ran to ``cg_max_iter`` and gave 3.03e-3, one seed of five near a
+    ``10⁻¹⁰`` from the same warm starts mostly ran to ``cg_max_iter`` and gave 3.03e-3, one seed of five near a
     constant). With CG started from zero there (:class:`~torch_sigmoid_mlp.training.matrix_free.MatrixFreeLM`,
     ``cg_warm_epochs``) one start gives 2.35e-3, and the rule, in one run
     (``results/wide_brcg_warm.md``), 3.45e-3, 1.05e-2, 2.21e-3, 3.98e-3, 1.21e-2, 2.53e-2 in the order
