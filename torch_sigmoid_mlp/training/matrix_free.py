@@ -306,6 +306,9 @@ class MatrixFreeLM(LevenbergMarquardt):
     step ``E_W = Σ w²`` grew to 2.3·10³–2.3·10⁷ (dense ``"br"``'s 240–330), the test MSE 2.7e-4 to
     2.2e-2, median 9.9e-3 (dense ``"br"`` 3.3e-3); from zero ``E_W`` stayed within 440–1500, the test
     MSE 1.9e-3 to 4.3e-3, median 2.35e-3, in fewer CG iterations (310–420 a fit against 400–2900).
+    ``"lm_cg"`` on the three rows of ``bench_wide.py`` with ``R < P`` among ``results/wide_lm_cg.md``'s
+    (``results/wide_lm_cg_warm.md``, 3 seeds, one run): lower test MSE on all 9 fits, medians 4.12e-3,
+    2.10e-3, 2.14e-2 against 7.28e-3, 5.35e-3, 3.09e-2.
 
     Its quadratic-model decrease (for ``damping="nielsen"``'s ``ρ``) is CG's own ``−q(Δw) + ½μu‖Δw‖²``,
     exact for an inexact ``Δw`` too. The CG vectors are float64 (``O(P)`` each, nothing beside the

@@ -149,7 +149,11 @@ def choose_method(
     convergence test on 6 of the 9 (median 30–383 epochs), by its epoch cap on the others. Its
     stop is not what costs it: unregularised, it fits the noise and, with ``P ≥ N``, interpolates
     (``friedman n=40``, seed 0: training MSE ``4·10⁻¹³``, test ``4.3·10⁻³``, and the same test MSE
-    with the convergence stop off, run on to ``mu_max``).
+    with the convergence stop off, run on to ``mu_max``). Its CG started every epoch from the last
+    step then; from zero where ``R < P`` (:class:`~torch_sigmoid_mlp.training.matrix_free.MatrixFreeLM`,
+    ``cg_warm_epochs``) the three such rows of the nine gave median test MSE 4.12e-3, 2.10e-3, 2.14e-2
+    against 7.28e-3, 5.35e-3, 3.09e-2 (``teacher n=40``, ``friedman n=40``, ``sincos n=50 σ``; 3 seeds,
+    one run, ``results/wide_lm_cg_warm.md``), ``friedman n=40`` still 14× L-BFGS's 5-seed median.
 
     ``"br_cg"`` with ``R ≥ P`` estimates ``γ`` from probes, 10–19× dense BR's time
     (``benchmarks/results/br_cg_gamma.md``). With ``R < P`` (and ``R ≤ DATA_SPACE_ROWS``, which
@@ -182,10 +186,11 @@ def choose_method(
     steps to an interpolant (``γ = P``); ``br_cg``'s CG, started every epoch from the last step,
     carried that step's part in the null space of ``JᵀSJ`` (rank ``≤ R = 100`` of ``P = 820``) into
     the next, and the weights drifted (``E_W`` 2.3·10³–2.3·10⁷ against ``"br"``'s 240–330; one start,
-    median test MSE 9.89e-3 against 3.29e-3: ``benchmarks/results/br_cg_trace_sinsq.md``; CG solved to
-    ``10⁻¹⁰`` from the same warm starts mostly ran to ``cg_max_iter`` and gave 3.03e-3, one seed of five near a
-    constant). With CG started from zero there (:class:`~torch_sigmoid_mlp.training.matrix_free.MatrixFreeLM`,
-    ``cg_warm_epochs``) one start gives 2.35e-3, and the rule, in one run
+    median test MSE 9.89e-3 against 3.29e-3: ``benchmarks/results/br_cg_trace_sinsq.md``; CG solved
+    to ``10⁻¹⁰`` from the same warm starts mostly ran to ``cg_max_iter`` and gave 3.03e-3, one seed
+    of five near a constant). With CG started from zero there
+    (:class:`~torch_sigmoid_mlp.training.matrix_free.MatrixFreeLM`, ``cg_warm_epochs``) one start
+    gives 2.35e-3, and the rule, in one run
     (``results/wide_brcg_warm.md``), 3.45e-3, 1.05e-2, 2.21e-3, 3.98e-3, 1.21e-2, 2.53e-2 in the order
     above: within 1.05× of the better of FANN and L-BFGS on all six (``sinsq`` 0.58×, worst seed
     4.3e-3). ``teacher n=30``'s median rose from 3.76e-3 to 3.98e-3 by one seed of five (3.76e-3 to
