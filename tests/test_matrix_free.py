@@ -119,12 +119,41 @@ def test_one_step_equals_the_dense_lm_step(sizes, T, chunk_size, factor):
         Objective(twin, x, d, sample_weight=s, chunk_size=chunk_size),
         mu=mu, cg_eta=None, cg_rtol=1e-12, cg_max_iter=10_000,
     )  # fmt: skip
-    for epoch in range(3):  # the first step from zero, the next warm-started from the last
+    for epoch in range(3):  # the first step from zero, the next warm-started from the last where R ≥ P
         expected, got = one_step(lm, model), one_step(cg, twin)
         assert cg.mu == lm.mu, f"the same accept/reject decisions, epoch {epoch}"
         relative = ((got - expected).norm() / expected.norm()).item()
         assert relative < 1e-8, f"epoch {epoch}: Δw differs by {relative:.2e} relative"
         torch.testing.assert_close(flat(twin), flat(model), rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.floats
+@pytest.mark.parametrize("warm", [None, True])
+def test_fewer_rows_than_weights_carry_no_null_space_step(warm):
+    """``R = 30 < P = 64``: a last step ``v`` in the null space of ``JᵀSJ`` (with ``μ`` small) would stay in
+    a CG solve started from it — its residual ``μ·u·v`` is below any stop — and be taken again every
+    epoch. The epoch's first ``μ`` starts from zero there (``cg_warm_epochs=None``): its step is the same
+    whatever the last one was. With ``cg_warm_epochs=True`` (the rule before) it carries ``v`` whole."""
+    model, x, d = problems.random_problem((4, 6, 5, 2), 30, seed=3, targets=(0.1, 0.9))
+    v = torch.linalg.svd(jacobian(model, x))[2][-1]  # a unit vector with J v = 0 (64 − 60 of them)
+
+    def first_solve(last):
+        step = MatrixFreeLM(Objective(copy.deepcopy(model), x, d), mu=1e-10, cg_warm_epochs=warm)
+        step.evaluate()
+        A, g, _, _ = step._gauss_newton()
+        step._accepted_dw = last  # as if the last epoch had stepped along it
+        M, rhs = step._system(A, g, flat(model))
+        return step._solve(M, rhs)  # the epoch's first μ
+
+    with_v, without = first_solve(v.clone()), first_solve(None)
+    if warm:
+        assert torch.dot(v, with_v - without).item() == pytest.approx(1.0, abs=1e-6)
+    else:
+        assert torch.equal(with_v, without)
+    # where R ≥ P the last step stays the warm start
+    wide = MatrixFreeLM(Objective(*problems.random_problem((2, 3, 1), 23, seed=3)))
+    wide._accepted_dw = torch.ones(wide.products.P, dtype=torch.float64)
+    assert wide._warm_start(False) is wide._accepted_dw
 
 
 @pytest.mark.floats
@@ -231,6 +260,7 @@ def test_options_are_checked():
         ({"cg_rtol": -1.0}, "cg_rtol"),
         ({"cg_warm": "hot"}, "cg_warm"),
         ({"cg_forcing": "cubic"}, "cg_forcing"),
+        ({"cg_warm_epochs": 1}, "cg_warm_epochs"),
         ({"mu": -1.0}, "mu"),
     ]:
         with pytest.raises(ValueError, match=match):

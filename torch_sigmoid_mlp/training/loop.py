@@ -288,11 +288,10 @@ def train(
         window: the epochs that ``ftol`` looks back over.
         options: the solver's own settings (``mu``, ``mu_increase``, ``mu_decrease``, ``mu_max``
             for ``"lm"``, ``"lm_cg"``, ``"br"`` and ``"br_cg"``, and ``cg_eta``, ``cg_max_iter``,
-            ``cg_rtol``, ``cg_warm``, ``cg_forcing`` for ``"lm_cg"`` and ``"br_cg"``, ``probes``,
-            ``trace_rtol``, ``trace_seed``, ``trace_space``, ``trace_recycle``, ``trace_interval`` for
-            ``"br_cg"``; ``lr_increase``, ``lr_decrease``,
-            ``max_increase`` for ``"adaptive"``; keyword arguments of the ``torch.optim`` class
-            otherwise).
+            ``cg_rtol``, ``cg_warm``, ``cg_forcing``, ``cg_warm_epochs`` for ``"lm_cg"`` and ``"br_cg"``,
+            ``probes``, ``trace_rtol``, ``trace_seed``, ``trace_space``, ``trace_recycle``,
+            ``trace_interval`` for ``"br_cg"``; ``lr_increase``, ``lr_decrease``, ``max_increase`` for
+            ``"adaptive"``; keyword arguments of the ``torch.optim`` class otherwise).
         resume: the :class:`TrainResult` of an earlier part of this run on the same points:
             epochs count on from its ``epochs``, its histories and ``seconds`` go on, and its
             ``solver_state`` is restored, so that the run takes the steps it would have taken.

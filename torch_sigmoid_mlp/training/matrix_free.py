@@ -294,6 +294,21 @@ class MatrixFreeLM(LevenbergMarquardt):
     steps point alike), and after a rejection from the rejected trial's ``Δw`` scaled by
     ``μ_old/μ_new`` (``cg_warm="scaled"``; the large-``μ`` limit ``Δw ≈ r/μ``), as it is
     (``"previous"``) or from zero (``"zero"``). ``benchmarks/results/matrix_free.md`` compares them.
+    Where the points give fewer rows than weights (``R = T·m < P``) and the system has no diagonal
+    ``D`` (plain LM steps: ``"lm_cg"``, and ``"br_cg"`` while it searches with ``α = 0``), an epoch's
+    first ``μ`` starts from zero instead (``cg_warm_epochs``): ``JᵀSJ`` is singular there (rank
+    ``≤ R``), and the part ``x₀ₙ`` of a warm start in its null space stays in the solution (the
+    residual there is ``μ·u·x₀ₙ``, below any stop once ``μ`` is small), so it is stepped again every
+    epoch, a drift of constant velocity (with ``D = D_α/β > 0`` the operator has no null space, and
+    the warm start stays). Measured (``benchmarks/results/br_cg_trace_sinsq.md``: ``sinsq n=20`` of
+    ``bench_wide.py``, ``P = 820``, ``R = 100``, 5 seeds, one start of ``"br_cg"``; on every seed
+    BR's ``"trainbr"`` start collapsed at epoch 6 and began again with plain LM steps): from the last
+    step ``E_W = Σ w²`` grew to 2.3·10³–2.3·10⁷ (dense ``"br"``'s 240–330), the test MSE 2.7e-4 to
+    2.2e-2, median 9.9e-3 (dense ``"br"`` 3.3e-3); from zero ``E_W`` stayed within 440–1500, the test
+    MSE 1.9e-3 to 4.3e-3, median 2.35e-3, in fewer CG iterations (310–420 a fit against 400–2900).
+    ``"lm_cg"`` on the three rows of ``bench_wide.py`` with ``R < P`` among ``results/wide_lm_cg.md``'s
+    (``results/wide_lm_cg_warm.md``, 3 seeds, one run): lower test MSE on all 9 fits, medians 4.12e-3,
+    2.10e-3, 2.14e-2 against 7.28e-3, 5.35e-3, 3.09e-2.
 
     Its quadratic-model decrease (for ``damping="nielsen"``'s ``ρ``) is CG's own ``−q(Δw) + ½μu‖Δw‖²``,
     exact for an inexact ``Δw`` too. The CG vectors are float64 (``O(P)`` each, nothing beside the
@@ -318,6 +333,8 @@ class MatrixFreeLM(LevenbergMarquardt):
         cg_rtol: the relative residual at which CG stops in any case.
         cg_warm: one of :data:`WARM_STARTS`.
         cg_forcing: one of :data:`FORCING`.
+        cg_warm_epochs: whether an epoch's first ``μ`` starts CG from the last accepted ``Δw``;
+            ``None`` (default): where ``R = T·m ≥ P`` or the system has a diagonal ``D``, else from zero.
         **options: :class:`~torch_sigmoid_mlp.solvers.LevenbergMarquardt`'s (``mu``, ``damping`` …).
     """
 
@@ -332,6 +349,7 @@ class MatrixFreeLM(LevenbergMarquardt):
         cg_rtol: float = 1e-10,
         cg_warm: str = "scaled",
         cg_forcing: str = "none",
+        cg_warm_epochs: bool | None = None,
         **options,
     ) -> None:
         super().__init__(objective, **options)
@@ -345,12 +363,18 @@ class MatrixFreeLM(LevenbergMarquardt):
             raise ValueError(f"cg_warm must be one of {WARM_STARTS}, got {cg_warm!r}")
         if cg_forcing not in FORCING:
             raise ValueError(f"cg_forcing must be one of {FORCING}, got {cg_forcing!r}")
+        if not (cg_warm_epochs is None or isinstance(cg_warm_epochs, bool)):
+            raise ValueError(f"cg_warm_epochs must be True, False or None, got {cg_warm_epochs!r}")
         self.cg_eta, self.cg_max_iter, self.cg_rtol = cg_eta, cg_max_iter, float(cg_rtol)
         self.cg_warm, self.cg_forcing = cg_warm, cg_forcing
         self._first_rhs, self._eta = None, cg_eta
         self.products = GaussNewtonProducts(objective)
         self._trial = GaussNewtonProducts(objective, self.products.rows)  # the trial forward's signals
         self._accepted_dw: Tensor | None = None  # the last accepted Δw: the next epoch's warm start
+        self._warm_epochs = cg_warm_epochs
+        # R = T·m ≥ P (rows, not Σ_t s_t·m: JᵀSJ's rank is at most the rows): JᵀSJ may have full rank, no
+        # null space for a warm start to carry from epoch to epoch
+        self._full_rank = objective.N >= objective.P
         self._last: tuple[Tensor, float] | None = None  # this epoch's last trial Δw and its μ
         self._trial_dw: Tensor | None = None
         self._q = 0.0
@@ -415,7 +439,7 @@ class MatrixFreeLM(LevenbergMarquardt):
         def apply(V: Tensor) -> Tensor:
             return products(V) + damping * V  # (JᵀSJ + D + μ·u·I) V
 
-        x0 = self._warm_start()
+        x0 = self._warm_start(extra is not None)
         result = conjugate_gradients(
             apply, rhs, diagonal=diagonal, x0=x0, rtol=self.cg_rtol, eta=self._eta, max_iter=self.cg_max_iter
         )
@@ -429,9 +453,11 @@ class MatrixFreeLM(LevenbergMarquardt):
         self._trial_dw = dw
         return dw
 
-    def _warm_start(self) -> Tensor | None:
-        if self._last is None:  # the epoch's first μ: the last accepted step
-            return self._accepted_dw
+    def _warm_start(self, decayed: bool) -> Tensor | None:
+        """CG's ``x₀`` for this ``μ`` (``decayed``: the system has a diagonal ``D``)."""
+        if self._last is None:  # the epoch's first μ: the last accepted step, or zero (see the class)
+            warm = self._full_rank or decayed if self._warm_epochs is None else self._warm_epochs
+            return self._accepted_dw if warm else None
         dw, mu = self._last
         if self.cg_warm == "zero":
             return None

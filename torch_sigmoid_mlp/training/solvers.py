@@ -149,7 +149,11 @@ def choose_method(
     convergence test on 6 of the 9 (median 30–383 epochs), by its epoch cap on the others. Its
     stop is not what costs it: unregularised, it fits the noise and, with ``P ≥ N``, interpolates
     (``friedman n=40``, seed 0: training MSE ``4·10⁻¹³``, test ``4.3·10⁻³``, and the same test MSE
-    with the convergence stop off, run on to ``mu_max``).
+    with the convergence stop off, run on to ``mu_max``). Its CG started every epoch from the last
+    step then; from zero where ``R < P`` (:class:`~torch_sigmoid_mlp.training.matrix_free.MatrixFreeLM`,
+    ``cg_warm_epochs``) the three such rows of the nine gave median test MSE 4.12e-3, 2.10e-3, 2.14e-2
+    against 7.28e-3, 5.35e-3, 3.09e-2 (``teacher n=40``, ``friedman n=40``, ``sincos n=50 σ``; 3 seeds,
+    one run, ``results/wide_lm_cg_warm.md``), ``friedman n=40`` still 14× L-BFGS's 5-seed median.
 
     ``"br_cg"`` with ``R ≥ P`` estimates ``γ`` from probes, 10–19× dense BR's time
     (``benchmarks/results/br_cg_gamma.md``). With ``R < P`` (and ``R ≤ DATA_SPACE_ROWS``, which
@@ -176,8 +180,21 @@ def choose_method(
     1.05e-2, 6.65e-3, 3.76e-3, 1.61e-2, 2.53e-2 in the order above against ``"br"``'s 3.71e-3, 2.58e-2,
     3.29e-3, 6.68e-3, 1.62e-2, 2.53e-2, lower on 20 of the 30 fits; within 1.05× of the better of FANN
     and L-BFGS on 5 of the 6 (``"br"`` 4), every median fit within 10 s (``"br"``: 12.3 s on
-    ``teacher n=40``), all fits 71 s against 149 s. ``sinsq`` is what is left: 1.74× the better of
-    FANN and L-BFGS (``"br"`` 0.86×), its worst seed 1.5e-2 against ``"br"``'s 4.1e-3.
+    ``teacher n=40``), all fits 71 s against 149 s. ``sinsq`` was what was left: 1.74× the better of
+    FANN and L-BFGS (``"br"`` 0.86×), its worst seed 1.5e-2 against ``"br"``'s 4.1e-3. There BR's
+    ``"trainbr"`` start collapses on every seed, in both, and the search that follows takes plain LM
+    steps to an interpolant (``γ = P``); ``br_cg``'s CG, started every epoch from the last step,
+    carried that step's part in the null space of ``JᵀSJ`` (rank ``≤ R = 100`` of ``P = 820``) into
+    the next, and the weights drifted (``E_W`` 2.3·10³–2.3·10⁷ against ``"br"``'s 240–330; one start,
+    median test MSE 9.89e-3 against 3.29e-3: ``benchmarks/results/br_cg_trace_sinsq.md``; CG solved
+    to ``10⁻¹⁰`` from the same warm starts mostly ran to ``cg_max_iter`` and gave 3.03e-3, one seed
+    of five near a constant). With CG started from zero there
+    (:class:`~torch_sigmoid_mlp.training.matrix_free.MatrixFreeLM`, ``cg_warm_epochs``) one start
+    gives 2.35e-3, and the rule, in one run
+    (``results/wide_brcg_warm.md``), 3.45e-3, 1.05e-2, 2.21e-3, 3.98e-3, 1.21e-2, 2.53e-2 in the order
+    above: within 1.05× of the better of FANN and L-BFGS on all six (``sinsq`` 0.58×, worst seed
+    4.3e-3). ``teacher n=30``'s median rose from 3.76e-3 to 3.98e-3 by one seed of five (3.76e-3 to
+    4.10e-3; another fell from 5.58e-3 to 5.34e-3, the other three unchanged).
     Above ``AUTO_DENSE_PARAMS`` it fitted better than ``"lbfgs"`` but 8–19× slower (5 seeds,
     ``results/wide_data_space.md``: ``friedman n=40``, ``P = 2336``, ``N = 2000``: 3.5e-5 in 159 s
     against 1.8e-4 in 19 s; ``sincos n=50 σ``: 8.7e-3 in 72 s against 1.9e-2 in 3.7 s), and is not
@@ -245,8 +262,10 @@ def choose_restarts(
     of about a second on ``bench_wide.py``'s problems with ``N < P ≤ 1500``, whose one-start fits
     spread from seed to seed (``benchmarks/results/wide_cg_eta.md``). With 3 starts
     (``results/wide_auto.md``, 5 seeds): ``teacher n=30`` median test MSE 3.76e-3 either way, worst
-    seed 5.6e-3 against 2.1e-2; ``sinsq n=20`` median 6.65e-3 against 9.89e-3; the other four within
-    4 % of one start's median, in 0.9–5.6 s a fit (one start: 0.2–1.6 s, another run).
+    seed 5.6e-3 against 2.1e-2; ``sinsq n=20`` median 6.65e-3 against 9.89e-3 (2.21e-3 against 2.35e-3
+    since CG's warm start is dropped where ``R < P``: ``results/wide_brcg_warm.md``,
+    ``results/br_cg_trace_sinsq.md``); the other four within 4 % of one start's median, in 0.9–5.6 s a
+    fit (one start: 0.2–1.6 s, another run).
 
     Example::
 
@@ -1134,10 +1153,10 @@ def make_step(
     ``method`` is a name in :data:`METHODS` or a factory ``params -> torch.optim.Optimizer``
     (``functools.partial(torch.optim.SGD, lr=0.1, momentum=0.9)``, say). ``options`` go to the
     solver (``mu``, ``mu_max`` … for ``"lm"``/``"br"``/``"lm_cg"``, and ``cg_eta``, ``cg_max_iter``,
-    ``cg_rtol``, ``cg_warm``, ``cg_forcing`` for ``"lm_cg"``/``"br_cg"``, ``probes``, ``trace_rtol``,
-    ``trace_seed``, ``trace_space``, ``trace_recycle``, ``trace_interval`` for ``"br_cg"``;
-    ``lr_increase`` … for ``"adaptive"``; keyword
-    arguments of the ``torch.optim`` class otherwise).
+    ``cg_rtol``, ``cg_warm``, ``cg_forcing``, ``cg_warm_epochs`` for ``"lm_cg"``/``"br_cg"``, ``probes``,
+    ``trace_rtol``, ``trace_seed``, ``trace_space``, ``trace_recycle``, ``trace_interval`` for
+    ``"br_cg"``; ``lr_increase`` … for ``"adaptive"``; keyword arguments of the ``torch.optim`` class
+    otherwise).
     """
     options = dict(options or {})
     params = objective.weights
