@@ -393,7 +393,9 @@ def main() -> None:
     )
     parser.add_argument("--no-others", action="store_true", help="ours alone (for tuning)")
     parser.add_argument(
-        "--variant", default=None, help="ours with bench_valley.py's initial weights or input range V (tuning)"
+        "--variant",
+        default=None,
+        help="ours with bench_valley.py's initial weights or input range V (tuning)",
     )
     parser.add_argument("--out", default=None, help="results file stem (default robust[_quick])")
     args = parser.parse_args()
