@@ -28,9 +28,12 @@ Two parts:
      of ``size_1`` equal strata of ``[0, a]``, in the middle half of its stratum (so that no two start
      closer than ``a/(2·size_1)``), in a random order and with random signs; ``init¹strata×2`` the
      same on ``[0, 2a]``;
-   - ``inputs(-0.5,1)``, ``inputs(-0.75,1)``, ``inputs(-0.875,1)``, ``inputs(-1,0.5)``: the inputs min–max scaled into that
-     range rather than ``[−1, 1]`` (``INPUT_RANGE``), so that the input layer's units ``σ(w_i x)``, all
-     centred at ``x = 0`` without biases, are no longer centred on the data;
+   - ``inputs(-0.5,1)``, ``inputs(-0.75,1)``, ``inputs(-0.875,1)``, ``inputs(-1,0.5)``,
+     ``inputs(-1,1)``: the inputs min–max scaled into that range (``INPUT_RANGE`` and
+     ``ONE_INPUT_RANGE`` both), so that the input layer's units ``σ(w_i x)``, all centred at ``x = 0``
+     without biases, are no longer centred on the data (``[−1, 1]``: they are, as before the
+     estimator scaled one input into ``ONE_INPUT_RANGE = [−0.75, 1]``; results files before that
+     change ran ``trainlm`` with ``[−1, 1]``);
    - ``A+B``: variants ``A`` and ``B`` together (an initial weights' one and an input range).
 
 3. **defaults** (``--defaults V …``): the estimator's default fit (BR, 3 starts run as a population)
@@ -80,6 +83,7 @@ VARIANTS = (
     "init×2",
     "init¹×2",
     "inputs(-0.5,1)",
+    "inputs(-1,1)",
     "init¹×1.5",
     "init¹×3",
     "init¹strata",
@@ -191,23 +195,27 @@ def patched(variant: str, step: bool = True):
     PLM = population_lm.LevenbergMarquardt
     saved = [(LM, "step", LM.step), (LM, "__init__", LM.__init__), (PLM, "__init__", PLM.__init__),
              (BR, "_accepted", BR._accepted), (Net, "reset_parameters", Net.reset_parameters),
-             (regressor, "INPUT_RANGE", regressor.INPUT_RANGE)]  # fmt: skip
+             (regressor, "INPUT_RANGE", regressor.INPUT_RANGE),
+             (regressor, "ONE_INPUT_RANGE", regressor.ONE_INPUT_RANGE)]  # fmt: skip
     if step:
         LM._geodesic = _geodesic
         LM.step = variant_step("more" if variant == "more" else "identity", variant == "geodesic")
     for part in variant.split("+"):
         if part == "nielsen":
             for cls, _, init in saved[1:3]:
-                cls.__init__ = lambda self, *a, _init=init, **k: _init(self, *a, **{"damping": "nielsen", **k})
+                cls.__init__ = lambda self, *a, _init=init, **k: _init(
+                    self, *a, **{"damping": "nielsen", **k}
+                )
         if part == "hold":
             BR._accepted = _held_accepted
         if part.startswith("inputs"):
-            regressor.INPUT_RANGE = tuple(float(v) for v in part[len("inputs(") : -1].split(","))
+            bounds = tuple(float(v) for v in part[len("inputs(") : -1].split(","))
+            regressor.INPUT_RANGE = regressor.ONE_INPUT_RANGE = bounds
         if part.startswith("init"):
             first, reset = part[4] == "¹", saved[4][2]
             strata, c = "strata" in part, float(part.split("×")[1]) if "×" in part else 1.0
 
-            def scaled(self, generator=None, first=first, strata=strata, c=c):
+            def scaled(self, generator=None, first=first, strata=strata, c=c, reset=reset):
                 reset(self, generator)
                 with torch.no_grad():
                     if strata:
@@ -471,7 +479,11 @@ def main_defaults(args) -> None:
         lines.append(f"| {row['problem']} | " + " | ".join(cells) + " |")
     totals = [sum(r[v]["epochs"] for r in table) for v in args.defaults]
     lines.append("| **all rows** | " + " | ".join(f"**{t} epochs**" for t in totals) + " |")
-    lines += ["", "Seeds below grid R² 0.999, every start: stop, epochs, grid R², evidence (* the chosen).", ""]
+    lines += [
+        "",
+        "Seeds below grid R² 0.999, every start: stop, epochs, grid R², evidence (* the chosen).",
+        "",
+    ]
     for row in table:
         for v in args.defaults:
             for f in row[v]["fits"]:
