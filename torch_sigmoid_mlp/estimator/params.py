@@ -168,7 +168,8 @@ INPUT_RANGE = (-1.0, 1.0)
 #: (``valley_defaults_t{30,100,400}_30seeds.md``) the cubic's starts at ``max_epochs`` went 40 of
 #: 270 → 0 and its successes 6, 24, 26 → 11, 28, 30, every other count held or rose but ``sin 6x``
 #: from 30 points' (9 → 8; its worst ``R²`` 0.944 → 0.444, seed 15, where the evidence chose a start
-#: at 0.444 over one at 0.995: from 30 points most of its fits end below 0.999 either way).
+#: at 0.444 over one at 0.995: from 30 points most of its fits end below 0.999 either way; there
+#: ``[−0.875, 1]`` fit 12, worst 0.762, and ``[−0.5, 1]`` 7, worst 0.886: ``..._t30_30seeds_other.md``).
 #: ``[−0.5, 1]`` took 1.6–2.1× the epochs on ``cos 3x`` and ``exp(−4x²)`` and fit ``sin 6x`` from 30
 #: points on 3 seeds; ``[−0.875, 1]`` left the cubic from 30 at 5. With several inputs ``[−0.75, 1]`` lost
 #: on the held-out rows (diabetes worst test ``R²`` 0.361 → 0.353, with ``validation_fraction=0.15``
