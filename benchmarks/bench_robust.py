@@ -21,8 +21,9 @@ Contenders, interleaved seed by seed:
 
 - ``ours``: ``SigmoidMLPRegressor(hidden=h, tol=tol, seed=k, device="cpu")``, every other setting at
   its default (``--solvers`` adds ``solver=S`` variants, ``br_cg@probes``, ``br_cg@every``,
-  ``br_cg@fresh`` br_cg with bench_fit.BR_CG_VARIANTS's options; ``--dtypes`` ``dtype=D`` ones). Seconds are
-  ``fit``'s wall time.
+  ``br_cg@fresh`` br_cg with bench_fit.BR_CG_VARIANTS's options; ``--dtypes`` ``dtype=D`` ones;
+  ``--variant V`` patches in bench_valley.py's initial weights or input range ``V`` for every fit of
+  ours). Seconds are ``fit``'s wall time.
 - ``sklearn lbfgs``, ``sklearn adam``: ``MLPRegressor(hidden_layer_sizes=h, activation="logistic",
   solver=…, max_iter=5000 | 2000, random_state=k)``, on inputs and targets standardised (its user
   guide's scaling), its other settings at their defaults; ``sklearn lbfgs tol=1e-10`` the same with
@@ -40,6 +41,7 @@ A second table gives ours' time over each scikit-learn L-BFGS contender's, row b
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import datetime
 import json
@@ -363,6 +365,21 @@ def markdown(head: dict, record: list[dict], names: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def run_problem(p: Problem, contenders: dict, names: list[str], seeds: int) -> dict:
+    """Every contender on ``p`` over ``seeds`` seeds, interleaved seed by seed."""
+    fits = {k: [] for k in names}
+    for seed in range(seeds):
+        X, y, X_test, y_test = p.make(seed)
+        turn = seed % len(names)
+        for name in names[turn:] + names[:turn]:  # the order rotates: load falls on all alike
+            predict, seconds, extra = contenders[name](p, X, y, seed)
+            fits[name].append({"seed": seed, "seconds": seconds, **extra,
+                               **score(p, predict, X, y, X_test, y_test)})  # fmt: skip
+    summary = {k: summarise(p, fits[k]) for k in names}
+    print(f"{p.name}: " + " | ".join(f"{k}: {cell(p, summary[k])}" for k in names), flush=True)
+    return {"p": p, "summary": summary, "fits": fits}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 seeds, a few problems")
@@ -375,6 +392,11 @@ def main() -> None:
         "--damping", choices=("trainlm", "nielsen"), default=None, help="LM/BR's damping rule (tuning)"
     )
     parser.add_argument("--no-others", action="store_true", help="ours alone (for tuning)")
+    parser.add_argument(
+        "--variant",
+        default=None,
+        help="ours with bench_valley.py's initial weights or input range V (tuning)",
+    )
     parser.add_argument("--out", default=None, help="results file stem (default robust[_quick])")
     args = parser.parse_args()
     seeds = args.seeds or (3 if args.quick else 10)
@@ -406,18 +428,13 @@ def main() -> None:
     todo = [p for p in problems() if (p.quick or not args.quick) and (args.only or "") in p.name]
     started = time.perf_counter()
     record = []
-    for p in todo:
-        fits = {k: [] for k in names}
-        for seed in range(seeds):
-            X, y, X_test, y_test = p.make(seed)
-            turn = seed % len(names)
-            for name in names[turn:] + names[:turn]:  # the order rotates: load falls on all alike
-                predict, seconds, extra = contenders[name](p, X, y, seed)
-                fits[name].append({"seed": seed, "seconds": seconds, **extra,
-                                   **score(p, predict, X, y, X_test, y_test)})  # fmt: skip
-        summary = {k: summarise(p, fits[k]) for k in names}
-        record.append({"p": p, "summary": summary, "fits": fits})
-        print(f"{p.name}: " + " | ".join(f"{k}: {cell(p, summary[k])}" for k in names), flush=True)
+    with contextlib.ExitStack() as stack:
+        if args.variant is not None:
+            import bench_valley
+
+            stack.enter_context(bench_valley.patched(args.variant, step=False))
+        for p in todo:
+            record.append(run_problem(p, contenders, names, seeds))
     elapsed = time.perf_counter() - started
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     command = " ".join(["python benchmarks/bench_robust.py", *sys.argv[1:]])

@@ -22,19 +22,31 @@ Two parts:
      ``h = 0.1``), ``Δw = v + a/2``, a trial with ``2‖a‖/‖v‖ > 0.75`` rejected;
    - ``hold``: BR's ``α_l, β`` updated only once an accepted step lowered ``F`` by less than 10⁻³ of it
      (LM converged in between), not after every accepted step;
-   - ``init×0.5``, ``init×2``: the initial weights ``U(−c·a, c·a)``; ``init¹×2`` the input layer's alone;
-   - ``inputs(-0.5,1)``: the inputs min–max scaled into ``[−0.5, 1]`` rather than ``[−1, 1]``
-     (``INPUT_RANGE``), so that the input layer's units ``σ(w_i x)``, all centred at ``x = 0`` without
-     biases, are no longer centred on the data.
+   - ``init×0.5``, ``init×2``: the initial weights ``U(−c·a, c·a)``; ``init¹×1.5``, ``init¹×2``,
+     ``init¹×3`` the input layer's alone;
+   - ``init¹strata``: the input layer drawn stratified, not iid: column ``j``'s ``|w_ij|`` one in each
+     of ``size_1`` equal strata of ``[0, a]``, in the middle half of its stratum (so that no two start
+     closer than ``a/(2·size_1)``), in a random order and with random signs; ``init¹strata×2`` the
+     same on ``[0, 2a]``;
+   - ``inputs(-0.5,1)``, ``inputs(-0.75,1)``, ``inputs(-0.875,1)``, ``inputs(-1,0.5)``,
+     ``inputs(-1,1)``: the inputs min–max scaled into that range (``INPUT_RANGE`` and
+     ``ONE_INPUT_RANGE`` both), so that the input layer's units ``σ(w_i x)``, all centred at ``x = 0``
+     without biases, are no longer centred on the data (``[−1, 1]``: they are, as before the
+     estimator scaled one input into ``ONE_INPUT_RANGE = [−0.75, 1]``; results files before that
+     change ran ``trainlm`` with ``[−1, 1]``);
+   - ``A+B``: variants ``A`` and ``B`` together (an initial weights' one and an input range).
 
 3. **defaults** (``--defaults V …``): the estimator's default fit (BR, 3 starts run as a population)
-   with variant ``V`` (``trainlm``, ``nielsen`` or an ``init`` one: those the population's step
-   shares) over bench_robust's 1-D clean rows, as ``bench_robust.py --only`` would score them.
+   with variant ``V`` (``trainlm``, ``nielsen``, an ``init`` or ``inputs`` one: those the
+   population's step shares) over bench_robust's 1-D clean rows (``--only``: those whose name holds
+   it), as ``bench_robust.py --only`` would score them; the JSON keeps every start's stop, epochs,
+   evidence and grid ``R²``. ``bench_robust.py --variant V`` runs the whole of bench_robust so.
 
 One torch and BLAS thread; epochs, stops and ``R²`` do not depend on the machine's load.
 
     python benchmarks/bench_valley.py                 # 10 seeds
     python benchmarks/bench_valley.py --seeds 3 --variants trainlm geodesic
+    python benchmarks/bench_valley.py --defaults trainlm init¹×2 --only "t³" --out valley_defaults_x
 """
 
 from __future__ import annotations
@@ -43,6 +55,7 @@ import argparse
 import contextlib
 import datetime
 import json
+import math
 import statistics
 import sys
 import warnings
@@ -55,6 +68,7 @@ from threadpoolctl import threadpool_limits
 
 import torch_sigmoid_mlp.core.module as module
 import torch_sigmoid_mlp.estimator.regressor as regressor
+import torch_sigmoid_mlp.training.loop as loop
 import torch_sigmoid_mlp.training.population_lm as population_lm
 import torch_sigmoid_mlp.training.solvers as solvers
 from torch_sigmoid_mlp import SigmoidMLPRegressor
@@ -69,6 +83,15 @@ VARIANTS = (
     "init×2",
     "init¹×2",
     "inputs(-0.5,1)",
+    "inputs(-1,1)",
+    "init¹×1.5",
+    "init¹×3",
+    "init¹strata",
+    "init¹strata×2",
+    "inputs(-0.75,1)",
+    "inputs(-0.875,1)",
+    "inputs(-1,0.5)",
+    "init¹×2+inputs(-0.75,1)",
 )
 GEODESIC_H, GEODESIC_RATIO = 0.1, 0.75
 HOLD_DROP = 1e-3
@@ -152,33 +175,57 @@ def _held_accepted(self, A, w, E) -> None:
         self._estimate(A, w, E)
 
 
+def _strata(W, a: float, generator) -> None:
+    """``init¹strata``: each column's ``|w_ij|`` one per stratum ``[i·a/h, (i+1)·a/h]`` of ``[0, a]``
+    (``h`` rows), in the stratum's middle half, the strata in a random order, random signs."""
+    h, n = W.shape[-2:]
+    for j in range(n):
+        u = torch.rand(h, generator=generator, dtype=torch.float64)
+        order = torch.randperm(h, generator=generator)
+        signs = torch.randint(0, 2, (h,), generator=generator) * 2 - 1
+        W[..., j].copy_(a / h * (order + 0.25 + 0.5 * u) * signs)
+
+
 @contextlib.contextmanager
-def patched(variant: str):
-    """The library with ``variant``'s step (one network's) or initial weights, put back afterwards."""
+def patched(variant: str, step: bool = True):
+    """The library with ``variant``'s step (one network's), initial weights or input range (parts
+    joined by ``+``), put back afterwards; ``step=False`` keeps the library's own step (the
+    variants other than the step's)."""
     LM, BR, Net = solvers.LevenbergMarquardt, solvers.BayesianRegularization, module.SigmoidMLP
     PLM = population_lm.LevenbergMarquardt
     saved = [(LM, "step", LM.step), (LM, "__init__", LM.__init__), (PLM, "__init__", PLM.__init__),
              (BR, "_accepted", BR._accepted), (Net, "reset_parameters", Net.reset_parameters),
-             (regressor, "INPUT_RANGE", regressor.INPUT_RANGE)]  # fmt: skip
-    LM._geodesic = _geodesic
-    LM.step = variant_step("more" if variant == "more" else "identity", variant == "geodesic")
-    if variant == "nielsen":
-        for cls, _, init in saved[1:3]:
-            cls.__init__ = lambda self, *a, _init=init, **k: _init(self, *a, **{"damping": "nielsen", **k})
-    if variant == "hold":
-        BR._accepted = _held_accepted
-    if variant.startswith("inputs"):
-        regressor.INPUT_RANGE = (-0.5, 1.0)
-    if variant.startswith("init"):
-        first, c, reset = variant[4] == "¹", float(variant.split("×")[1]), saved[4][2]
+             (regressor, "INPUT_RANGE", regressor.INPUT_RANGE),
+             (regressor, "ONE_INPUT_RANGE", regressor.ONE_INPUT_RANGE)]  # fmt: skip
+    if step:
+        LM._geodesic = _geodesic
+        LM.step = variant_step("more" if variant == "more" else "identity", variant == "geodesic")
+    for part in variant.split("+"):
+        if part == "nielsen":
+            for cls, _, init in saved[1:3]:
+                cls.__init__ = lambda self, *a, _init=init, **k: _init(
+                    self, *a, **{"damping": "nielsen", **k}
+                )
+        if part == "hold":
+            BR._accepted = _held_accepted
+        if part.startswith("inputs"):
+            bounds = tuple(float(v) for v in part[len("inputs(") : -1].split(","))
+            regressor.INPUT_RANGE = regressor.ONE_INPUT_RANGE = bounds
+        if part.startswith("init"):
+            first, reset = part[4] == "¹", saved[4][2]
+            strata, c = "strata" in part, float(part.split("×")[1]) if "×" in part else 1.0
 
-        def scaled(self, generator=None):
-            reset(self, generator)
-            with torch.no_grad():
-                for W in self.weights[:1] if first else self.weights:
-                    W.mul_(c)
+            def scaled(self, generator=None, first=first, strata=strata, c=c, reset=reset):
+                reset(self, generator)
+                with torch.no_grad():
+                    if strata:
+                        W = self.weights[0]
+                        _strata(W, c * math.sqrt(12.0 / W.shape[-1]), generator)
+                        return
+                    for W in self.weights[:1] if first else self.weights:
+                        W.mul_(c)
 
-        Net.reset_parameters = scaled
+            Net.reset_parameters = scaled
     try:
         yield
     finally:
@@ -261,19 +308,63 @@ def clean_rows() -> list:
             and "|x|" not in p.name]  # fmt: skip
 
 
+@contextlib.contextmanager
+def members_kept(kept: list):
+    """``loop.train_population`` that appends each population's final weights to ``kept``."""
+    train_population = loop.train_population
+
+    def keeping(model, **kw):
+        result = train_population(model, **kw)
+        kept.append([W.detach().clone() for W in model.weights])
+        return result
+
+    loop.train_population = keeping
+    try:
+        yield
+    finally:
+        loop.train_population = train_population
+
+
+def starts_of(reg, kept: list, grid, target) -> list[dict]:
+    """Every start of the fit ``reg``: its stop, epochs, evidence and the grid ``R²`` of its weights
+    (the population's members, ``kept``; a start after them, BR's second opinion, is the fit's own
+    weights when it was chosen and ``None`` otherwise)."""
+    r = reg.result_
+    starts, out = r.restarts or [r], []
+    chosen = [W.detach().clone() for W in reg.model_.weights]
+    members = kept[-1] if kept else None
+    for k, s in enumerate(starts):
+        weights = None
+        if members is not None and k < members[0].shape[0]:
+            weights = [W[k] for W in members]
+        elif k == r.start:
+            weights = chosen
+        r2 = None
+        if weights is not None:
+            with torch.no_grad():
+                torch._foreach_copy_([W.detach() for W in reg.model_.weights], weights)
+            r2 = bench_robust.r2(target, reg.predict(grid))
+        out.append({"stop": s.stop_reason, "epochs": s.epochs, "evidence": s.evidence, "r2": r2})
+    with torch.no_grad():
+        torch._foreach_copy_([W.detach() for W in reg.model_.weights], chosen)
+    return out
+
+
 def defaults(variant: str, p, seeds: int) -> dict:
     """The default fit (3 starts) with ``variant``: per seed the epochs of all starts, the starts
-    ended by ``max_epochs``, the grid ``R²``."""
-    fits = []
-    with patched(variant), warnings.catch_warnings():
+    ended by ``max_epochs``, the grid ``R²``, the start chosen and every start's record."""
+    fits, kept = [], []
+    with patched(variant), members_kept(kept), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for seed in range(seeds):
             X, y, grid, target = p.make(seed)
+            kept.clear()
             reg = SigmoidMLPRegressor(seed=seed, device="cpu").fit(X, y)
             starts = reg.result_.restarts or [reg.result_]
             fits.append({"seed": seed, "epochs": sum(s.epochs for s in starts),
                          "maxed": sum(s.stop_reason == "max_epochs" for s in starts),
-                         "r2": bench_robust.r2(target, reg.predict(grid))})  # fmt: skip
+                         "r2": bench_robust.r2(target, reg.predict(grid)), "start": reg.result_.start,
+                         "starts": starts_of(reg, kept, grid, target)})  # fmt: skip
     r2s = [f["r2"] for f in fits]
     return {"epochs": sum(f["epochs"] for f in fits), "maxed": sum(f["maxed"] for f in fits),
             "success": sum(r >= bench_robust.SUCCESS_R2 for r in r2s), "r2_worst": min(r2s),
@@ -294,6 +385,7 @@ def main() -> None:
         choices=[v for v in VARIANTS if v in ("trainlm", "nielsen") or v.startswith(("init", "inputs"))],
         help="part 3 alone: default fits over the 1-D clean rows with these variants",
     )
+    parser.add_argument("--only", default="", help="--defaults: the rows whose name holds this")
     parser.add_argument("--out", default="valley")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -366,7 +458,7 @@ def main() -> None:
 
 def main_defaults(args) -> None:
     table = []
-    for p in clean_rows():
+    for p in [p for p in clean_rows() if args.only in p.name]:
         row = {"problem": p.name}
         for v in args.defaults:
             row[v] = defaults(v, p, args.seeds)
@@ -387,6 +479,22 @@ def main_defaults(args) -> None:
         lines.append(f"| {row['problem']} | " + " | ".join(cells) + " |")
     totals = [sum(r[v]["epochs"] for r in table) for v in args.defaults]
     lines.append("| **all rows** | " + " | ".join(f"**{t} epochs**" for t in totals) + " |")
+    lines += [
+        "",
+        "Seeds below grid R² 0.999, every start: stop, epochs, grid R², evidence (* the chosen).",
+        "",
+    ]
+    for row in table:
+        for v in args.defaults:
+            for f in row[v]["fits"]:
+                if f["r2"] >= bench_robust.SUCCESS_R2:
+                    continue
+                starts = "; ".join(
+                    ("*" if k == f["start"] else "") + f"{s['stop']} {s['epochs']}, "
+                    + ("—" if s["r2"] is None else f"{s['r2']:.4f}") + f", {s['evidence']:.1f}"
+                    for k, s in enumerate(f["starts"])
+                )  # fmt: skip
+                lines.append(f"- {row['problem']}, {v}, seed {f['seed']}: R² {f['r2']:.4f} — {starts}")
     record = {"head": head, "rows": table}
     (bench_robust.RESULTS / f"{args.out}.json").write_text(json.dumps(record, indent=1) + "\n")
     (bench_robust.RESULTS / f"{args.out}.md").write_text("\n".join(lines) + "\n")

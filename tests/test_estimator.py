@@ -13,7 +13,7 @@ import torch
 
 from torch_sigmoid_mlp import SigmoidMLPRegressor
 from torch_sigmoid_mlp.estimator import LR_CONSTANT, model_file
-from torch_sigmoid_mlp.estimator.params import hidden_candidates
+from torch_sigmoid_mlp.estimator.params import INPUT_RANGE, ONE_INPUT_RANGE, hidden_candidates
 from torch_sigmoid_mlp.training.solvers import METHODS
 
 
@@ -26,6 +26,20 @@ def smooth_1d(T=40):
 def fitted():
     X, y = smooth_1d()
     return SigmoidMLPRegressor(tol=0.1, device="cpu").fit(X, y), X, y
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_one_input_is_scaled_off_centre_several_symmetrically(n):
+    """One input fills ``ONE_INPUT_RANGE = [−0.75, 1]``, several ``INPUT_RANGE = [−1, 1]`` each."""
+    X = np.random.default_rng(n).uniform(2.0, 5.0, (20, n))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reg = SigmoidMLPRegressor(hidden=(2, 2), max_epochs=1, device="cpu").fit(X, X.sum(1))
+    lo, hi = ONE_INPUT_RANGE if n == 1 else INPUT_RANGE
+    x = reg.x_scaler_.transform(torch.from_numpy(X)).double()
+    assert reg.x_scaler_.feature_range == (lo, hi)
+    torch.testing.assert_close(x.amin(0), torch.full((n,), lo, dtype=torch.float64))
+    torch.testing.assert_close(x.amax(0), torch.full((n,), hi, dtype=torch.float64))
 
 
 def test_smooth_function_is_fitted_to_tol_in_the_units_of_y():

@@ -390,14 +390,19 @@ def test_cli_export_arithmetic_and_its_exit_status(saved, readme, arithmetic, tm
 
 
 def test_cli_entry_point_exits_1_where_tol_does_not_hold(saved, tmp_path):
-    # the README's fit meets tol = 0.01 with 2.5e-5 to spare; int16's B is 2e-3
+    # the README's fit meets its tol = 0.01 (max |error| 9.5e-3, int16's B 1.8e-3): asked for half
+    # of it, the int16 export misses
     assert ENTRY_POINT is not None, "torch-sigmoid-mlp is not on PATH: pip install -e . first"
     args = ["export", saved / "tanh.pt", "out.c", "--arithmetic", "int16", "--check", saved / "tanh.csv"]
     done = subprocess.run(
-        [ENTRY_POINT, *map(str, args)], cwd=tmp_path, capture_output=True, text=True, timeout=300
+        [ENTRY_POINT, *map(str, args), "--tol", "0.005"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 1, done.stderr
-    assert ">= tol 0.01" in done.stdout and "not proven" in done.stdout
+    assert ">= tol 0.005" in done.stdout and "not proven" in done.stdout
 
 
 def test_cli_export_without_tol_exits_0(tmp_path, monkeypatch, capsys):

@@ -446,19 +446,20 @@ def test_outranked_needs_a_stopped_member_with_r2_of_half_or_more():
 
 
 def test_until_best_ends_the_losing_starts_early_and_keeps_the_winner_as_it_was():
-    # t³ − t from 30 points, the estimator's BR from three starts: start 2 converges at epoch 270 with
-    # evidence 96.5, the others crawl along the valley at training R² 0.99 and evidence 50-52. A
-    # callback makes the starts run one after another, each to its own stop: the choice is the same.
+    # t³ − t from 30 points, the estimator's BR from three starts: start 0 converges at epoch 244 with
+    # evidence 91.1, the others go on at training R² 0.998-0.999 and evidence 50-52 (alone, to
+    # max_epochs at 46-52). A callback makes the starts run one after another, each to its own stop:
+    # the choice is the same.
     import numpy as np
 
     from torch_sigmoid_mlp import SigmoidMLPRegressor
     from torch_sigmoid_mlp.training.population import OUTRANK_EVERY
 
-    rng = np.random.default_rng(1002)
+    rng = np.random.default_rng(1007)
     X = rng.uniform(-1, 1, (30, 1))
     y = (1.5 * X[:, 0]) ** 3 - 1.5 * X[:, 0]
-    together = SigmoidMLPRegressor(seed=2, max_epochs=400, device="cpu").fit(X, y).result_
-    alone = SigmoidMLPRegressor(seed=2, max_epochs=400, device="cpu").fit(X, y, callback=lambda k, r: None)
+    together = SigmoidMLPRegressor(seed=7, max_epochs=400, device="cpu").fit(X, y).result_
+    alone = SigmoidMLPRegressor(seed=7, max_epochs=400, device="cpu").fit(X, y, callback=lambda k, r: None)
     alone = alone.result_
     assert together.start == alone.start
     winner = together.restarts[together.start]

@@ -106,8 +106,9 @@ class SigmoidMLP(nn.Module):
         Without biases a neuron's input ``v = Σ_j w_ij y_j`` has mean zero when the weights do,
         whatever the (positive) signals ``y_j`` are, so no neuron starts on one side of the
         sigmoid. Its variance is ``size_l · a²/3 · E[y_j²]``; sigmoid outputs around 0.5 have
-        ``E[y²] ≈ 1/4`` (inputs min–max scaled into ``[−1, 1]`` have ``E[x²] ≈ 1/3``), so
-        ``a² = 12 / size_l`` makes ``Var(v) ≈ 1``: neurons start where ``σ'`` is large (not
+        ``E[y²] ≈ 1/4`` (inputs min–max scaled into ``[−1, 1]`` have ``E[x²] ≈ 1/3``, the
+        estimator's one input, scaled into ``[−0.75, 1]``, 0.27), so ``a² = 12 / size_l`` makes
+        ``Var(v) ≈ 1``: neurons start where ``σ'`` is large (not
         saturated) yet spread enough to differ from one another. Glorot's uniform rule, built for
         zero-mean tanh units, gives ``Var(v) ≈ 1/4`` here, which starts every sigmoid in its
         linear part and slows the first epochs.

@@ -37,6 +37,7 @@ from .params import (
     LOG_RECORDS,
     LR_CONSTANT,
     MAX_EPOCHS,
+    ONE_INPUT_RANGE,
     PATIENCE,
     SOLVERS,
     check_params,
@@ -61,7 +62,8 @@ class SigmoidMLPRegressor:
         w  = argmin  1/2 · Σ_t ‖d'_t − F(x'_t; w)‖²            until max_t |ŷ(t) − y_t| < tol
         ŷ  = scale_y⁻¹(F(scale_x(x); w))
 
-    Inputs and targets are scaled column by column (:class:`~torch_sigmoid_mlp.MinMaxScaler`),
+    Inputs and targets are scaled column by column (:class:`~torch_sigmoid_mlp.MinMaxScaler`; one
+    input into ``[−0.75, 1]``, :data:`~torch_sigmoid_mlp.estimator.params.ONE_INPUT_RANGE`),
     a :class:`~torch_sigmoid_mlp.SigmoidMLP` is built and trained by
     :func:`~torch_sigmoid_mlp.train`, and predictions are mapped back to the units of ``y``.
     With weights ``s_t`` (``sample_weight``) it minimises SPEC.md's ``E_s = 1/2 · Σ_t s_t ‖d'_t −
@@ -324,7 +326,7 @@ class SigmoidMLPRegressor:
         X, Y, weights, names, y_1d = check_xy(self, X, y, sample_weight)
         _refuse_before_work(self.solver, X.shape[1], Y.shape[1], X.shape[0], settings)
         lo, hi = settings.target_range
-        self.x_scaler_ = MinMaxScaler(INPUT_RANGE).fit(X)
+        self.x_scaler_ = MinMaxScaler(ONE_INPUT_RANGE if X.shape[1] == 1 else INPUT_RANGE).fit(X)
         self.y_scaler_ = MinMaxScaler((lo, hi)).fit(Y)
         self._y_1d = y_1d
         self.n_features_in_ = X.shape[1]

@@ -702,16 +702,23 @@ class LevenbergMarquardt(Step):
     the growth. Over 10 seeds of single starts of the three cubic rows (15 of 30 ending by
     ``max_epochs`` with this rule) Nielsen's rule ended 10 so, Marquardt–Moré's scaling ``μ·max_k
     diag(M_k)`` for ``μI`` 14, Transtrum's geodesic acceleration 14, and ``α, β`` updated only once an
-    LM step lowered ``F`` by less than 10⁻³ of it 12, each with fewer successes on one row at least. Initial
-    weights twice as large (:meth:`~torch_sigmoid_mlp.SigmoidMLP.reset_parameters`) start more fits
-    outside the valley (the default fits' cubic rows: 41 starts of 90 at ``max_epochs`` → 15) but
-    lost elsewhere (``sin 6x`` from 100 points 10 → 9 of 10 at ``R² ≥ 0.999``, the cubic from 30
-    worst ``R²`` 0.948 → 0.416; ``benchmarks/results/valley_defaults.md``), so none is the default;
-    the input layer's alone twice as large kept every success count but not that worst ``R²`` (one
-    seed at 0.725; ``valley_defaults_input.md``). What removes the valley is moving the units' common
-    centre ``x = 0`` off the data's: inputs scaled into ``[−0.5, 1]`` rather than ``[−1, 1]`` end 1
-    start of those 90 by ``max_epochs`` in half the epochs, but take 1.2–1.9 times the epochs on
-    ``cos 3x``, ``exp(−4x²)`` and ``sin 6x`` (``valley_defaults_inputs.md``).
+    LM step lowered ``F`` by less than 10⁻³ of it 12, each with fewer successes on one row at least.
+    The initial weights do not cure it either. Over today's default fits of the three cubic rows (10
+    seeds, 17 starts of 90 at ``max_epochs``; ``benchmarks/results/valley_screen_cubic.md``) the
+    input layer's drawn 1.5, 2 or 3 times as large (:meth:`~torch_sigmoid_mlp.SigmoidMLP.reset_parameters`)
+    ends 8, 3, 3 starts so, but the cubic from 30 points falls to a worst ``R²`` of 0.812 (×2) and
+    0.754 (×3) from 0.948: the evidence chose a start whose grid ``R²`` another start beat (×2, seed 8:
+    0.812 at evidence 84.6 over 0.989 and 0.980); drawn stratified (one ``|w_i|`` in the middle of each
+    eighth of ``[0, a]``, no two closer than ``a/16``) 14, on ``[0, 2a]`` 8 and a worst ``R²`` of
+    0.682. What removes the valley is moving the units' common centre ``x = 0`` off the data's: the
+    estimator scales one input into ``[−0.75, 1]``
+    (:data:`~torch_sigmoid_mlp.estimator.params.ONE_INPUT_RANGE`), and none of those 90 starts, nor of
+    the 510 of all 17 one-input rows, ends by ``max_epochs``; the cubic reaches grid ``R² ≥ 0.999`` on
+    6, 10, 10 seeds of 10 from 30, 100, 400 points (3, 8, 8 from ``[−1, 1]``) in 0.6× the epochs
+    (``valley_defaults_range.md``). From 30 points the rest is extrapolation, not a valley: the four
+    seeds below 0.999 converge, and their largest grid error lies at ``x = ±1``, beyond the points
+    (seed 3: none below ``x = −0.83``, error 0.93 at ``x = −1``, ``R²`` 0.9996 over the points' range,
+    every converged start of every variant at grid ``R²`` 0.945–0.948).
 
     ``JᵀSJ`` and ``JᵀSe`` are sums over points (:meth:`Objective.gauss_newton`), accumulated a block of
     points at a time: memory ``O(P²)`` whatever ``T`` is. Small ``μ`` is a Gauss–Newton step, large
