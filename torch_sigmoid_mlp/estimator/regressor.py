@@ -435,20 +435,7 @@ class SigmoidMLPRegressor:
         W0 = self.model_.weights[0]
         x = self.x_scaler_.transform(X).to(device=W0.device, dtype=W0.dtype)  # (T, n)
         d = self.y_scaler_.transform(Y).to(device=W0.device, dtype=W0.dtype)  # (T, m)
-        validation = None
-        if settings.validation_fraction:
-            T = x.shape[0]
-            n_val = round(T * settings.validation_fraction)
-            if not 1 <= n_val < T:
-                raise ValueError(
-                    f"validation_fraction={self.validation_fraction} of {T} points leaves "
-                    f"{n_val} for validation and {T - n_val} for training; both need at least one"
-                )
-            order = torch.randperm(T, generator=generator)
-            val, fit = order[:n_val], order[n_val:]
-            validation = (x[val.to(x.device)], d[val.to(x.device)])
-            x, d = x[fit.to(x.device)], d[fit.to(x.device)]
-            s = None if s is None else s[fit]
+        x, d, s, validation = self._held_out(x, d, s, settings.validation_fraction)
         # A weight is a repeated point: what is decided from the number of points (the solver, the
         # starts, the epoch cap, the step) counts Σ_t s_t of them, in float64 before the cast, so that
         # integer weights decide as the repeated points do.
@@ -512,6 +499,22 @@ class SigmoidMLPRegressor:
         if auto and wants_second_opinion(result, tol=settings.tol is not None) and before is None:
             result = _second_opinion(self.model_, x, d, run, result, self._generator.initial_seed())
         return result
+
+    def _held_out(self, x: Tensor, d: Tensor, s: Tensor | None, fraction: float | None):
+        """``(x, d, s)`` of the points trained on and ``(x, d)`` of those held out (``None`` without a
+        ``validation_fraction``), drawn from the run's generator."""
+        if not fraction:
+            return x, d, s, None
+        T = x.shape[0]
+        n_val = round(T * fraction)
+        if not 1 <= n_val < T:
+            raise ValueError(
+                f"validation_fraction={self.validation_fraction} of {T} points leaves "
+                f"{n_val} for validation and {T - n_val} for training; both need at least one"
+            )
+        order = torch.randperm(T, generator=self._generator)
+        val, fit = order[:n_val].to(x.device), order[n_val:]
+        return x[fit.to(x.device)], d[fit.to(x.device)], None if s is None else s[fit], (x[val], d[val])
 
     def _method(self, N: float, validation: bool, before: TrainResult | None, rows: int) -> str:
         """The solver that runs: ``solver``, or the one ``"auto"`` chose (kept by a continued run);

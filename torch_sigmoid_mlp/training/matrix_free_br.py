@@ -24,7 +24,7 @@ from torch import Tensor
 
 from .matrix_free import MatrixFreeLM
 from .objective import Objective
-from .solvers import SECOND_ORDER, BayesianRegularization
+from .solvers import DATA_SPACE_ROWS, SECOND_ORDER, BayesianRegularization
 from .trace_estimate import (
     INVERSE_TRACE_PROBES,
     LOG_DET_PROBES,
@@ -38,10 +38,6 @@ __all__ = ["DATA_SPACE_ROWS", "GAMMA_SETTLED", "TRACE_SPACES", "MatrixFreeBR"]
 
 #: ``trace_space=`` of :class:`MatrixFreeBR`: where ``γ_l`` and ``ln det H`` come from.
 TRACE_SPACES = ("auto", "data", "probes")
-#: ``trace_space="auto"`` takes the data space up to this many rows ``R = T·m`` (and below ``P``): its
-#: ``R×R`` matrices are 32 MB each in float64 there, and one estimate took 0.55 s on one core (AMD EPYC,
-#: 50-40-40-1, P = 3640; 0.06 s at R = 1000); the probes' cost does not grow with ``R³``.
-DATA_SPACE_ROWS = 2000
 #: On the probes an estimate whose ``γ`` moved by less than this share of it since the last one doubles
 #: the accepted steps to the next (up to ``trace_interval``); a larger move brings them back to one.
 #: Measured (``benchmarks/results/br_cg_gamma.md``): 40-epoch runs on 1-8-8-1 made 349 estimates for 537
