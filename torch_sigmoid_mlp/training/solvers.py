@@ -203,7 +203,9 @@ def choose_method(
     ``results/wide_data_space_fix_friedman.md``) gave 2.4e-5 (0.16× scikit-learn's L-BFGS; 183–428
     epochs, 4 stopped by convergence, 1 by the epoch cap) in 416 s a fit, 53× FANN's 7.9 s in that
     run, against ``"lbfgs"``'s 1.8e-4 in 18 s: far past issue 30's time bar (``max(10 s, 3×`` FANN's
-    seconds)), even at one start's share (about 140 s); ``sincos n=50 σ`` was not measured again.
+    seconds)), even at one start's share (about 140 s); ``sincos n=50 σ`` (2 seeds only, one run,
+    ``results/wide_data_space_fix_sincos.md``): 9.3e-3 in 252 s, 35× FANN's 7.2 s, against 2.0e-2
+    in 5.5 s.
     With held-out points (unmeasured for ``br_cg``) and on several processes (the probes then: 10–19×
     dense BR's time) ``"br"`` stays.
 
