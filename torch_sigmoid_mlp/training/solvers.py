@@ -204,11 +204,19 @@ def choose_method(
     above: within 1.05× of the better of FANN and L-BFGS on all six (``sinsq`` 0.58×, worst seed
     4.3e-3). ``teacher n=30``'s median rose from 3.76e-3 to 3.98e-3 by one seed of five (3.76e-3 to
     4.10e-3; another fell from 5.58e-3 to 5.34e-3, the other three unchanged).
-    Above ``AUTO_DENSE_PARAMS`` it fitted better than ``"lbfgs"`` but 8–19× slower (5 seeds,
-    ``results/wide_data_space.md``: ``friedman n=40``, ``P = 2336``, ``N = 2000``: 3.5e-5 in 159 s
-    against 1.8e-4 in 19 s; ``sincos n=50 σ``: 8.7e-3 in 72 s against 1.9e-2 in 3.7 s), and is not
-    chosen there. With held-out points (unmeasured for ``br_cg``) and on several processes (the
-    probes then: 10–19× dense BR's time) ``"br"`` stays.
+    Above ``AUTO_DENSE_PARAMS`` it fitted better than ``"lbfgs"`` but 8–19× slower (5 seeds, one
+    start, before CG started from zero; ``results/wide_data_space.md``: ``friedman n=40``,
+    ``P = 2336``, ``N = 2000``: 3.5e-5 in 159 s against 1.8e-4 in 19 s; ``sincos n=50 σ``: 8.7e-3 in
+    72 s against 1.9e-2 in 3.7 s), and is not chosen there. With CG from zero and the 3 starts of
+    :func:`choose_restarts`, ``friedman n=40`` (5 seeds, one run,
+    ``results/wide_data_space_fix_friedman.md``) gave 2.4e-5 (0.16× scikit-learn's L-BFGS; 183–428
+    epochs, 4 stopped by convergence, 1 by the epoch cap) in 416 s a fit, 53× FANN's 7.9 s in that
+    run, against ``"lbfgs"``'s 1.8e-4 in 18 s: far past issue 30's time bar (``max(10 s, 3×`` FANN's
+    seconds)), even at one start's share (about 140 s); ``sincos n=50 σ`` (2 seeds only, one run,
+    ``results/wide_data_space_fix_sincos.md``): 9.3e-3 in 252 s, 35× FANN's 7.2 s, against 2.0e-2
+    in 5.5 s.
+    With held-out points (unmeasured for ``br_cg``) and on several processes (the probes then: 10–19×
+    dense BR's time) ``"br"`` stays.
 
     Example::
 
