@@ -24,7 +24,7 @@ from torch import Tensor
 
 from .matrix_free import MatrixFreeLM
 from .objective import Objective
-from .solvers import DATA_SPACE_ROWS, SECOND_ORDER, BayesianRegularization
+from .solvers import DATA_SPACE_ROWS, SECOND_ORDER, BayesianRegularization, data_space
 from .trace_estimate import (
     INVERSE_TRACE_PROBES,
     LOG_DET_PROBES,
@@ -146,8 +146,8 @@ class MatrixFreeBR(MatrixFreeLM, BayesianRegularization):
         super().__init__(objective, **options)
         rows = objective.x.shape[0] * objective.d.shape[1]  # R = T·m
         if trace_space == "auto":
-            small = rows < objective.P and rows <= DATA_SPACE_ROWS
-            trace_space = "data" if small and not objective.distributed else "probes"
+            small = data_space(objective.P, rows, distributed=objective.distributed)
+            trace_space = "data" if small else "probes"
         self.trace_space = trace_space
         self.probes, self.trace_rtol = probes, float(trace_rtol)
         self.trace_seed = int(trace_seed)
