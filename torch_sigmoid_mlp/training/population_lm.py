@@ -11,6 +11,7 @@ an epoch go on until every active member has accepted one or reached ``μ_max``.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -60,8 +61,10 @@ class LevenbergMarquardt(PopulationStep):
         self._unit = sample_weight_unit(s)
         self.nu = [mu_increase] * self.K  # Nielsen's ν_k: member k's next rejection's factor
         self._numels = [W[0].numel() for W in self.plain]
+        self._ends = list(itertools.accumulate(self._numels))  # where each W^(l)'s columns end
         self._everyone = torch.arange(self.K)
         self._kept = None  # (the weights' versions, _signals of every member there)
+        self.speculate = 2  # damping values a round of trials tries per member (_lm_step)
 
     # -- the members' weights as rows of a matrix ---------------------------------------------------
 
@@ -139,22 +142,26 @@ class LevenbergMarquardt(PopulationStep):
         with torch.no_grad():
             weights, ys, E, _ = self._signals(idx)
             k, T, m = ys[-1].shape
-            units = torch.eye(m, dtype=ys[-1].dtype, device=ys[-1].device)
-            delta = _sigmoid_backward(
-                units[:, None, None, :].expand(m, k, T, m), ys[-1]
-            )  # δ^(L), (m, k, T, m)
-            blocks = []
+            J = ys[-1].new_empty(k, T, m, self.P)  # ∂y^(L)_i(t)/∂w, rows t·m + i
+            if m == 1:
+                delta = _sigmoid_backward(torch.ones_like(ys[-1]), ys[-1])[..., None]  # δ^(L), (k, T, 1, 1)
+            else:
+                units = torch.eye(m, dtype=ys[-1].dtype, device=ys[-1].device).expand(k, T, m, m)
+                delta = _sigmoid_backward(units, ys[-1][:, :, None, :])  # δ^(L) of each y^(L)_i, (k, T, m, m)
+            ends = self._ends
             for l in range(len(weights) - 1, -1, -1):
-                # ∂y^(L)_i(t)/∂W^(l) = δ_i^(l+1)(t) · y^(l)(t)ᵀ, (m, k, T, size_{l+1}·size_l)
-                blocks.append((delta[..., :, None] * ys[l][None, ..., None, :]).flatten(-2))
+                # ∂y^(L)_i(t)/∂W^(l) = δ_i^(l+1)(t) · y^(l)(t)ᵀ, written into J's columns of W^(l)
+                block = J[..., ends[l] - self._numels[l] : ends[l]].unflatten(-1, weights[l].shape[1:])
+                torch.mul(delta[..., :, None], ys[l][:, :, None, None, :], out=block)
                 if l > 0:
-                    delta = _sigmoid_backward(delta @ weights[l], ys[l])  # δ^(l)
-            J = torch.cat(blocks[::-1], -1).permute(1, 2, 0, 3).reshape(k, T * m, -1).double()  # rows t·m + i
-            e = (self.d - ys[-1]).double().reshape(k, T * m)
+                    back = torch.bmm(delta.reshape(k, T * m, -1), weights[l]).reshape(k, T, m, -1)
+                    delta = _sigmoid_backward(back, ys[l][:, :, None, :])  # δ^(l)
+            J = J.reshape(k, T * m, self.P).double()
+            e = (self.d - ys[-1]).double().reshape(k, T * m, 1)
             if self.s is not None:
-                rows = self.s.double().expand(-1, m).reshape(-1)  # s_t per row, (T·m,)
-                return J.mT @ (J * rows[:, None]), (J.mT @ (rows * e)[..., None])[..., 0], E
-            return J.mT @ J, (J.mT @ e[..., None])[..., 0], E
+                rows = self.s.double().expand(-1, m).reshape(-1, 1)  # s_t per row, (T·m, 1)
+                return J.mT @ (J * rows), (J.mT @ (rows * e))[..., 0], E
+            return J.mT @ J, (J.mT @ e)[..., 0], E
 
     # -- the solver's own form, for BR to change ------------------------------------------------------
 
@@ -188,6 +195,13 @@ class LevenbergMarquardt(PopulationStep):
         model's dtype); the weights are written once, when every member has its answer. What each
         trial decides (``μ_k``, who accepted, who is still seeking a step) is a handful of numbers per
         member, kept as Python numbers: tensors that small cost more to index than to compute.
+
+        A round tries up to :attr:`speculate` damping values per member at once: ``μ_k`` and the ones
+        its next rejections would give (:func:`~torch_sigmoid_mlp.training.solvers.reject`), in one
+        batched factorisation and one batched trial pass. The member takes the first of them that
+        lowers its objective, so ``μ_k``, the step and the trials counted are those of trying them one
+        after another; what changes is the number of rounds. Along a curved valley MATLAB's rule
+        rejects and then accepts in nearly every epoch, and there one round does the work of two.
         """
         A, g, E = self.gauss_newton(idx)  # at w_k
         w = self._flat(idx)
@@ -202,43 +216,44 @@ class LevenbergMarquardt(PopulationStep):
         E_new_all, current = E.clone(), w.clone()
         pending = list(range(len(members)))  # the members still seeking a step, as positions in idx
         while pending:
-            # only the members still seeking a step are factorised and evaluated again
-            if len(pending) == len(members):
-                at, damped, w_at, rhs_at, F_at, seeking = None, M.clone(), w, rhs, F_k, idx
-            else:
-                at = torch.tensor(pending)
-                damped, w_at, rhs_at, F_at, seeking = M[at], w[at], rhs[at], F_k[at], idx[at]
-            mu_at = torch.tensor([mu[j] * self._unit for j in pending], dtype=M.dtype)
+            tries = self._tries(pending, mu, nu)  # (position in idx, μ, ν) of each trial, in order
+            at = torch.tensor([j for j, _, _ in tries])
+            mu_at = torch.tensor([m * self._unit for _, m, _ in tries], dtype=M.dtype)
+            damped = M[at]
             damped.diagonal(dim1=-2, dim2=-1).add_(mu_at[:, None])
-            factor, info = torch.linalg.cholesky_ex(damped, upper=True)  # M + μ_k I, each its own μ_k
-            dw = torch.cholesky_solve(rhs_at[..., None], factor, upper=True)[..., 0]  # Δw_k, (k, P)
-            trial = (w_at + dw).to(dtype)
-            E_new, _ = self.error(seeking, trial, largest=False)
+            factor, info = torch.linalg.cholesky_ex(damped, upper=True)  # M + μ I, each trial its own μ
+            rhs_at = rhs[at]
+            dw = torch.cholesky_solve(rhs_at[..., None], factor, upper=True)[..., 0]  # Δw, (trials, P)
+            trial = (w[at] + dw).to(dtype)
+            E_new, _ = self.error(idx[at], trial, largest=False)
             w_new = trial.double()  # as stored, in the model's dtype
             # a failed factorisation counts as a rejected step
+            F_at = F_k[at]
             F_new = objective(E_new, w_new, at)
             better = ((info == 0) & (F_new < F_at)).tolist()
-            # ρ_k: the decrease achieved over the quadratic model's ½·Δwᵀ(μΔw + rhs)
-            model = 0.5 * (dw * (mu_at[:, None] * dw + rhs_at)).sum(1)
-            predicted = (scale if at is None else scale[at]) * model
+            # ρ: the decrease achieved over the quadratic model's ½·Δwᵀ(μΔw + rhs)
+            predicted = scale[at] * (0.5 * (dw * (mu_at[:, None] * dw + rhs_at)).sum(1))
             rho = torch.where(predicted > 0, (F_at - F_new) / predicted, 1.0).tolist()
-            won = [i for i, b in enumerate(better) if b]  # positions in pending
-            if len(won) == len(members):
-                E_new_all, current = E_new, w_new
-            elif won:
-                rows, into = torch.tensor(won), torch.tensor([pending[i] for i in won])
-                current[into], E_new_all[into] = w_new[rows], E_new[rows]
-            seeking_next = []
-            for j, b, r in zip(pending, better, rho):
-                if b:
-                    mu[j], nu[j] = accept(self, r, mu[j], nu[j])
+            won, seeking_next, row = {}, [], 0
+            for j in pending:
+                rows = [r for r in range(row, len(tries)) if tries[r][0] == j]
+                row = rows[-1] + 1
+                first = next((r for r in rows if better[r]), None)
+                if first is not None:
+                    won[j] = first
+                    mu[j], nu[j] = accept(self, rho[first], *tries[first][1:])
                     accepted[j] = True
                     continue
-                mu[j], nu[j] = reject(self, mu[j], nu[j])
+                mu[j], nu[j] = reject(self, *tries[rows[-1]][1:])
                 if mu[j] > self.mu_max:
                     self.stopped[members[j]] = "mu_max"  # no μ ≤ μ_max lowers it: back to w_k
                 else:
                     seeking_next.append(j)
+            if len(won) == len(members) == len(tries):
+                E_new_all, current = E_new, w_new
+            elif won:
+                rows, into = torch.tensor(list(won.values())), torch.tensor(list(won))
+                current[into], E_new_all[into] = w_new[rows], E_new[rows]
             pending = seeking_next
         self._load(idx, current)
         self.mu[idx] = torch.tensor(mu, dtype=torch.float64)
@@ -250,6 +265,20 @@ class LevenbergMarquardt(PopulationStep):
             on = torch.tensor(accepted)
             self._accepted(idx[on], A[on], current[on], E_new_all[on])
         return torch.tensor(accepted), E_new_all
+
+    def _tries(self, pending: list[int], mu: list[float], nu: list[float]) -> list[tuple[int, float, float]]:
+        """The trials of a round: for each member still seeking a step, ``(its position, μ, ν)`` for its
+        ``μ`` and then for each further rejection, up to :attr:`speculate` of them, while ``μ ≤ μ_max``."""
+        tries = []
+        for j in pending:
+            m, n = mu[j], nu[j]
+            tries.append((j, m, n))
+            for _ in range(self.speculate - 1):
+                m, n = reject(self, m, n)
+                if m > self.mu_max:
+                    break
+                tries.append((j, m, n))
+        return tries
 
     def metrics(self) -> dict[str, Tensor]:
         return {"mu": self.mu}
