@@ -31,7 +31,12 @@ JACOBIAN_NUMBERS = 1 << 25
 
 
 class LevenbergMarquardt(PopulationStep):
-    r"""``(JᵀSJ + μ_k I) Δw_k = JᵀSe`` per member, ``μ_k`` adapted as the single network's ``"lm"``."""
+    r"""``(JᵀSJ + μ_k I) Δw_k = JᵀSe`` per member, ``μ_k`` adapted as the single network's ``"lm"``.
+
+    What each member decides from (``μ_k``, ``ν_k``; BR's ``α_{k,l}, β_k, γ_{k,l}``) is a handful of
+    numbers, kept as Python numbers as the single network keeps them: tensors that small cost more
+    to index than to compute. The tensors are the batched work alone.
+    """
 
     method = "lm"
 
@@ -56,7 +61,7 @@ class LevenbergMarquardt(PopulationStep):
         self.s = None if s is None else s.detach().reshape(-1, 1)  # (T, 1)
         self.mu_increase, self.mu_decrease, self.mu_max = mu_increase, mu_decrease, mu_max
         self.damping = damping
-        self.mu = torch.full((self.K,), float(mu), dtype=torch.float64)  # μ_k
+        self.mu = [float(mu)] * self.K  # μ_k
         # μ_k in the weights' unit, as the single network's (objective.weight_unit)
         self._unit = sample_weight_unit(s)
         self.nu = [mu_increase] * self.K  # Nielsen's ν_k: member k's next rejection's factor
@@ -64,7 +69,9 @@ class LevenbergMarquardt(PopulationStep):
         self._ends = list(itertools.accumulate(self._numels))  # where each W^(l)'s columns end
         self._everyone = torch.arange(self.K)
         self._kept = None  # (the weights' versions, _signals of every member there)
-        self.speculate = 2  # damping values a round of trials tries per member (_lm_step)
+        # the most damping values a round of trials tries per member (_lm_step), and whether each
+        # member's last step needed more than one
+        self.speculate, self._rejected = 2, [False] * self.K
 
     # -- the members' weights as rows of a matrix ---------------------------------------------------
 
@@ -135,6 +142,8 @@ class LevenbergMarquardt(PopulationStep):
         """``(JᵀSJ, JᵀSe, E_k)`` of the members ``idx``: ``(k, P, P)``, ``(k, P)`` in float64, ``(k,)``."""
         per_member = self.x.shape[0] * self.d.shape[1] * self.P
         group = max(1, JACOBIAN_NUMBERS // max(per_member, 1))
+        if len(idx) <= group:
+            return self._gauss_newton(idx)
         parts = [self._gauss_newton(part) for part in idx.split(group)]
         return tuple(torch.cat(p) for p in zip(*parts))  # type: ignore[return-value]
 
@@ -165,19 +174,14 @@ class LevenbergMarquardt(PopulationStep):
 
     # -- the solver's own form, for BR to change ------------------------------------------------------
 
-    def _system(self, idx, A: Tensor, g: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
-        return A, g
+    def _form(self, members: list[int]) -> tuple[Tensor | None, list[float]]:
+        """What a step of ``members`` must lower, ``F = 2b·E + Σ_i D_i·w_i²``, as ``(D, b)``: the decay
+        of each weight ``(k, P)`` (``None``: none) and ``b`` per member. LM lowers ``E``: no decay,
+        ``b = ½``. Its system is ``F/(2b)``'s quadratic model, ``(JᵀSJ + D/b + μI) Δw = JᵀSe −
+        (D/b)·w``."""
+        return None, [0.5] * len(members)
 
-    def _objective(self, idx):
-        """``(E, w, at) ↦`` what a step of the members ``idx`` (those at positions ``at`` of them) must
-        lower: ``E_k`` here."""
-        return lambda E, w, at=None: E.double()
-
-    def _model_scale(self, idx) -> Tensor:
-        """What a step must lower over its quadratic model's ``E``-like units, per member: ``1`` here."""
-        return torch.ones(len(idx), dtype=torch.float64)
-
-    def _accepted(self, idx, A: Tensor, w: Tensor, E: Tensor) -> None:
+    def _accepted(self, idx, members: list[int], A: Tensor, w: Tensor, E: Tensor) -> None:
         """After the members ``idx`` accepted a step (at their new ``w`` and ``E_s``)."""
 
     # -- the step -------------------------------------------------------------------------------------
@@ -188,35 +192,42 @@ class LevenbergMarquardt(PopulationStep):
         if len(idx):
             self._lm_step(idx)
 
-    def _lm_step(self, idx: Tensor) -> tuple[Tensor, Tensor]:
+    def _lm_step(self, idx: Tensor) -> tuple[list[bool], Tensor]:
         """One LM step for each member in ``idx``; which accepted one, and their ``E`` there.
 
         Each trial is evaluated at the trial weights themselves (views of one ``(k, P)`` tensor in the
-        model's dtype); the weights are written once, when every member has its answer. What each
-        trial decides (``μ_k``, who accepted, who is still seeking a step) is a handful of numbers per
-        member, kept as Python numbers: tensors that small cost more to index than to compute.
+        model's dtype); the weights are written once, when every member has its answer.
 
-        A round tries up to :attr:`speculate` damping values per member at once: ``μ_k`` and the ones
-        its next rejections would give (:func:`~torch_sigmoid_mlp.training.solvers.reject`), in one
-        batched factorisation and one batched trial pass. The member takes the first of them that
-        lowers its objective, so ``μ_k``, the step and the trials counted are those of trying them one
-        after another; what changes is the number of rounds. Along a curved valley MATLAB's rule
-        rejects and then accepts in nearly every epoch, and there one round does the work of two.
+        A round may try up to :attr:`speculate` damping values per member at once: ``μ_k`` and the
+        ones its next rejections would give (:func:`~torch_sigmoid_mlp.training.solvers.reject`), in
+        one batched factorisation and one batched trial pass. The member takes the first of them that
+        lowers its objective, so ``μ_k``, the step and the stops are those of trying them one after
+        another; what changes is the number of rounds. Along a curved valley MATLAB's rule rejects
+        and then accepts in nearly every epoch, and there one round does the work of two. A member
+        tries more than one value where its last step, or this epoch's last round, had a rejection:
+        where steps are accepted at the first ``μ`` no factorisation is spent in vain.
         """
         A, g, E = self.gauss_newton(idx)  # at w_k
         w = self._flat(idx)
-        M, rhs = self._system(idx, A, g, w)
-        objective = self._objective(idx)
-        F_k = objective(E, w)
+        members = idx.tolist()
+        decay, b = self._form(members)  # F = 2b·E + Σ D·w²
+        M, rhs = A, g
+        if decay is not None:
+            ratio = decay / torch.tensor(b, dtype=torch.float64)[:, None]  # D_α/β, (k, P)
+            M = A.clone()
+            M.diagonal(dim1=-2, dim2=-1).add_(ratio)  # A + diag(ratio)
+            rhs = g - ratio * w
+        F_k = self._values(E, w, decay, b, None)
         dtype = self.plain[0].dtype
-        members, mu = idx.tolist(), self.mu[idx].tolist()  # μ_k, float64 either way
-        nu = [self.nu[k] for k in members]
-        scale = self._model_scale(idx)
+        mu, nu = [self.mu[k] for k in members], [self.nu[k] for k in members]
         accepted = [False] * len(members)
+        rejected = [self._rejected[k] for k in members]  # member j has had a rejection lately
         E_new_all, current = E.clone(), w.clone()
         pending = list(range(len(members)))  # the members still seeking a step, as positions in idx
-        while pending:
-            tries = self._tries(pending, mu, nu)  # (position in idx, μ, ν) of each trial, in order
+        for round_ in itertools.count():
+            if not pending:
+                break
+            tries = self._tries(pending, mu, nu, [rejected[j] for j in pending])  # (position, μ, ν)
             at = torch.tensor([j for j, _, _ in tries])
             mu_at = torch.tensor([m * self._unit for _, m, _ in tries], dtype=M.dtype)
             damped = M[at]
@@ -227,24 +238,32 @@ class LevenbergMarquardt(PopulationStep):
             trial = (w[at] + dw).to(dtype)
             E_new, _ = self.error(idx[at], trial, largest=False)
             w_new = trial.double()  # as stored, in the model's dtype
-            # a failed factorisation counts as a rejected step
-            F_at = F_k[at]
-            F_new = objective(E_new, w_new, at)
-            better = ((info == 0) & (F_new < F_at)).tolist()
-            # ρ: the decrease achieved over the quadratic model's ½·Δwᵀ(μΔw + rhs)
-            predicted = scale[at] * (0.5 * (dw * (mu_at[:, None] * dw + rhs_at)).sum(1))
-            rho = torch.where(predicted > 0, (F_at - F_new) / predicted, 1.0).tolist()
+            # ½·Δwᵀ(μΔw + rhs): the quadratic model's decrease; with F, failed factorisations: one read
+            model = 0.5 * (dw * (mu_at[:, None] * dw + rhs_at)).sum(1)
+            readings = [E_new.double(), model, info.to(model)]
+            if decay is not None:
+                readings.append((decay[at] * w_new.square()).sum(1))
+            E_t, model_t, info_t, *penalty = torch.stack(readings).tolist()
             won, seeking_next, row = {}, [], 0
             for j in pending:
-                rows = [r for r in range(row, len(tries)) if tries[r][0] == j]
-                row = rows[-1] + 1
-                first = next((r for r in rows if better[r]), None)
+                first, begin = None, row
+                while row < len(tries) and tries[row][0] == j:
+                    r = row
+                    row += 1
+                    # F = β·E_D + Σ_l α_l E_W^(l); a failed factorisation counts as a rejected step
+                    F_new = b[j] * 2 * E_t[r] + (penalty[0][r] if penalty else 0.0)
+                    if first is None and info_t[r] == 0 and F_new < F_k[j]:
+                        first, F_first = r, F_new
+                last = r
+                # whether member j had a rejection this epoch: in this round, or (rejected[j]) before
+                rejected[j] = first != begin or (round_ > 0 and rejected[j])
                 if first is not None:
-                    won[j] = first
-                    mu[j], nu[j] = accept(self, rho[first], *tries[first][1:])
-                    accepted[j] = True
+                    predicted = 2 * b[j] * model_t[first]
+                    rho = (F_k[j] - F_first) / predicted if predicted > 0 else 1.0
+                    mu[j], nu[j] = accept(self, rho, *tries[first][1:])
+                    won[j], accepted[j] = first, True
                     continue
-                mu[j], nu[j] = reject(self, *tries[rows[-1]][1:])
+                mu[j], nu[j] = reject(self, *tries[last][1:])
                 if mu[j] > self.mu_max:
                     self.stopped[members[j]] = "mu_max"  # no μ ≤ μ_max lowers it: back to w_k
                 else:
@@ -256,24 +275,34 @@ class LevenbergMarquardt(PopulationStep):
                 current[into], E_new_all[into] = w_new[rows], E_new[rows]
             pending = seeking_next
         self._load(idx, current)
-        self.mu[idx] = torch.tensor(mu, dtype=torch.float64)
-        for k, v in zip(members, nu):
-            self.nu[k] = v
+        for k, m, v, r in zip(members, mu, nu, rejected):
+            self.mu[k], self.nu[k], self._rejected[k] = m, v, r
         if all(accepted):
-            self._accepted(idx, A, current, E_new_all)
+            self._accepted(idx, members, A, current, E_new_all)
         elif any(accepted):
             on = torch.tensor(accepted)
-            self._accepted(idx[on], A[on], current[on], E_new_all[on])
-        return torch.tensor(accepted), E_new_all
+            self._accepted(
+                idx[on], [k for k, a in zip(members, accepted) if a], A[on], current[on], E_new_all[on]
+            )
+        return accepted, E_new_all
 
-    def _tries(self, pending: list[int], mu: list[float], nu: list[float]) -> list[tuple[int, float, float]]:
+    @staticmethod
+    def _values(E: Tensor, w: Tensor, decay: Tensor | None, b: list[float], penalty) -> list[float]:
+        """``F = 2b·E + Σ D·w²`` per member, as Python numbers."""
+        E = E.double().tolist()
+        if decay is None:
+            return [b_k * 2 * E_k for b_k, E_k in zip(b, E)]
+        return [b_k * 2 * E_k + p for b_k, E_k, p in zip(b, E, (decay * w.square()).sum(1).tolist())]
+
+    def _tries(self, pending: list[int], mu: list[float], nu: list[float], more: list[bool]) -> list[tuple]:
         """The trials of a round: for each member still seeking a step, ``(its position, μ, ν)`` for its
-        ``μ`` and then for each further rejection, up to :attr:`speculate` of them, while ``μ ≤ μ_max``."""
+        ``μ`` and, where ``more``, for each further rejection, up to :attr:`speculate` values in all,
+        while ``μ ≤ μ_max``."""
         tries = []
-        for j in pending:
+        for j, extra in zip(pending, more):
             m, n = mu[j], nu[j]
             tries.append((j, m, n))
-            for _ in range(self.speculate - 1):
+            for _ in range(self.speculate - 1 if extra else 0):
                 m, n = reject(self, m, n)
                 if m > self.mu_max:
                     break
@@ -281,16 +310,17 @@ class LevenbergMarquardt(PopulationStep):
         return tries
 
     def metrics(self) -> dict[str, Tensor]:
-        return {"mu": self.mu}
+        return {"mu": torch.tensor(self.mu, dtype=torch.float64)}
 
     def member_state(self, k: int) -> dict:
-        return {"mu": self.mu[k].item(), "nu": self.nu[k]}
+        return {"mu": self.mu[k], "nu": self.nu[k]}
 
 
 class BayesianRegularization(LevenbergMarquardt):
     r""":class:`~torch_sigmoid_mlp.solvers.BayesianRegularization`'s rules per member, its state as
-    tensors: ``α (K, L)``, ``γ (K, L)``, ``β (K,)``, whether each still searches for its first
-    minimum, its start (``"trainbr"`` until a collapse), and its ``w_0`` to begin again from."""
+    the single network keeps it, one list entry per member: ``alphas[k]``, ``gammas[k]`` (per layer),
+    ``beta[k]``, whether each still searches for its first minimum, its start (``"trainbr"`` until a
+    collapse), and its ``w_0`` to begin again from."""
 
     method = "br"
     SEARCH_TOL, SEARCH_PATIENCE = _SingleBR.SEARCH_TOL, _SingleBR.SEARCH_PATIENCE
@@ -301,178 +331,197 @@ class BayesianRegularization(LevenbergMarquardt):
         if start not in _SingleBR.STARTS:
             raise ValueError(f"start must be one of {_SingleBR.STARTS}, got {start!r}")
         K, L = self.K, len(self._numels)
-        f64 = {"dtype": torch.float64}
-        self._sizes = torch.tensor(self._numels, **f64)  # P_l
         self._layer = torch.repeat_interleave(torch.arange(L), torch.tensor(self._numels))  # l of each weight
-        self.alphas, self.gammas = torch.zeros(K, L, **f64), self._sizes.repeat(K, 1)
-        self.beta = torch.ones(K, **f64)
-        self._mu0 = self.mu.clone()
+        # (P, L): 1 where weight i is in layer l, so that values @ _layers sums each layer's share
+        self._layers = torch.nn.functional.one_hot(self._layer, L).double()
+        self.alphas = [[0.0] * L for _ in range(K)]  # α_{k,l}; 0 until they are first estimated
+        self.gammas = [[float(n) for n in self._numels] for _ in range(K)]
+        self.beta = [1.0] * K
+        self._mu0 = list(self.mu)
         self._w0 = self._flat(self._everyone)
-        self.searching = torch.full((K,), start == "minimum")
-        self.trainbr = torch.full((K,), start == "trainbr")
-        self._new_stage = torch.zeros(K, dtype=torch.bool)
-        self._low = torch.zeros(K, dtype=torch.long)
-        self._plateau = torch.zeros(K, dtype=torch.long)  # searching: small steps in a row
+        self.searching = [start == "minimum"] * K
+        self.trainbr = [start == "trainbr"] * K
+        self._new_stage = [False] * K
+        self._low = [0] * K  # epochs in a row with γ < COLLAPSED_GAMMA
+        self._plateau = [0] * K  # searching: small steps in a row
         self._spread = spread(d, s)  # E_s of the best constant output
         self.N = float(x.shape[0] * d.shape[1]) if s is None else s.double().sum().item() * d.shape[1]
 
-    def _layer_sums(self, values: Tensor) -> Tensor:
-        """Per-layer sums of ``(k, P)`` values, ``(k, L)``."""
-        return torch.stack([part.sum(1) for part in values.split(self._numels, 1)], 1)
+    def _decay(self, members: list[int]) -> Tensor | None:
+        """``D_α`` of ``members``, each weight's ``α_l``, ``(k, P)``; ``None`` where every ``α`` is 0."""
+        alphas = [self.alphas[k] for k in members]
+        if not any(a for row in alphas for a in row):
+            return None
+        return torch.tensor(alphas, dtype=torch.float64)[:, self._layer]
 
-    def _first_alphas(self, w: Tensor) -> Tensor:
-        return self._sizes / (2 * self._layer_sums(w.square()).clamp_min(1e-300))
+    def _form(self, members):
+        return self._decay(members), [self.beta[k] for k in members]
 
-    def _system(self, idx, A, g, w):
-        ratio = self.alphas[idx][:, self._layer] / self.beta[idx, None]  # D_α / β, (k, P)
-        M = A.clone()
-        M.diagonal(dim1=-2, dim2=-1).add_(ratio)  # A + diag(ratio)
-        return M, g - ratio * w
+    def _first_alphas(self, w: Tensor) -> list[list[float]]:
+        """trainbr's first ``α_l = P_l / (2·E_W^(l))`` at ``w`` (``E_W^(l)`` kept above 0), per member."""
+        E_W = (w.square() @ self._layers).tolist()
+        return [[n / (2 * max(e, 1e-300)) for n, e in zip(self._numels, row)] for row in E_W]
 
-    def _objective(self, idx):
-        decay, beta = self.alphas[idx][:, self._layer], self.beta[idx]
-
-        def F(E, w, at=None):  # F = β·E_D + Σ_l α_l E_W^(l)
-            d, b = (decay, beta) if at is None else (decay[at], beta[at])
-            return b * 2 * E.double() + (d * w.square()).sum(1)
-
-        return F
-
-    def _model_scale(self, idx) -> Tensor:
-        return 2 * self.beta[idx]  # the system is F/(2β)'s quadratic model, and F is what a step must lower
-
-    def _objective_value(self, idx, E, w):
-        return self._objective(idx)(E, w)
-
-    def _hessian(self, idx, A, w) -> Tensor:
-        H = 2 * self.beta[idx, None, None] * A
-        H.diagonal(dim1=-2, dim2=-1).add_(2 * self.alphas[idx][:, self._layer])
+    def _hessian(self, members: list[int], A: Tensor) -> Tensor:
+        """``H = 2β·JᵀSJ + 2·D_α`` per member."""
+        H = A * torch.tensor([2 * self.beta[k] for k in members], dtype=torch.float64)[:, None, None]
+        decay = self._decay(members)
+        if decay is not None:
+            H.diagonal(dim1=-2, dim2=-1).add_(2 * decay)
         return H
 
-    def _accepted(self, idx, A, w, E) -> None:
-        estimating = ~self.searching[idx]
-        if bool(estimating.any()):
-            self._estimate(idx[estimating], A[estimating], w[estimating], E[estimating])
+    def _accepted(self, idx, members, A, w, E) -> None:
+        on = [j for j, k in enumerate(members) if not self.searching[k]]
+        if not on:
+            return
+        if len(on) < len(members):
+            at = torch.tensor(on)
+            members, A, w, E = [members[j] for j in on], A[at], w[at], E[at]
+        self._estimate(members, A, w, E.double().tolist())
 
-    def _estimate(self, idx, A, w, E) -> None:
-        """``γ_l`` from ``H`` at ``w``, then ``α_l ← γ_l/(2E_W^(l))``, ``β ← (N − γ)/(2E_D)``."""
-        H = self._hessian(idx, A, w)
+    def _estimate(self, members: list[int], A: Tensor, w: Tensor, E: list[float]) -> None:
+        """``γ_l`` from ``H`` at ``w``, then ``α_l ← γ_l/(2E_W^(l))``, ``β ← (N − γ)/(2E_D)``, per member
+        as :meth:`~torch_sigmoid_mlp.solvers.BayesianRegularization._estimate`."""
         # batched small matrices: one triangular solve is 2.3× faster than cholesky_inverse
-        traces = self._layer_sums(inverse_diagonal(H))  # tr_l(H⁻¹), (k, L)
-        gammas = torch.minimum((self._sizes - 2 * self.alphas[idx] * traces).clamp_min(0), self._sizes)
-        E_D, E_W = 2 * E.double(), self._layer_sums(w.square())
-        self.gammas[idx] = gammas
-        self.alphas[idx] = torch.where((E_W > 0) & (gammas > 0), gammas / (2 * E_W), self.alphas[idx])
-        beta = torch.where(E_D > 0, (self.N - gammas.sum(1)) / (2 * E_D), 0.0)
-        self.beta[idx] = torch.where(beta > 0, beta, self.beta[idx])
+        traces = inverse_diagonal(self._hessian(members, A)) @ self._layers  # tr_l(H⁻¹), (k, L)
+        traces, E_W = torch.stack([traces, w.square() @ self._layers]).tolist()
+        for k, t, e_w, E_k in zip(members, traces, E_W, E):
+            gammas = [min(max(n - 2 * a * t_l, 0.0), n) for n, a, t_l in zip(self._numels, self.alphas[k], t)]
+            self.gammas[k] = gammas
+            self.alphas[k] = [
+                g / (2 * e) if e > 0 and g > 0 else a for g, e, a in zip(gammas, e_w, self.alphas[k])
+            ]
+            E_D = 2 * E_k
+            beta = (self.N - sum(gammas)) / (2 * E_D) if E_D > 0 else 0.0
+            if beta > 0:
+                self.beta[k] = beta
 
     def step(self, active: Tensor) -> None:
         self.stopped = {}
         idx = active.nonzero()[:, 0].cpu()
         if not len(idx):
             return
-        E_k = self._E[idx].double()
-        first = ~self.searching[idx] & (self.alphas[idx, 0] == 0)  # "trainbr": its start at w_0
-        if bool(first.any()):
-            at = idx[first]
-            self.alphas[at] = self._first_alphas(self._flat(at))
-            beta = torch.where(E_k[first] > 0, (self.N - self.P) / (4 * E_k[first]), 0.0)
-            self.beta[at] = torch.where(beta > 0, beta, 1.0)
-        searching = self.searching[idx].clone()
+        members = idx.tolist()
+        E_k = (self._E if len(members) == self.K else self._E[idx]).double().tolist()
+        first = [j for j, k in enumerate(members) if not self.searching[k] and self.alphas[k][0] == 0.0]
+        if first:  # "trainbr": its start at w_0
+            for j, alphas in zip(first, self._first_alphas(self._flat(idx[first]))):
+                k = members[j]
+                self.alphas[k] = alphas
+                beta = (self.N - self.P) / (4 * E_k[j]) if E_k[j] > 0 else 0.0
+                self.beta[k] = beta if beta > 0 else 1.0
+        searching = [self.searching[k] for k in members]
         _, E_new = self._lm_step(idx)
-        settled = idx[~searching]
-        gamma = self.gammas[settled].sum(1)
-        self._low[settled] = torch.where(gamma < self.COLLAPSED_GAMMA, self._low[settled] + 1, 0)
-        stuck = self._at_mu_max(settled)
-        low = self._low[settled]
-        collapsed = settled[self.trainbr[settled] & ((low >= self.COLLAPSED_EPOCHS) | ((low > 0) & stuck))]
-        if len(collapsed):
-            self._load(collapsed, self._w0[collapsed])  # begin again from w_0, as start="minimum"
-            self.alphas[collapsed], self.gammas[collapsed] = 0.0, self._sizes
-            self.beta[collapsed], self.searching[collapsed], self.trainbr[collapsed] = 1.0, True, False
-            self._plateau[collapsed] = 0
-            self._restart_damping(collapsed)
-            for k in collapsed.tolist():
+        collapsed = []
+        for k, was_searching in zip(members, searching):
+            if was_searching:
+                continue
+            self._low[k] = self._low[k] + 1 if sum(self.gammas[k]) < self.COLLAPSED_GAMMA else 0
+            # collapsed: γ low for COLLAPSED_EPOCHS epochs, or low where no step lowers F any more
+            stuck = self._low[k] > 0 and self.stopped.get(k) == "mu_max"
+            if self.trainbr[k] and (self._low[k] >= self.COLLAPSED_EPOCHS or stuck):
+                collapsed.append(k)
+        if collapsed:
+            self._load(torch.tensor(collapsed), self._w0[collapsed])  # begin again from w_0, as "minimum"
+            for k in collapsed:
+                self.alphas[k], self.gammas[k] = [0.0] * len(self._numels), [float(n) for n in self._numels]
+                self.beta[k], self.searching[k], self.trainbr[k], self._plateau[k] = 1.0, True, False, 0
                 self.stopped.pop(k, None)  # a μ_max of the collapsed objective does not end the new search
-        if bool(searching.any()):
-            self._end_searches(idx[searching], E_k[searching], E_new[searching])
+            self._restart_damping(collapsed)
+        if any(searching):
+            E_new = E_new.double().tolist()
+            self._end_searches([(j, k) for j, k in enumerate(members) if searching[j]], E_k, E_new)
 
-    def _at_mu_max(self, idx: Tensor) -> Tensor:
-        """Whether each member in ``idx`` found no step with ``μ ≤ μ_max`` this epoch, ``(k,)``."""
-        return torch.tensor([self.stopped.get(int(k)) == "mu_max" for k in idx], dtype=torch.bool)
-
-    def _end_searches(self, idx: Tensor, E_k: Tensor, E_new: Tensor) -> None:
-        """The searching members at (near) a minimum of ``E`` start estimating ``α, β`` there."""
-        stuck = self._at_mu_max(idx)
-        E_new = torch.where(stuck, E_k, E_new.double())
-        small = E_k - E_new < self.SEARCH_TOL * E_k
-        self._plateau[idx] = plateau = torch.where(small, self._plateau[idx] + 1, 0)
-        explains = E_new <= (1 - COLLAPSED_R2) * self._spread
-        done = idx[stuck | (small & explains) | (plateau >= self.SEARCH_PATIENCE)]
-        if not len(done):
+    def _end_searches(self, seeking: list[tuple[int, int]], E_k: list[float], E_new: list[float]) -> None:
+        """The searching members (``(position, member)``) at (near) a minimum of ``E`` start estimating
+        ``α, β`` there."""
+        done = []
+        for j, k in seeking:
+            stuck = self.stopped.get(k) == "mu_max"
+            E_j = E_k[j] if stuck else E_new[j]
+            small = E_k[j] - E_j < self.SEARCH_TOL * E_k[j]
+            self._plateau[k] = self._plateau[k] + 1 if small else 0
+            explains = E_j <= (1 - COLLAPSED_R2) * self._spread
+            if stuck or (small and explains) or self._plateau[k] >= self.SEARCH_PATIENCE:
+                done.append(k)
+        if not done:
             return
-        for k in done.tolist():
+        for k in done:
             self.stopped.pop(k, None)
-        A, _, E = self.gauss_newton(done)
-        self.searching[done] = False
-        self._settle(done, A, self._flat(done), E)
+            self.searching[k] = False
+        at = torch.tensor(done)
+        A, _, E = self.gauss_newton(at)
+        self._settle(done, A, self._flat(at), E.double().tolist())
         self._restart_damping(done)
 
-    def _settle(self, idx: Tensor, A: Tensor, w: Tensor, E: Tensor) -> None:
+    def _settle(self, members: list[int], A: Tensor, w: Tensor, E: list[float]) -> None:
         """The search's end at ``w``: ``α_l = P_l/(2E_W^(l))``, ``β = N/(2E_D)``, one update."""
-        self.alphas[idx] = self._first_alphas(w)
-        self.beta[idx] = self.N / (2 * (2 * E.double()).clamp_min(1e-300))
-        self._estimate(idx, A, w, E)
+        for k, alphas, E_k in zip(members, self._first_alphas(w), E):
+            self.alphas[k], self.beta[k] = alphas, self.N / (2 * max(2 * E_k, 1e-300))
+        self._estimate(members, A, w, E)
 
-    def _restart_damping(self, idx: Tensor) -> None:
-        self.mu[idx], self._new_stage[idx] = self._mu0[idx], True
-        for k in idx.tolist():
-            self.nu[k] = self.mu_increase
+    def _restart_damping(self, members: list[int]) -> None:
+        for k in members:
+            self.mu[k], self.nu[k], self._new_stage[k] = self._mu0[k], self.mu_increase, True
 
     def merits(self, E: Tensor) -> Tensor:
         """``F/(2β)`` per member (``E`` while searching); NaN right after its objective changed."""
-        w = self._flat(self._everyone)
-        E = E.double()
-        F = self._objective_value(self._everyone, E, w) / (2 * self.beta)
-        values = torch.where(self._new_stage, math.nan, torch.where(self.searching, E, F))
-        self._new_stage = torch.zeros_like(self._new_stage)
-        return values
+        everyone = list(range(self.K))
+        F = self._values(E, self._flat(self._everyone), self._decay(everyone), self.beta, None)
+        E = E.double().tolist()
+        values = [
+            math.nan if new else E_k if searching else F_k / (2 * beta)
+            for new, searching, E_k, F_k, beta in zip(self._new_stage, self.searching, E, F, self.beta)
+        ]
+        self._new_stage = [False] * self.K
+        return torch.tensor(values, dtype=torch.float64)
 
     def evidence(self) -> list[float | None]:
         """Each member's ``ln p(D | α, β)``, as the single network's
         :meth:`~torch_sigmoid_mlp.solvers.BayesianRegularization.evidence`: a member still searching
         is given ``α_l, β`` at its ``w`` as the search's end would, for the evidence alone."""
-        idx = self._everyone
-        A, _, E = self.gauss_newton(idx)
-        w = self._flat(idx)
-        kept = self.alphas.clone(), self.gammas.clone(), self.beta.clone()
-        searching = idx[self.searching]
-        if len(searching):
-            self._settle(searching, A[searching], w[searching], E[searching])
+        everyone = list(range(self.K))
+        A, _, E = self.gauss_newton(self._everyone)
+        w = self._flat(self._everyone)
+        kept = [list(a) for a in self.alphas], [list(g) for g in self.gammas], list(self.beta)
+        searching = [k for k in everyone if self.searching[k]]
+        if searching:
+            at = torch.tensor(searching)
+            self._settle(searching, A[at], w[at], E[at].double().tolist())
         try:
-            factor, info = torch.linalg.cholesky_ex(self._hessian(idx, A, w))
-            log_det = 2 * factor.diagonal(dim1=-2, dim2=-1).log().sum(1)
-            prior = (self._sizes / 2 * torch.log(2 * self.alphas)).sum(1)
-            F = self._objective_value(idx, E, w)
-            value = -F - log_det / 2 + prior + self.N / 2 * torch.log(self.beta / math.pi)
-            ready = (self.alphas[:, 0] != 0) & (info.cpu() == 0)
+            factor, info = torch.linalg.cholesky_ex(self._hessian(everyone, A))
+            log_det = (2 * factor.diagonal(dim1=-2, dim2=-1).log().sum(1)).tolist()
+            F = self._values(E, w, self._decay(everyone), self.beta, None)
+            values = []
+            for k, ok in enumerate((info == 0).tolist()):
+                if self.alphas[k][0] == 0.0 or not ok:
+                    values.append(None)
+                    continue
+                prior = sum(n / 2 * math.log(2 * a) for n, a in zip(self._numels, self.alphas[k]))
+                values.append(-F[k] - log_det[k] / 2 + prior + self.N / 2 * math.log(self.beta[k] / math.pi))
         finally:
             self.alphas, self.gammas, self.beta = kept
-        return [v if ok else None for v, ok in zip(value.tolist(), ready.tolist())]
+        return values
 
     def metrics(self) -> dict[str, Tensor]:
-        alpha = (self.alphas * self._sizes).sum(1) / self.P
-        return {"mu": self.mu, "gamma": self.gammas.sum(1), "alpha": alpha, "beta": self.beta}
+        states = [self.member_state(k) for k in range(self.K)]
+        return {
+            key: torch.tensor([s[key] for s in states], dtype=torch.float64)
+            for key in ("mu", "gamma", "alpha", "beta")
+        }
 
     def member_state(self, k: int) -> dict:
         return {
-            **{name: value[k].item() for name, value in self.metrics().items()},
+            "mu": self.mu[k],
+            "gamma": sum(self.gammas[k]),
+            "alpha": sum(a * n for a, n in zip(self.alphas[k], self._numels)) / self.P,
+            "beta": self.beta[k],
             "nu": self.nu[k],
-            "alphas": self.alphas[k].tolist(),
-            "gammas": self.gammas[k].tolist(),
-            "searching": bool(self.searching[k]),
-            "start": "trainbr" if bool(self.trainbr[k]) else "minimum",
+            "alphas": list(self.alphas[k]),
+            "gammas": list(self.gammas[k]),
+            "searching": self.searching[k],
+            "start": "trainbr" if self.trainbr[k] else "minimum",
             "w0": self._w0[k].clone(),
-            "low": int(self._low[k]),
-            "plateau": int(self._plateau[k]),
+            "low": self._low[k],
+            "plateau": self._plateau[k],
         }
