@@ -155,7 +155,11 @@ def floor_problem(sizes, T: int, K: int | None):
 
 def library_trials(method: str, sizes, T: int, K: int | None) -> list[tuple[list[int], int]]:
     """The trials the library's run of FLOOR_EPOCHS epochs makes: per epoch the number of members
-    evaluated at each trial (one network: 1 each), and the members whose γ BR estimated."""
+    evaluated at each trial (one network: 1 each), and the members whose γ BR estimated.
+
+    A population's run is recorded trying one ``μ`` a round (``speculate = 1``), which takes the same
+    steps: the floor makes each rejected trial on its own, as the rule states it, and the library's
+    timed run batches a rejection's next ``μ`` with it where it can (``population_lm._lm_step``)."""
     import torch_sigmoid_mlp.training.population_lm as population_lm
     import torch_sigmoid_mlp.training.solvers as solvers
 
@@ -205,6 +209,15 @@ def library_trials(method: str, sizes, T: int, K: int | None) -> list[tuple[list
 
         patch(cls, "error", on_error)
         patch(population_lm.BayesianRegularization, "_estimate", on_estimate)
+
+        def one_value_a_round(original):
+            def init(self, *args, **kwargs):
+                original(self, *args, **kwargs)
+                self.speculate = 1  # the trials as the rule makes them, one μ after another
+
+            return init
+
+        patch(cls, "__init__", one_value_a_round)
     try:
         train(model, x, d, method=method, max_epochs=FLOOR_EPOCHS)
     finally:
@@ -287,7 +300,9 @@ def floor_markdown(rows: list[dict], head: str) -> str:
         "",
         f"µs per epoch (per member of a population), median of interleaved rounds of {FLOOR_EPOCHS} "
         "epochs from one start, float64; the floor makes the library's own μ trials (recorded from its "
-        "run), and BR's floor its estimates of γ.",
+        "run), one factorisation and trial pass each, and BR's floor its estimates of γ. A population's "
+        "library epoch tries a rejection's next μ in the same batched factorisation where the member's "
+        "last step had a rejection, so it makes those trials in fewer rounds.",
         "",
         "| network | T | members | solver | trials / epoch | library µs | floor µs | library / floor |",
         "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |",

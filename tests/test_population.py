@@ -191,6 +191,51 @@ def test_lm_and_br_members_take_their_own_runs_with_their_own_stops(method):
 
 
 @pytest.mark.parametrize("method", ["lm", "br"])
+@pytest.mark.parametrize("damping", ["trainlm", "nielsen"])
+def test_trying_two_damping_values_in_a_round_takes_the_steps_of_trying_them_one_by_one(
+    method, damping, monkeypatch
+):
+    """A round's second value (``speculate``) is the one the next rejection would try: the members
+    take the same ``μ``, steps and stops as with one value a round, in fewer rounds of trials."""
+    from torch_sigmoid_mlp.training import population_lm
+
+    x = torch.linspace(-0.75, 1, 30, dtype=F64)[:, None]  # as the estimator scales one input
+    t = 1.5 * (2 * (x + 0.75) / 1.75 - 1)  # t in [−1.5, 1.5]
+    d = 0.5 + 0.2 * (t**3 - t)  # the cubic's valley: rejections in most epochs
+    runs = {}
+    for speculate in (1, 2):
+        rounds = []
+        error = population_lm.LevenbergMarquardt.error
+
+        def counted(self, idx, flat=None, *, largest=True, error=error, rounds=rounds):
+            rounds.append(flat is not None)
+            return error(self, idx, flat, largest=largest)
+
+        init = population_lm.LevenbergMarquardt.__init__
+
+        def init_with(self, *args, init=init, speculate=speculate, **kwargs):
+            init(self, *args, **kwargs)
+            self.speculate = speculate
+
+        monkeypatch.setattr(population_lm.LevenbergMarquardt, "error", counted)
+        monkeypatch.setattr(population_lm.LevenbergMarquardt, "__init__", init_with)
+        population = SigmoidMLP.stack(_singles(3, n=1, hidden=(8, 8), seed=4))
+        options = {"damping": damping}
+        result = train(population, x, d, method=method, max_epochs=80, ftol=None, options=options)
+        runs[speculate] = (population, result, sum(rounds))
+        monkeypatch.undo()
+    (one, alone, rounds_one), (two, together, rounds_two) = runs[1], runs[2]
+    for k in range(3):
+        member, single = together.members[k], alone.members[k]
+        assert (member.epochs, member.stop_reason) == (single.epochs, single.stop_reason)
+        assert member.solver_state["mu"] == single.solver_state["mu"]
+        assert math.isclose(member.final_loss, single.final_loss, rel_tol=1e-9)
+        assert max((P[k] - Q[k]).abs().max().item() for P, Q in zip(two.weights, one.weights)) <= 1e-9
+    # MATLAB's rule rejects and accepts by turns along the valley; Nielsen's keeps μ where steps pass
+    assert rounds_two < (0.8 if damping == "trainlm" else 1.0) * rounds_one, (rounds_one, rounds_two)
+
+
+@pytest.mark.parametrize("method", ["lm", "br"])
 def test_the_pass_kept_from_evaluate_is_the_one_at_the_weights_as_they_are(method):
     """The epoch's Gauss–Newton products take the loop's evaluation at ``w_k`` instead of a second
     forward pass; a weight changed in place in between (a member put back, a callback) is seen."""
