@@ -28,6 +28,14 @@ __all__ = ["BayesianRegularization", "LevenbergMarquardt"]
 
 #: the most numbers of the members' Jacobians formed at once (256 MB in float64)
 JACOBIAN_NUMBERS = 1 << 25
+#: A round of trials tries a second damping value for a member only where at most this many members
+#: are still seeking a step (``_lm_step``). Measured per member and epoch, 60 epochs from one start
+#: (``bench_lm.floor_problem``, interleaved, AMD EPYC, one thread), one value a round / two where at
+#: most 3 seek / two always: 1-8-8-1, T = 100, K = 3: LM 505 / 465 / 528 µs, BR 858 / 746 / 723;
+#: K = 8: LM 391 / 338 / 480, BR 627 / 615 / 767; 2-16-16-1, K = 8: LM 4050 / 3733 / 4752, BR
+#: 4991 / 5101 / 6409. In a larger round the extra factorisations and trial passes cost more than
+#: the round they save.
+SPECULATE_MEMBERS = 3
 
 
 class LevenbergMarquardt(PopulationStep):
@@ -72,6 +80,7 @@ class LevenbergMarquardt(PopulationStep):
         # the most damping values a round of trials tries per member (_lm_step), and whether each
         # member's last step needed more than one
         self.speculate, self._rejected = 2, [False] * self.K
+        self.speculate_members = SPECULATE_MEMBERS
 
     # -- the members' weights as rows of a matrix ---------------------------------------------------
 
@@ -204,8 +213,9 @@ class LevenbergMarquardt(PopulationStep):
         lowers its objective, so ``μ_k``, the step and the stops are those of trying them one after
         another; what changes is the number of rounds. Along a curved valley MATLAB's rule rejects
         and then accepts in nearly every epoch, and there one round does the work of two. A member
-        tries more than one value where its last step, or this epoch's last round, had a rejection:
-        where steps are accepted at the first ``μ`` no factorisation is spent in vain.
+        tries more than one value where its last step, or this epoch's last round, had a rejection
+        (where steps are accepted at the first ``μ`` no factorisation is spent in vain), and only in a
+        round of at most :data:`SPECULATE_MEMBERS` members.
         """
         A, g, E = self.gauss_newton(idx)  # at w_k
         w = self._flat(idx)
@@ -296,13 +306,14 @@ class LevenbergMarquardt(PopulationStep):
 
     def _tries(self, pending: list[int], mu: list[float], nu: list[float], more: list[bool]) -> list[tuple]:
         """The trials of a round: for each member still seeking a step, ``(its position, μ, ν)`` for its
-        ``μ`` and, where ``more``, for each further rejection, up to :attr:`speculate` values in all,
-        while ``μ ≤ μ_max``."""
+        ``μ`` and, where ``more`` and at most :data:`SPECULATE_MEMBERS` members seek one, for each
+        further rejection, up to :attr:`speculate` values in all, while ``μ ≤ μ_max``."""
         tries = []
+        few = len(pending) <= self.speculate_members
         for j, extra in zip(pending, more):
             m, n = mu[j], nu[j]
             tries.append((j, m, n))
-            for _ in range(self.speculate - 1 if extra else 0):
+            for _ in range(self.speculate - 1 if extra and few else 0):
                 m, n = reject(self, m, n)
                 if m > self.mu_max:
                     break
