@@ -18,9 +18,9 @@ import torch
 from torch import Tensor
 
 from ..core.functional import _sigmoid_backward
+from . import br_rule
 from .objective import sample_weight_unit, spread
 from .population_steps import PopulationStep
-from .results import COLLAPSED_R2
 from .solvers import LM_MAX_PARAMS, accept, check_damping, inverse_diagonal, reject
 from .solvers import BayesianRegularization as _SingleBR
 
@@ -328,14 +328,15 @@ class LevenbergMarquardt(PopulationStep):
 
 
 class BayesianRegularization(LevenbergMarquardt):
-    r""":class:`~torch_sigmoid_mlp.solvers.BayesianRegularization`'s rules per member, its state as
-    the single network keeps it, one list entry per member: ``alphas[k]``, ``gammas[k]`` (per layer),
+    r""":class:`~torch_sigmoid_mlp.solvers.BayesianRegularization`'s rules per member
+    (:mod:`~torch_sigmoid_mlp.training.br_rule`, the one place they are written), its state as the
+    single network keeps it, one list entry per member: ``alphas[k]``, ``gammas[k]`` (per layer),
     ``beta[k]``, whether each still searches for its first minimum, its start (``"trainbr"`` until a
     collapse), and its ``w_0`` to begin again from."""
 
     method = "br"
-    SEARCH_TOL, SEARCH_PATIENCE = _SingleBR.SEARCH_TOL, _SingleBR.SEARCH_PATIENCE
-    COLLAPSED_GAMMA, COLLAPSED_EPOCHS = _SingleBR.COLLAPSED_GAMMA, _SingleBR.COLLAPSED_EPOCHS
+    SEARCH_TOL, SEARCH_PATIENCE = br_rule.SEARCH_TOL, br_rule.SEARCH_PATIENCE
+    COLLAPSED_GAMMA, COLLAPSED_EPOCHS = br_rule.COLLAPSED_GAMMA, br_rule.COLLAPSED_EPOCHS
 
     def __init__(self, weights, x, d, s, *, start: str = "trainbr", **options) -> None:
         super().__init__(weights, x, d, s, **options)
@@ -369,9 +370,8 @@ class BayesianRegularization(LevenbergMarquardt):
         return self._decay(members), [self.beta[k] for k in members]
 
     def _first_alphas(self, w: Tensor) -> list[list[float]]:
-        """trainbr's first ``α_l = P_l / (2·E_W^(l))`` at ``w`` (``E_W^(l)`` kept above 0), per member."""
-        E_W = (w.square() @ self._layers).tolist()
-        return [[n / (2 * max(e, 1e-300)) for n, e in zip(self._numels, row)] for row in E_W]
+        """trainbr's first ``α_l = P_l / (2·E_W^(l))`` at ``w``, per member."""
+        return [br_rule.first_alphas(self._numels, E_W) for E_W in (w.square() @ self._layers).tolist()]
 
     def _hessian(self, members: list[int], A: Tensor) -> Tensor:
         """``H = 2β·JᵀSJ + 2·D_α`` per member."""
@@ -397,15 +397,10 @@ class BayesianRegularization(LevenbergMarquardt):
         traces = inverse_diagonal(self._hessian(members, A)) @ self._layers  # tr_l(H⁻¹), (k, L)
         traces, E_W = torch.stack([traces, w.square() @ self._layers]).tolist()
         for k, t, e_w, E_k in zip(members, traces, E_W, E):
-            gammas = [min(max(n - 2 * a * t_l, 0.0), n) for n, a, t_l in zip(self._numels, self.alphas[k], t)]
-            self.gammas[k] = gammas
-            self.alphas[k] = [
-                g / (2 * e) if e > 0 and g > 0 else a for g, e, a in zip(gammas, e_w, self.alphas[k])
-            ]
-            E_D = 2 * E_k
-            beta = (self.N - sum(gammas)) / (2 * E_D) if E_D > 0 else 0.0
-            if beta > 0:
-                self.beta[k] = beta
+            self.gammas[k] = gammas = br_rule.gammas(self._numels, self.alphas[k], t)
+            self.alphas[k], self.beta[k] = br_rule.update(
+                gammas, self.alphas[k], self.beta[k], e_w, E_k, self.N
+            )
 
     def step(self, active: Tensor) -> None:
         self.stopped = {}
@@ -418,19 +413,16 @@ class BayesianRegularization(LevenbergMarquardt):
         if first:  # "trainbr": its start at w_0
             for j, alphas in zip(first, self._first_alphas(self._flat(idx[first]))):
                 k = members[j]
-                self.alphas[k] = alphas
-                beta = (self.N - self.P) / (4 * E_k[j]) if E_k[j] > 0 else 0.0
-                self.beta[k] = beta if beta > 0 else 1.0
+                self.alphas[k], self.beta[k] = alphas, br_rule.first_beta(self.N, self.P, E_k[j])
         searching = [self.searching[k] for k in members]
         _, E_new = self._lm_step(idx)
         collapsed = []
         for k, was_searching in zip(members, searching):
             if was_searching:
                 continue
-            self._low[k] = self._low[k] + 1 if sum(self.gammas[k]) < self.COLLAPSED_GAMMA else 0
-            # collapsed: γ low for COLLAPSED_EPOCHS epochs, or low where no step lowers F any more
-            stuck = self._low[k] > 0 and self.stopped.get(k) == "mu_max"
-            if self.trainbr[k] and (self._low[k] >= self.COLLAPSED_EPOCHS or stuck):
+            stuck = self.stopped.get(k) == "mu_max"
+            self._low[k], ended = br_rule.collapsed(self._low[k], sum(self.gammas[k]), self.trainbr[k], stuck)
+            if ended:
                 collapsed.append(k)
         if collapsed:
             self._load(torch.tensor(collapsed), self._w0[collapsed])  # begin again from w_0, as "minimum"
@@ -449,11 +441,10 @@ class BayesianRegularization(LevenbergMarquardt):
         done = []
         for j, k in seeking:
             stuck = self.stopped.get(k) == "mu_max"
-            E_j = E_k[j] if stuck else E_new[j]
-            small = E_k[j] - E_j < self.SEARCH_TOL * E_k[j]
-            self._plateau[k] = self._plateau[k] + 1 if small else 0
-            explains = E_j <= (1 - COLLAPSED_R2) * self._spread
-            if stuck or (small and explains) or self._plateau[k] >= self.SEARCH_PATIENCE:
+            self._plateau[k], ended = br_rule.search_ends(
+                self._plateau[k], E_k[j], E_new[j], stuck, self._spread
+            )
+            if ended:
                 done.append(k)
         if not done:
             return
@@ -468,7 +459,7 @@ class BayesianRegularization(LevenbergMarquardt):
     def _settle(self, members: list[int], A: Tensor, w: Tensor, E: list[float]) -> None:
         """The search's end at ``w``: ``α_l = P_l/(2E_W^(l))``, ``β = N/(2E_D)``, one update."""
         for k, alphas, E_k in zip(members, self._first_alphas(w), E):
-            self.alphas[k], self.beta[k] = alphas, self.N / (2 * max(2 * E_k, 1e-300))
+            self.alphas[k], self.beta[k] = alphas, br_rule.settled_beta(self.N, E_k)
         self._estimate(members, A, w, E)
 
     def _restart_damping(self, members: list[int]) -> None:
@@ -508,8 +499,9 @@ class BayesianRegularization(LevenbergMarquardt):
                 if self.alphas[k][0] == 0.0 or not ok:
                     values.append(None)
                     continue
-                prior = sum(n / 2 * math.log(2 * a) for n, a in zip(self._numels, self.alphas[k]))
-                values.append(-F[k] - log_det[k] / 2 + prior + self.N / 2 * math.log(self.beta[k] / math.pi))
+                values.append(
+                    br_rule.evidence(F[k], log_det[k], self._numels, self.alphas[k], self.N, self.beta[k])
+                )
         finally:
             self.alphas, self.gammas, self.beta = kept
         return values

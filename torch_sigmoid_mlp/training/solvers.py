@@ -36,8 +36,8 @@ from torch import Tensor
 from ..core._checks import check_number
 from ..core._flat import as_weights, flatten
 from ..core.tape_free import TapeFreeStep
+from . import br_rule
 from .objective import Objective
-from .results import COLLAPSED_R2
 
 __all__ = [
     "DATA_SPACE_ROWS",
@@ -915,13 +915,9 @@ class BayesianRegularization(LevenbergMarquardt):
     """
 
     method = "br"
-    #: ``start="minimum"``: the first minimum of ``E`` counts as reached once an accepted step lowers
-    #: ``E`` by less than this share of it where the fit explains at least half the targets' variance,
-    #: or :attr:`SEARCH_PATIENCE` such steps in a row wherever it is
-    SEARCH_TOL, SEARCH_PATIENCE = 1e-2, 5
-    #: ``start="trainbr"`` begins again from ``w_0`` once ``γ`` has stayed below ``COLLAPSED_GAMMA``
-    #: for ``COLLAPSED_EPOCHS`` epochs in a row (a dip of a step or two is no collapse)
-    COLLAPSED_GAMMA, COLLAPSED_EPOCHS = 1.0, 5
+    #: the rule's constants (:mod:`~torch_sigmoid_mlp.training.br_rule`, where the rule itself lives)
+    SEARCH_TOL, SEARCH_PATIENCE = br_rule.SEARCH_TOL, br_rule.SEARCH_PATIENCE
+    COLLAPSED_GAMMA, COLLAPSED_EPOCHS = br_rule.COLLAPSED_GAMMA, br_rule.COLLAPSED_EPOCHS
     STARTS = ("trainbr", "minimum")
 
     def __init__(self, objective: Objective, *, start: str = "trainbr", **options) -> None:
@@ -975,8 +971,11 @@ class BayesianRegularization(LevenbergMarquardt):
 
     def _first_alphas(self, w: Tensor) -> list[float]:
         """trainbr's first ``α_l = P_l / (2·E_W^(l))`` at ``w`` (``E_W^(l)`` kept above 0)."""
-        E_W = [max(part.square().sum().item(), 1e-300) for part in w.split(self._numels)]
-        return [n / (2 * e) for n, e in zip(self._numels, E_W)]
+        return br_rule.first_alphas(self._numels, self._layer_squares(w))
+
+    def _layer_squares(self, w: Tensor) -> list[float]:
+        """``E_W^(l) = Σ (w^(l)_ij)²`` of each layer."""
+        return [part.square().sum().item() for part in w.split(self._numels)]
 
     def evaluate(self) -> tuple[Tensor, Tensor]:
         self._E_k, max_error = super().evaluate()  # E_s(w_k), which the step reads too
@@ -986,14 +985,12 @@ class BayesianRegularization(LevenbergMarquardt):
         E_k = self._E_k.item()
         if not self._searching and self.alphas[0] == 0.0:  # "trainbr": its start at w_0
             self.alphas = self._first_alphas(self._flat())
-            beta = (self.N - sum(self._numels)) / (4 * E_k) if E_k > 0 else 0.0
-            self.beta = beta if beta > 0 else 1.0
+            self.beta = br_rule.first_beta(self.N, sum(self._numels), E_k)
         if not self._searching:
             super().step()
-            self._low = self._low + 1 if self.gamma < self.COLLAPSED_GAMMA else 0
-            # collapsed: γ low for COLLAPSED_EPOCHS epochs, or low where no step lowers F any more
-            stuck = self._low > 0 and self.stop_reason == "mu_max"
-            if self.start == "trainbr" and (self._low >= self.COLLAPSED_EPOCHS or stuck):
+            stuck = self.stop_reason == "mu_max"
+            self._low, collapsed = br_rule.collapsed(self._low, self.gamma, self.start == "trainbr", stuck)
+            if collapsed:
                 self._load(self._w0)  # collapsed: begin again from w_0, as start="minimum"
                 self._begin_search()
                 self.stop_reason = None  # a μ_max of the collapsed objective does not end the new search
@@ -1001,9 +998,8 @@ class BayesianRegularization(LevenbergMarquardt):
         super().step()
         stuck = self.stop_reason == "mu_max"
         E_new = E_k if stuck else self._known[0].item()
-        self._plateau = self._plateau + 1 if E_k - E_new < self.SEARCH_TOL * E_k else 0
-        explains = E_new <= (1 - COLLAPSED_R2) * self._spread
-        if stuck or (self._plateau and explains) or self._plateau >= self.SEARCH_PATIENCE:
+        self._plateau, ended = br_rule.search_ends(self._plateau, E_k, E_new, stuck, self._spread)
+        if ended:
             # at (near) a minimum of E: the evidence's Gauss–Newton approximation holds from here
             self.stop_reason = None
             A, _, E, _ = self._gauss_newton()
@@ -1030,13 +1026,9 @@ class BayesianRegularization(LevenbergMarquardt):
 
         Each is kept where its sum is 0, or where ``β`` would not be positive.
         """
-        E_D = 2 * E
-        E_W = [part.square().sum().item() for part in w.split(self._numels)]
         self.gammas = gammas
-        self.alphas = [g / (2 * e) if e > 0 and g > 0 else a for g, e, a in zip(gammas, E_W, self.alphas)]
-        beta = (self.N - sum(gammas)) / (2 * E_D) if E_D > 0 else 0.0
-        if beta > 0:
-            self.beta = beta
+        E_W = self._layer_squares(w)
+        self.alphas, self.beta = br_rule.update(gammas, self.alphas, self.beta, E_W, E, self.N)
 
     def _system(self, A: Tensor, g: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
         ratio = self._decay(w) / self.beta  # D_α / β, (P,)
@@ -1062,8 +1054,7 @@ class BayesianRegularization(LevenbergMarquardt):
         """``γ_l`` from ``H`` at ``w``, then ``α_l, β``."""
         H = self._hessian(A, w)
         traces = [part.sum().item() for part in inverse_diagonal(H).split(self._numels)]  # tr_l(H⁻¹)
-        gammas = [min(max(n - 2 * a * t, 0.0), n) for n, a, t in zip(self._numels, self.alphas, traces)]
-        self._update(gammas, w, E)
+        self._update(br_rule.gammas(self._numels, self.alphas, traces), w, E)
 
     def merit(self, E: float) -> float | None:
         """``F/(2β) = E_s + Σ_l α_l·E_W^(l) / (2β)`` at ``w_k``, in ``E``'s units (``E_s`` while
@@ -1103,7 +1094,7 @@ class BayesianRegularization(LevenbergMarquardt):
     def _settle(self, A: Tensor, w: Tensor, E: float) -> None:
         """The search's end at ``w``: ``α_l = P_l/(2E_W^(l))``, ``β = N/(2E_D)``, one update."""
         self.alphas = self._first_alphas(w)
-        self.beta = self.N / (2 * max(2 * E, 1e-300))
+        self.beta = br_rule.settled_beta(self.N, E)
         self._estimate(A, w, E)
 
     def _evidence_at(self, A: Tensor, w: Tensor, E: Tensor) -> float | None:
@@ -1111,9 +1102,8 @@ class BayesianRegularization(LevenbergMarquardt):
         if info.item() != 0:
             return None
         log_det = 2 * factor.diagonal().log().sum().item()
-        prior = sum(n / 2 * math.log(2 * a) for n, a in zip(self._numels, self.alphas))
         F = self._objective_value(E.item(), w)
-        return -F - log_det / 2 + prior + self.N / 2 * math.log(self.beta / math.pi)
+        return br_rule.evidence(F, log_det, self._numels, self.alphas, self.N, self.beta)
 
     def metrics(self) -> dict[str, float]:
         return {"mu": self.mu, "gamma": self.gamma, "alpha": self.alpha, "beta": self.beta}
