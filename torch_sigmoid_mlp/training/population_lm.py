@@ -28,14 +28,15 @@ __all__ = ["BayesianRegularization", "LevenbergMarquardt"]
 
 #: the most numbers of the members' Jacobians formed at once (256 MB in float64)
 JACOBIAN_NUMBERS = 1 << 25
-#: A round of trials tries a second damping value for a member only where at most this many members
-#: are still seeking a step (``_lm_step``). Measured per member and epoch, 60 epochs from one start
-#: (``bench_lm.floor_problem``, interleaved, AMD EPYC, one thread), one value a round / two where at
-#: most 3 seek / two always: 1-8-8-1, T = 100, K = 3: LM 505 / 465 / 528 µs, BR 858 / 746 / 723;
-#: K = 8: LM 391 / 338 / 480, BR 627 / 615 / 767; 2-16-16-1, K = 8: LM 4050 / 3733 / 4752, BR
-#: 4991 / 5101 / 6409. In a larger round the extra factorisations and trial passes cost more than
-#: the round they save.
-SPECULATE_MEMBERS = 3
+#: A round of trials tries a second damping value for a member only where at most
+#: ``SPECULATE_MEMBERS`` members are still seeking a step and a factorisation is cheap, ``P³`` at most
+#: ``SPECULATE_FLOPS`` (``_lm_step``). Measured per member and epoch, 60 epochs from one start
+#: (``bench_lm.floor_problem``, interleaved, AMD EPYC, one thread), one value a round against two:
+#: at 1-8-8-1 (P = 80), T = 100, K = 3: LM 505 / 465 µs, BR 858 / 746; K = 8 (two only where at most
+#: 3 seek): LM 391 / 338, BR 627 / 615, and two for all 8: 480 and 767; at P = 130 (2-10-10-1), K = 3:
+#: LM 614 / 926, BR 914 / 1067; at P = 304 (2-16-16-1), K = 3: LM 2272 / 4461. Where the extra
+#: factorisations and trial passes cost more than the round they save, none is made.
+SPECULATE_MEMBERS, SPECULATE_FLOPS = 3, 1e6
 
 
 class LevenbergMarquardt(PopulationStep):
@@ -79,8 +80,8 @@ class LevenbergMarquardt(PopulationStep):
         self._kept = None  # (the weights' versions, _signals of every member there)
         # the most damping values a round of trials tries per member (_lm_step), and whether each
         # member's last step needed more than one
-        self.speculate, self._rejected = 2, [False] * self.K
-        self.speculate_members = SPECULATE_MEMBERS
+        self.speculate = 2 if self.P**3 <= SPECULATE_FLOPS else 1
+        self.speculate_members, self._rejected = SPECULATE_MEMBERS, [False] * self.K
 
     # -- the members' weights as rows of a matrix ---------------------------------------------------
 
@@ -215,7 +216,8 @@ class LevenbergMarquardt(PopulationStep):
         and then accepts in nearly every epoch, and there one round does the work of two. A member
         tries more than one value where its last step, or this epoch's last round, had a rejection
         (where steps are accepted at the first ``μ`` no factorisation is spent in vain), and only in a
-        round of at most :data:`SPECULATE_MEMBERS` members.
+        round of at most :data:`SPECULATE_MEMBERS` members of at most ``SPECULATE_FLOPS^(1/3)``
+        weights: there the round's own work costs more than a factorisation.
         """
         A, g, E = self.gauss_newton(idx)  # at w_k
         w = self._flat(idx)
