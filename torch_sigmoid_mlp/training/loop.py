@@ -737,8 +737,8 @@ def _train_restarts(model: SigmoidMLP, restarts: int, generator, logdir, run: di
 
 #: Several starts run as one population only where that is faster than one after another, which at
 #: large sizes on the CPU it is not (``benchmarks/results/population.md``): an LM/BR epoch of at most
-#: this many flops (``N·P² + P³``; at 1-8-8-1, T = 100 a population of 8 costs 0.31× per member, at
-#: P = 302, T = 300 about 1×), a first-order epoch of at most this many (``N·P``; 0.3× at (8, 1000),
+#: this many flops (``N·P² + P³``; at 1-8-8-1, T = 100 a population of 8 costs 0.35× per member, at
+#: P = 302, T = 300 0.8–1×), a first-order epoch of at most this many (``N·P``; 0.3× at (8, 1000),
 #: about 1× at (32, 2000)).
 TOGETHER_DENSE_FLOPS, TOGETHER_FLOPS = 1e7, 1e6
 
