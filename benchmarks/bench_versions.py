@@ -1,4 +1,5 @@
-"""The tape-free steepest-descent epoch through ``train``, this checkout against an earlier revision.
+"""The tape-free steepest-descent epoch through ``train``, or the estimator's default fit, this checkout
+against an earlier revision.
 
 ``git archive REV torch_sigmoid_mlp`` is unpacked into a temporary folder and imported under another
 name beside this checkout's package, so both run in one process on the same data: the contenders
@@ -9,6 +10,13 @@ float32, one thread.
 
     python benchmarks/bench_versions.py --against 9c26736
     python benchmarks/bench_versions.py --against 9c26736 --sizes 2x100 32x2000 --rounds 41
+
+``--fits`` times instead ``SigmoidMLPRegressor(hidden=h, seed=k, device="cpu").fit(X, y)`` (the default
+fit, plus the row's ``tol``) on bench_robust's rows, seed by seed, the two packages alternating fit
+by fit; beside the medians it counts the fits whose epochs per start are the same in both, which is
+what a change meant to leave every step as it was must show (``versions_fits.md``):
+
+    python benchmarks/bench_versions.py --against b04c675 --fits --seeds 3
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import sys
 import tarfile
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import machine
@@ -55,8 +64,13 @@ def main(argv=None) -> None:
     p.add_argument("--sizes", nargs="+", default=["2x100", "32x2000"], help="n x T")
     p.add_argument("--rounds", type=int, default=31)
     p.add_argument("--call-ms", type=float, default=100.0, help="about how long one timed call runs")
+    p.add_argument("--fits", action="store_true", help="the estimator's default fits on bench_robust's rows")
+    p.add_argument("--seeds", type=int, default=3, help="--fits: seeds per row")
+    p.add_argument("--only", nargs="*", default=None, help="--fits: rows whose name contains one of these")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
+    if args.fits:
+        return fits(args)
     with tempfile.TemporaryDirectory() as tmp:
         old = load_revision(args.against, Path(tmp))
         packages = {args.against: old, "this checkout": torch_sigmoid_mlp}
@@ -111,6 +125,86 @@ def main(argv=None) -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "versions.json").write_text(json.dumps(report, indent=1) + "\n")
     (RESULTS / "versions.md").write_text(
+        f"`{report['command']}`, {report['date']}, {machine.summary(report['machine'])}\n\n{text}"
+    )
+    print(text)
+
+
+#: --fits' rows by default: bench_robust's one-input valleys and waves, a 2-D and a held-out row
+FIT_ROWS = (
+    "cos 3x, T=100", "sin 6x, T=30", "t³ − t, t = 1.5x, T=100", "exp(−4x²), T=400", "tanh 2x + x/3, T=30",
+    "sin 2x₁·cos 1.5x₂, T=400", "Friedman 3", "teacher",
+)  # fmt: skip
+
+
+def fits(args) -> None:
+    """The default fit per row and seed, this checkout against ``args.against``, interleaved."""
+    import bench_robust
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+    rows = [
+        p for p in bench_robust.problems()
+        if any(name in p.name for name in (args.only or FIT_ROWS)) and p.family != "large"
+    ]  # fmt: skip
+    report = {
+        "command": shlex.join(["python", *sys.argv]),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine.describe(),
+        "rows": [],
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        packages = {args.against: load_revision(args.against, Path(tmp)), "this checkout": torch_sigmoid_mlp}
+        names = list(packages)
+        for p in rows:
+            seconds = {name: [] for name in names}
+            same = 0
+            for seed in range(args.seeds):
+                X, y, _, _ = p.make(seed)
+                epochs = {}
+                for name in names[seed % 2 :] + names[: seed % 2]:
+                    kwargs = {"seed": seed, "device": "cpu", "tol": p.tol, **p.options}
+                    if p.hidden is not None:
+                        kwargs["hidden"] = p.hidden
+                    model = packages[name].SigmoidMLPRegressor(**kwargs)
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        t0 = time.perf_counter()
+                        model.fit(X, y)
+                        seconds[name].append(time.perf_counter() - t0)
+                    result = model.result_
+                    epochs[name] = [start.epochs for start in (result.restarts or [result])]
+                same += epochs[names[0]] == epochs[names[1]]
+            medians = {name: statistics.median(s) for name, s in seconds.items()}
+            row = {"problem": p.name, "median_s": medians, "total_s": {n: sum(s) for n, s in seconds.items()}}
+            row["ratio"] = medians["this checkout"] / medians[args.against]
+            row["same_epochs"] = f"{same} of {args.seeds}"
+            report["rows"].append(row)
+            print(json.dumps(row), flush=True)
+    totals = {name: sum(row["total_s"][name] for row in report["rows"]) for name in names}
+    lines = [
+        f"The default fit (`SigmoidMLPRegressor`, one thread), this checkout against {args.against}: median "
+        f"wall time over {args.seeds} seeds, the two alternating fit by fit; the fits whose epochs per "
+        "start are the same in both.",
+        "",
+        f"| problem | {args.against} | this checkout | ratio | same epochs |",
+        "|---|---|---|---|---|",
+    ]
+    for row in report["rows"]:
+        m = row["median_s"]
+        lines.append(
+            f"| {row['problem']} | {m[args.against] * 1e3:.0f} ms | {m['this checkout'] * 1e3:.0f} ms | "
+            f"{row['ratio']:.2f} | {row['same_epochs']} |"
+        )
+    ratio = totals["this checkout"] / totals[args.against]
+    lines.append(
+        f"| **all fits** | **{totals[args.against]:.1f} s** | **{totals['this checkout']:.1f} s** | "
+        f"**{ratio:.2f}** | |"
+    )
+    text = "\n".join(lines) + "\n"
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "versions_fits.json").write_text(json.dumps(report, indent=1) + "\n")
+    (RESULTS / "versions_fits.md").write_text(
         f"`{report['command']}`, {report['date']}, {machine.summary(report['machine'])}\n\n{text}"
     )
     print(text)
