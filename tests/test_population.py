@@ -509,7 +509,10 @@ def test_until_best_ends_the_losing_starts_early_and_keeps_the_winner_as_it_was(
     assert together.start == alone.start
     winner = together.restarts[together.start]
     assert winner.stop_reason == "converged" and winner.epochs == alone.restarts[alone.start].epochs
-    assert winner.evidence == pytest.approx(alone.restarts[alone.start].evidence, abs=1e-6)
+    # the batched and the single products part at rounding, and 244 epochs carry it: the evidences
+    # measured 5e-9 to 1.1e-6 apart (relative 1.2e-8 at most) over MKL's default, COMPATIBLE and
+    # AVX2 paths with one and two threads
+    assert winner.evidence == pytest.approx(alone.restarts[alone.start].evidence, rel=1e-7)
     for k, (start, own) in enumerate(zip(together.restarts, alone.restarts)):
         if k == together.start:
             continue
