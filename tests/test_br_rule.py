@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import math
 
+import pytest
+import torch
+
 from torch_sigmoid_mlp.training import br_rule
+from torch_sigmoid_mlp.training.solvers import POTRI_PARAMS, inverse_diagonal
 
 
 def test_gammas_stay_within_each_layer_s_weights():
@@ -55,3 +59,21 @@ def test_evidence_is_the_laplace_approximation_s_sum():
     value = br_rule.evidence(3.0, 2.0, [4, 16], [0.5, 2.0], 100.0, 4.0)
     prior = 2 * math.log(1.0) + 8 * math.log(4.0)  # Σ_l (P_l/2)·ln(2α_l)
     assert math.isclose(value, -3.0 - 2.0 / 2 + prior + 50 * math.log(4.0 / math.pi))
+
+
+@pytest.mark.floats
+@pytest.mark.parametrize("P", [12, POTRI_PARAMS + 5])
+def test_the_diagonal_of_the_inverse_that_gamma_reads_both_ways_and_where_factorisation_fails(P):
+    """``inverse_diagonal`` (a triangular solve below ``POTRI_PARAMS`` weights, ``cholesky_inverse``
+    from there) against ``torch.linalg.inv``, one matrix and a batch; an indefinite matrix of a batch
+    takes its pseudo-inverse's diagonal, and the others keep theirs."""
+    g = torch.Generator().manual_seed(P)
+    J = torch.randn(3, 2 * P, P, generator=g, dtype=torch.float64)
+    H = J.mT @ J + 0.1 * torch.eye(P, dtype=torch.float64)
+    want = torch.linalg.inv(H).diagonal(dim1=-2, dim2=-1)
+    torch.testing.assert_close(inverse_diagonal(H), want, rtol=1e-9, atol=0)
+    torch.testing.assert_close(inverse_diagonal(H[1]), want[1], rtol=1e-9, atol=0)
+    H[2] = -H[2]  # no Cholesky factor
+    got = inverse_diagonal(H)
+    torch.testing.assert_close(got[:2], want[:2], rtol=1e-9, atol=0)
+    torch.testing.assert_close(got[2], -want[2], rtol=1e-7, atol=0)  # pinv(−H) = −H⁻¹
