@@ -66,7 +66,7 @@ def main(argv=None) -> None:
     p.add_argument("--call-ms", type=float, default=100.0, help="about how long one timed call runs")
     p.add_argument("--fits", action="store_true", help="the estimator's default fits on bench_robust's rows")
     p.add_argument("--seeds", type=int, default=3, help="--fits: seeds per row")
-    p.add_argument("--only", nargs="*", default=None, help="--fits: rows whose name contains one of these")
+    p.add_argument("--only", nargs="*", default=[], help="--fits: rows whose name contains one of these")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     if args.fits:
@@ -133,7 +133,7 @@ def main(argv=None) -> None:
 #: --fits' rows by default: bench_robust's one-input valleys and waves, a 2-D and a held-out row
 FIT_ROWS = (
     "cos 3x, T=100", "sin 6x, T=30", "t³ − t, t = 1.5x, T=100", "exp(−4x²), T=400", "tanh 2x + x/3, T=30",
-    "sin 2x₁·cos 1.5x₂, T=400", "Friedman 3", "teacher",
+    "sin 2x₁·cos 1.5x₂, T=400", "Friedman 3", "teacher SigmoidMLP(3), T=200",
 )  # fmt: skip
 
 
@@ -145,7 +145,7 @@ def fits(args) -> None:
     threadpool_limits(1)
     rows = [
         p for p in bench_robust.problems()
-        if any(name in p.name for name in (args.only or FIT_ROWS)) and p.family != "large"
+        if any(name in p.name for name in args.only) or (not args.only and p.name in FIT_ROWS)
     ]  # fmt: skip
     report = {
         "command": shlex.join(["python", *sys.argv]),

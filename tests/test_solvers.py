@@ -350,6 +350,28 @@ def test_objective_with_weights_matches_autograd_and_ignores_zero_weight_points_
     torch.testing.assert_close(g, J.T @ (s * e.detach().reshape(-1)), rtol=1e-10, atol=1e-13, msg="JᵀSe")
 
 
+@pytest.mark.parametrize("chunk_size", [None, 7])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_gauss_newton_of_a_network_past_gram_columns_sums_its_upper_blocks_and_mirrors_them(
+    chunk_size, weighted
+):
+    """From ``GRAM_COLUMNS`` weights ``JᵀSJ`` is summed a block row at a time above the diagonal and
+    mirrored (``objective.add_gram``): the whole of it against autograd's Jacobian, every point at
+    once and in chunks, with and without sample weights, and exactly symmetric off the diagonal
+    blocks."""
+    from torch_sigmoid_mlp.training.objective import GRAM_COLUMNS
+
+    model, x, d = problem(T=20, n=3, hidden=(20, 18))
+    assert sum(W.numel() for W in model.weights) >= GRAM_COLUMNS
+    s = torch.linspace(0.25, 2, 20, dtype=torch.float64) if weighted else None
+    A, *_ = Objective(model, x, d, sample_weight=s, chunk_size=chunk_size).gauss_newton()
+    J = torch.func.jacrev(F_of(x, shapes_of(model)))(flat(model))
+    SJ = J if s is None else s[:, None] * J
+    torch.testing.assert_close(A, J.T @ SJ, rtol=1e-10, atol=1e-13, msg="JᵀSJ")
+    upper = torch.triu(torch.ones_like(A, dtype=torch.bool), diagonal=A.shape[0] // 4 + 1)
+    assert torch.equal(A.T[upper], A[upper])  # the far-off blocks are one another's transposes
+
+
 # -- every solver with every handler ---------------------------------------------------------------
 
 

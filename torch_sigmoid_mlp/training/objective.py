@@ -14,6 +14,7 @@ ask how it is stored.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -32,6 +33,41 @@ __all__ = ["Objective", "spread"]
 #: float64): enough rows per chunk that the products run at full speed, and a memory bound that does
 #: not grow with ``T``.
 JACOBIAN_BLOCK = 1 << 22
+
+#: From this many weights ``JᵀSJ`` is summed as the upper blocks of ``GRAM_BLOCKS`` column blocks and
+#: mirrored (:func:`add_gram`): 5/8 of the multiply-adds. AMD EPYC, one thread, ``N × P``: 1500 × 784
+#: 31 against 44 ms, 2000 × 1072 72 against 107 ms, 1000 × 500 9.7 against 12.6 ms; at P ≤ 302
+#: within the noise.
+GRAM_COLUMNS, GRAM_BLOCKS = 400, 4
+
+
+def _gram_edges(P: int) -> list[int]:
+    return [round(i * P / GRAM_BLOCKS) for i in range(GRAM_BLOCKS + 1)]
+
+
+def add_gram(A: Tensor, J: Tensor, SJ: Tensor) -> Tensor:
+    """``A += JᵀSJ`` with ``SJ = S·J`` (the rows of ``J`` scaled by ``s_t``, or ``J`` itself), ``(P, P)``.
+
+    From :data:`GRAM_COLUMNS` weights only the blocks on and above the diagonal are summed; call
+    :func:`mirror_gram` once the sum is complete.
+    """
+    P = J.shape[1]
+    if P < GRAM_COLUMNS:
+        return A.addmm_(J.T, SJ)
+    edges = _gram_edges(P)
+    for lo, hi in itertools.pairwise(edges):
+        A[lo:hi, lo:].addmm_(J[:, lo:hi].T, SJ[:, lo:])  # the row of blocks from the diagonal on
+    return A
+
+
+def mirror_gram(A: Tensor) -> Tensor:
+    """The blocks below the diagonal of a sum of :func:`add_gram`, from those above it."""
+    P = A.shape[-1]
+    if P >= GRAM_COLUMNS:
+        edges = _gram_edges(P)
+        for lo, hi in itertools.pairwise(edges):
+            A[hi:, lo:hi] = A[lo:hi, hi:].T
+    return A
 
 
 def spread(d: Tensor, s: Tensor | None, *, reduce=None) -> float:
@@ -264,10 +300,12 @@ class Objective:
             E, max_error = self._terms(y, d, s)
             J = J.double()
             e = (d - y).double().reshape(-1)  # (T·m,)
+            SJ, Se = J, e
             if s is not None:
                 rows = s.double().expand(-1, d.shape[1]).reshape(-1)  # s_t for each row (t, i), (T·m,)
-                return J.T @ (J * rows[:, None]), J.T @ (rows * e), E, max_error
-            return J.T @ J, J.T @ e, E, max_error
+                SJ, Se = J * rows[:, None], rows * e
+            A = mirror_gram(add_gram(J.new_zeros(J.shape[1], J.shape[1]), J, SJ))
+            return A, J.T @ Se, E, max_error
 
     def jacobian_rows(self) -> int:
         """Points per block of :meth:`gauss_newton`: ``chunk_size``, or as many as keep a block of ``J``
@@ -300,11 +338,12 @@ class Objective:
                 e = (d - y).double().reshape(-1)  # (K·m,)
                 if s is not None:
                     rows = s.double().expand(-1, m).reshape(-1)  # s_t for each row (t, i), (K·m,)
-                    A.addmm_(J.T, J * rows[:, None])
+                    add_gram(A, J, J * rows[:, None])
                     g.addmv_(J.T, rows * e)
                 else:
-                    A.addmm_(J.T, J)
+                    add_gram(A, J, J)
                     g.addmv_(J.T, e)
+        mirror_gram(A)
         if self.distributed and is_distributed():
             flat = torch.cat([A.reshape(-1), g])
             dist.all_reduce(flat)
