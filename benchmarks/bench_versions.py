@@ -58,6 +58,17 @@ def load_revision(rev: str, into: Path):
     return importlib.import_module(name)
 
 
+def write_report(stem: str, report: dict, lines: list[str]) -> None:
+    """``results/<stem>.json`` and ``.md`` (the command, date and machine above the table), printed too."""
+    text = "\n".join(lines) + "\n"
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=1) + "\n")
+    (RESULTS / f"{stem}.md").write_text(
+        f"`{report['command']}`, {report['date']}, {machine.summary(report['machine'])}\n\n{text}"
+    )
+    print(text)
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--against", required=True, help="the git revision to compare with")
@@ -121,13 +132,7 @@ def main(argv=None) -> None:
         m = row["median_s"]
         before, after = m[args.against] * 1e6, m["this checkout"] * 1e6
         lines.append(f"| ({row['n']}, {row['T']}) | {before:.1f} µs | {after:.1f} µs | {row['ratio']:.3f} |")
-    text = "\n".join(lines) + "\n"
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "versions.json").write_text(json.dumps(report, indent=1) + "\n")
-    (RESULTS / "versions.md").write_text(
-        f"`{report['command']}`, {report['date']}, {machine.summary(report['machine'])}\n\n{text}"
-    )
-    print(text)
+    write_report("versions", report, lines)
 
 
 #: --fits' rows by default: bench_robust's one-input valleys and waves, a 2-D and a held-out row
@@ -201,13 +206,7 @@ def fits(args) -> None:
         f"| **all fits** | **{totals[args.against]:.1f} s** | **{totals['this checkout']:.1f} s** | "
         f"**{ratio:.2f}** | |"
     )
-    text = "\n".join(lines) + "\n"
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "versions_fits.json").write_text(json.dumps(report, indent=1) + "\n")
-    (RESULTS / "versions_fits.md").write_text(
-        f"`{report['command']}`, {report['date']}, {machine.summary(report['machine'])}\n\n{text}"
-    )
-    print(text)
+    write_report("versions_fits", report, lines)
 
 
 if __name__ == "__main__":
