@@ -16,7 +16,8 @@ from .results import COLLAPSED_R2
 
 __all__ = [
     "COLLAPSED_EPOCHS", "COLLAPSED_GAMMA", "SEARCH_PATIENCE", "SEARCH_TOL", "collapsed", "evidence",
-    "first_alphas", "first_beta", "gammas", "search_ends", "settled_beta", "update",
+    "first_alphas", "first_beta", "gammas", "mean_alpha", "search_ends", "settled_beta", "unestimated",
+    "update",
 ]  # fmt: skip
 
 #: ``start="minimum"``: the first minimum of ``E`` counts as reached once an accepted step lowers
@@ -26,6 +27,16 @@ SEARCH_TOL, SEARCH_PATIENCE = 1e-2, 5
 #: ``start="trainbr"`` begins again from ``w_0`` once ``γ`` has stayed below ``COLLAPSED_GAMMA``
 #: for ``COLLAPSED_EPOCHS`` epochs in a row (a dip of a step or two is no collapse)
 COLLAPSED_GAMMA, COLLAPSED_EPOCHS = 1.0, 5
+
+
+def unestimated(numels: list[int]) -> tuple[list[float], list[float], float]:
+    """``(α_l, γ_l, β) = (0, P_l, 1)``: the state before the first estimate (and a search's start)."""
+    return [0.0] * len(numels), [float(n) for n in numels], 1.0
+
+
+def mean_alpha(numels: list[int], alphas: list[float]) -> float:
+    """``Σ_l α_l·P_l / P``: the weight decay averaged over the weights, for the record."""
+    return sum(a * n for a, n in zip(alphas, numels)) / sum(numels)
 
 
 def first_alphas(numels: list[int], E_W: list[float]) -> list[float]:

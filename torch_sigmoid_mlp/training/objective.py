@@ -60,6 +60,15 @@ def add_gram(A: Tensor, J: Tensor, SJ: Tensor) -> Tensor:
     return A
 
 
+def gram(J: Tensor, SJ: Tensor) -> Tensor:
+    """``JᵀSJ`` of one block of rows, ``(P, P)``: one product below :data:`GRAM_COLUMNS` weights, else
+    :func:`add_gram`'s upper blocks, mirrored."""
+    P = J.shape[1]
+    if P < GRAM_COLUMNS:
+        return J.T @ SJ
+    return mirror_gram(add_gram(J.new_zeros(P, P), J, SJ))
+
+
 def mirror_gram(A: Tensor) -> Tensor:
     """The blocks below the diagonal of a sum of :func:`add_gram`, from those above it."""
     P = A.shape[-1]
@@ -304,8 +313,7 @@ class Objective:
             if s is not None:
                 rows = s.double().expand(-1, d.shape[1]).reshape(-1)  # s_t for each row (t, i), (T·m,)
                 SJ, Se = J * rows[:, None], rows * e
-            A = mirror_gram(add_gram(J.new_zeros(J.shape[1], J.shape[1]), J, SJ))
-            return A, J.T @ Se, E, max_error
+            return gram(J, SJ), J.T @ Se, E, max_error
 
     def jacobian_rows(self) -> int:
         """Points per block of :meth:`gauss_newton`: ``chunk_size``, or as many as keep a block of ``J``

@@ -81,7 +81,7 @@ class LevenbergMarquardt(PopulationStep):
         # the most damping values a round of trials tries per member (_lm_step), and whether each
         # member's last step needed more than one
         self.speculate = 2 if self.P**3 <= SPECULATE_FLOPS else 1
-        self.speculate_members, self._rejected = SPECULATE_MEMBERS, [False] * self.K
+        self._rejected = [False] * self.K
 
     # -- the members' weights as rows of a matrix ---------------------------------------------------
 
@@ -229,17 +229,15 @@ class LevenbergMarquardt(PopulationStep):
             M = A.clone()
             M.diagonal(dim1=-2, dim2=-1).add_(ratio)  # A + diag(ratio)
             rhs = g - ratio * w
-        F_k = self._values(E, w, decay, b, None)
+        F_k = self._values(E, w, decay, b)
         dtype = self.plain[0].dtype
         mu, nu = [self.mu[k] for k in members], [self.nu[k] for k in members]
-        accepted = [False] * len(members)
-        rejected = [self._rejected[k] for k in members]  # member j has had a rejection lately
+        accepted, rejected = [False] * len(members), [False] * len(members)  # in this epoch
+        more = [self._rejected[k] for k in members]  # whether member j tries more than one μ a round
         E_new_all, current = E.clone(), w.clone()
         pending = list(range(len(members)))  # the members still seeking a step, as positions in idx
-        for round_ in itertools.count():
-            if not pending:
-                break
-            tries = self._tries(pending, mu, nu, [rejected[j] for j in pending])  # (position, μ, ν)
+        while pending:
+            tries = self._tries(pending, mu, nu, [more[j] for j in pending])  # (position, μ, ν)
             at = torch.tensor([j for j, _, _ in tries])
             mu_at = torch.tensor([m * self._unit for _, m, _ in tries], dtype=M.dtype)
             damped = M[at]
@@ -267,8 +265,7 @@ class LevenbergMarquardt(PopulationStep):
                     if first is None and info_t[r] == 0 and F_new < F_k[j]:
                         first, F_first = r, F_new
                 last = r
-                # whether member j had a rejection this epoch: in this round, or (rejected[j]) before
-                rejected[j] = first != begin or (round_ > 0 and rejected[j])
+                rejected[j] = rejected[j] or first != begin
                 if first is not None:
                     predicted = 2 * b[j] * model_t[first]
                     rho = (F_k[j] - F_first) / predicted if predicted > 0 else 1.0
@@ -280,6 +277,7 @@ class LevenbergMarquardt(PopulationStep):
                     self.stopped[members[j]] = "mu_max"  # no μ ≤ μ_max lowers it: back to w_k
                 else:
                     seeking_next.append(j)
+                    more[j] = True
             if len(won) == len(members) == len(tries):
                 E_new_all, current = E_new, w_new
             elif won:
@@ -299,7 +297,7 @@ class LevenbergMarquardt(PopulationStep):
         return accepted, E_new_all
 
     @staticmethod
-    def _values(E: Tensor, w: Tensor, decay: Tensor | None, b: list[float], penalty) -> list[float]:
+    def _values(E: Tensor, w: Tensor, decay: Tensor | None, b: list[float]) -> list[float]:
         """``F = 2b·E + Σ D·w²`` per member, as Python numbers."""
         E = E.double().tolist()
         if decay is None:
@@ -311,7 +309,7 @@ class LevenbergMarquardt(PopulationStep):
         ``μ`` and, where ``more`` and at most :data:`SPECULATE_MEMBERS` members seek one, for each
         further rejection, up to :attr:`speculate` values in all, while ``μ ≤ μ_max``."""
         tries = []
-        few = len(pending) <= self.speculate_members
+        few = len(pending) <= SPECULATE_MEMBERS
         for j, extra in zip(pending, more):
             m, n = mu[j], nu[j]
             tries.append((j, m, n))
@@ -348,9 +346,9 @@ class BayesianRegularization(LevenbergMarquardt):
         self._layer = torch.repeat_interleave(torch.arange(L), torch.tensor(self._numels))  # l of each weight
         # (P, L): 1 where weight i is in layer l, so that values @ _layers sums each layer's share
         self._layers = torch.nn.functional.one_hot(self._layer, L).double()
-        self.alphas = [[0.0] * L for _ in range(K)]  # α_{k,l}; 0 until they are first estimated
-        self.gammas = [[float(n) for n in self._numels] for _ in range(K)]
-        self.beta = [1.0] * K
+        # α_{k,l} = 0 until they are first estimated, γ_{k,l} = P_l, β_k = 1
+        states = [br_rule.unestimated(self._numels) for _ in range(K)]
+        self.alphas, self.gammas, self.beta = (list(v) for v in zip(*states))
         self._mu0 = list(self.mu)
         self._w0 = self._flat(self._everyone)
         self.searching = [start == "minimum"] * K
@@ -395,7 +393,6 @@ class BayesianRegularization(LevenbergMarquardt):
     def _estimate(self, members: list[int], A: Tensor, w: Tensor, E: list[float]) -> None:
         """``γ_l`` from ``H`` at ``w``, then ``α_l ← γ_l/(2E_W^(l))``, ``β ← (N − γ)/(2E_D)``, per member
         as :meth:`~torch_sigmoid_mlp.solvers.BayesianRegularization._estimate`."""
-        # tr_l(H⁻¹) from diag(H⁻¹) (inverse_diagonal: a triangular solve at these sizes)
         traces = inverse_diagonal(self._hessian(members, A)) @ self._layers  # tr_l(H⁻¹), (k, L)
         traces, E_W = torch.stack([traces, w.square() @ self._layers]).tolist()
         for k, t, e_w, E_k in zip(members, traces, E_W, E):
@@ -429,8 +426,8 @@ class BayesianRegularization(LevenbergMarquardt):
         if collapsed:
             self._load(torch.tensor(collapsed), self._w0[collapsed])  # begin again from w_0, as "minimum"
             for k in collapsed:
-                self.alphas[k], self.gammas[k] = [0.0] * len(self._numels), [float(n) for n in self._numels]
-                self.beta[k], self.searching[k], self.trainbr[k], self._plateau[k] = 1.0, True, False, 0
+                self.alphas[k], self.gammas[k], self.beta[k] = br_rule.unestimated(self._numels)
+                self.searching[k], self.trainbr[k], self._plateau[k] = True, False, 0
                 self.stopped.pop(k, None)  # a μ_max of the collapsed objective does not end the new search
             self._restart_damping(collapsed)
         if any(searching):
@@ -471,7 +468,7 @@ class BayesianRegularization(LevenbergMarquardt):
     def merits(self, E: Tensor) -> Tensor:
         """``F/(2β)`` per member (``E`` while searching); NaN right after its objective changed."""
         everyone = list(range(self.K))
-        F = self._values(E, self._flat(self._everyone), self._decay(everyone), self.beta, None)
+        F = self._values(E, self._flat(self._everyone), self._decay(everyone), self.beta)
         E = E.double().tolist()
         values = [
             math.nan if new else E_k if searching else F_k / (2 * beta)
@@ -495,7 +492,7 @@ class BayesianRegularization(LevenbergMarquardt):
         try:
             factor, info = torch.linalg.cholesky_ex(self._hessian(everyone, A))
             log_det = (2 * factor.diagonal(dim1=-2, dim2=-1).log().sum(1)).tolist()
-            F = self._values(E, w, self._decay(everyone), self.beta, None)
+            F = self._values(E, w, self._decay(everyone), self.beta)
             values = []
             for k, ok in enumerate((info == 0).tolist()):
                 if self.alphas[k][0] == 0.0 or not ok:
@@ -519,7 +516,7 @@ class BayesianRegularization(LevenbergMarquardt):
         return {
             "mu": self.mu[k],
             "gamma": sum(self.gammas[k]),
-            "alpha": sum(a * n for a, n in zip(self.alphas[k], self._numels)) / self.P,
+            "alpha": br_rule.mean_alpha(self._numels, self.alphas[k]),
             "beta": self.beta[k],
             "nu": self.nu[k],
             "alphas": list(self.alphas[k]),

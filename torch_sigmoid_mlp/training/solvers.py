@@ -935,9 +935,7 @@ class BayesianRegularization(LevenbergMarquardt):
         if start not in self.STARTS:
             raise ValueError(f"start must be one of {self.STARTS}, got {start!r}")
         self.start = start
-        self.alphas = [0.0] * len(self._numels)  # α_l; 0 until they are first estimated
-        self.gammas = [float(n) for n in self._numels]
-        self.beta = 1.0
+        self.alphas, self.gammas, self.beta = br_rule.unestimated(self._numels)  # α_l = 0 until estimated
         self._decay_key, self._decay_vector = None, None  # D_α and the α_l it was built from (_decay)
         self._mu0 = self.mu
         self._w0 = self._flat()  # where a collapsed start begins again
@@ -958,7 +956,7 @@ class BayesianRegularization(LevenbergMarquardt):
     @property
     def alpha(self) -> float:
         """``Σ_l α_l·P_l / P``: the weight decay averaged over the weights, for the record."""
-        return sum(a * n for a, n in zip(self.alphas, self._numels)) / sum(self._numels)
+        return br_rule.mean_alpha(self._numels, self.alphas)
 
     @property
     def gamma(self) -> float:
@@ -1018,9 +1016,8 @@ class BayesianRegularization(LevenbergMarquardt):
             self._restart_damping()
 
     def _begin_search(self) -> None:
-        self.alphas = [0.0] * len(self._numels)
-        self.gammas = [float(n) for n in self._numels]
-        self.beta, self._searching, self.start = 1.0, True, "minimum"
+        self.alphas, self.gammas, self.beta = br_rule.unestimated(self._numels)
+        self._searching, self.start = True, "minimum"
         self._plateau = 0
         self._restart_damping()
 
