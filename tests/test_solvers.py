@@ -350,6 +350,31 @@ def test_objective_with_weights_matches_autograd_and_ignores_zero_weight_points_
     torch.testing.assert_close(g, J.T @ (s * e.detach().reshape(-1)), rtol=1e-10, atol=1e-13, msg="JᵀSe")
 
 
+@pytest.mark.parametrize("backend", ["manual", "autograd"])
+@pytest.mark.parametrize("chunk_size", [None, 4])
+def test_objective_error_at_given_weights_is_the_error_there_and_leaves_the_model_as_it_was(backend, chunk_size):
+    """LM's trials are evaluated at views of the trial vector (``Objective.error(weights=...)``), not
+    loaded into the model: the same ``(E_s, max |e|)``, bit for bit, as loading them would give (the
+    backend's own forward either way), every point at once and in chunks, with the model's weights
+    untouched."""
+    model, x, d = problem(T=10)
+    model.backend = backend
+    s = torch.tensor([0.5, 0, 1, 2, 0, 1, 1, 3, 0.25, 1], dtype=torch.float64)
+    objective = Objective(model, x, d, sample_weight=s, chunk_size=chunk_size)
+    before = flat(model)
+    trial = before + 0.1 * torch.randn(before.shape, generator=torch.Generator().manual_seed(3), dtype=before.dtype)
+    parts = [part.view(W.shape) for part, W in zip(trial.split([W.numel() for W in model.weights]), model.weights)]
+    E, max_error = objective.error(weights=parts)
+    assert torch.equal(flat(model), before), "the model's weights changed"
+    loaded = copy.deepcopy(model)
+    with torch.no_grad():
+        for W, part in zip(loaded.weights, parts):
+            W.copy_(part)
+    E_ref, max_ref = Objective(loaded, x, d, sample_weight=s, chunk_size=chunk_size).error()
+    assert E.item() == E_ref.item() and max_error.item() == max_ref.item()
+    assert E.item() != objective.error()[0].item()  # and not the error at the model's own weights
+
+
 @pytest.mark.parametrize("chunk_size", [None, 7])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_gauss_newton_of_a_network_past_gram_columns_sums_its_upper_blocks_and_mirrors_them(

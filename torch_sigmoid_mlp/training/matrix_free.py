@@ -467,7 +467,8 @@ class MatrixFreeLM(LevenbergMarquardt):
         # −q(Δw) of the damped model plus ½μu‖Δw‖²: rhsᵀΔw − ½Δwᵀ(JᵀSJ + D)Δw for any Δw CG returns
         return -self._q + 0.5 * self.mu * self._unit * torch.dot(dw, dw).item()
 
-    def _trial_error(self) -> tuple[Tensor, Tensor]:
+    def _trial_error(self, trial: Tensor) -> tuple[Tensor, Tensor]:
+        self._load(trial)  # at the model's weights, whose signals the trial's products keep
         return self._trial.forward()  # its signals kept: an accepted trial's forward is the next epoch's
 
     def evaluate(self) -> tuple[Tensor, Tensor]:

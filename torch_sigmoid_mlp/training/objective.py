@@ -209,19 +209,23 @@ class Objective:
 
     # -- what solvers ask for -----------------------------------------------------------------------
 
-    def error(self, rows: int | None = None) -> tuple[Tensor, Tensor]:
-        """``(E_s, max_t |e(t)|)`` at the current weights, 0-d tensors, no gradients.
+    def error(self, rows: int | None = None, weights: list[Tensor] | None = None) -> tuple[Tensor, Tensor]:
+        """``(E_s, max_t |e(t)|)`` at the current weights, or at ``weights`` (``W^(0..L−1)``, shaped as
+        the model's: a trial step's, the model's own left as they are), 0-d tensors, no gradients.
 
-        ``rows`` points per forward pass (default ``chunk_size``, or all at once).
+        ``rows`` points per forward pass (default ``chunk_size``, or all at once). The output comes
+        from the model's backend either way (its forward at those weights), to the last bit.
         """
+        forward = self.model._forward
+        weights = list(self.weights) if weights is None else weights
         if self._whole is not None and (rows or math.inf) >= self.T:
             x, d, s = self._whole
             with torch.no_grad():
-                return self._terms(self.model(x), d, s)  # y^(L) = F(x; w), (T, m)
+                return self._terms(forward(x, weights), d, s)  # y^(L) = F(x; w), (T, m)
         E, max_error = self._zeros()
         with torch.no_grad():
             for x, d, s in self._chunks(rows):
-                E_c, max_c = self._terms(self.model(x), d, s)  # y^(L) = F(x; w), (K, m)
+                E_c, max_c = self._terms(forward(x, weights), d, s)  # y^(L) = F(x; w), (K, m)
                 E += E_c
                 max_error = torch.maximum(max_error, max_c)
         return self._sum(E, max_error)

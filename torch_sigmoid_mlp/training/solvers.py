@@ -828,9 +828,10 @@ class LevenbergMarquardt(Step):
         """The quadratic model's decrease ``rhsᵀΔw − ½ΔwᵀMΔw = ½·Δwᵀ(μ·u·Δw + rhs)`` (``Δw`` exact)."""
         return 0.5 * torch.dot(dw, self.mu * self._unit * dw + rhs).item()
 
-    def _trial_error(self) -> tuple[Tensor, Tensor]:
-        """``(E_s, max_t |e(t)|)`` at the trial weights just loaded."""
-        return self.objective.error(self._rows)
+    def _trial_error(self, trial: Tensor) -> tuple[Tensor, Tensor]:
+        """``(E_s, max_t |e(t)|)`` at the trial weights ``trial`` (flat, in the model's dtype), evaluated
+        at views of it: the model keeps ``w_k`` until a trial is accepted."""
+        return self.objective.error(self._rows, as_weights(trial, self._plain))
 
     def step(self) -> None:
         A, g, E, _ = self._gauss_newton()  # JᵀSJ, JᵀSe and E_s at w_k
@@ -842,11 +843,12 @@ class LevenbergMarquardt(Step):
         while True:
             dw = self._solve(M, rhs, damped)  # Δw, (P,); None: a failed factorisation, a rejected step
             if dw is not None:
-                self._load(w + dw)
-                E_new, max_new = self._trial_error()
-                w_new = self._flat()  # as stored, in the model's dtype
+                trial = (w + dw).to(self._plain[0].dtype)  # w + Δw as the model stores it
+                E_new, max_new = self._trial_error(trial)
+                w_new = trial.double()
                 F_new = self._objective_value(E_new.item(), w_new)
                 if F_new < F_k:
+                    self._load(trial)
                     predicted = self._model_scale() * self._predicted(dw, rhs)
                     self.mu, self.nu = accept(self, (F_k - F_new) / predicted if predicted > 0 else 1.0)
                     self._known = (E_new, max_new)
