@@ -78,6 +78,7 @@ def main(argv=None) -> None:
     p.add_argument("--fits", action="store_true", help="the estimator's default fits on bench_robust's rows")
     p.add_argument("--seeds", type=int, default=3, help="--fits: seeds per row")
     p.add_argument("--only", nargs="*", default=[], help="--fits: rows whose name contains one of these")
+    p.add_argument("--out", default=None, help="results file stem (default versions, or versions_fits)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     if args.fits:
@@ -132,7 +133,7 @@ def main(argv=None) -> None:
         m = row["median_s"]
         before, after = m[args.against] * 1e6, m["this checkout"] * 1e6
         lines.append(f"| ({row['n']}, {row['T']}) | {before:.1f} µs | {after:.1f} µs | {row['ratio']:.3f} |")
-    write_report("versions", report, lines)
+    write_report(args.out or "versions", report, lines)
 
 
 #: --fits' rows by default: bench_robust's one-input valleys and waves, a 2-D and a held-out row
@@ -206,7 +207,7 @@ def fits(args) -> None:
         f"| **all fits** | **{totals[args.against]:.1f} s** | **{totals['this checkout']:.1f} s** | "
         f"**{ratio:.2f}** | |"
     )
-    write_report("versions_fits", report, lines)
+    write_report(args.out or "versions_fits", report, lines)
 
 
 if __name__ == "__main__":
