@@ -350,6 +350,36 @@ def test_objective_with_weights_matches_autograd_and_ignores_zero_weight_points_
     torch.testing.assert_close(g, J.T @ (s * e.detach().reshape(-1)), rtol=1e-10, atol=1e-13, msg="JᵀSe")
 
 
+def test_lbfgs_takes_the_line_searchs_last_pass_for_the_next_epoch_and_runs_the_same_run(monkeypatch):
+    """L-BFGS's line search ends, as a rule, at the weights it evaluated last: the next epoch's
+    ``E_s``, largest error and gradient are those, not a second pass over the points. The run is the
+    same, number for number, as one that makes the pass again, and makes fewer passes."""
+    from torch_sigmoid_mlp.training import solvers
+
+    passes = []
+    gradient = Objective.gradient
+    monkeypatch.setattr(Objective, "gradient", lambda self: passes.append(1) or gradient(self))
+    runs = {}
+    for reuse in (True, False):
+        model, x, d = problem(T=40, n=2, hidden=(5, 4), noise=0.05)
+        if not reuse:  # every epoch evaluates again, as before the reuse
+            init = solvers.OptimizerStep.__init__
+
+            def again(self, *args, **kwargs):
+                init(self, *args, **kwargs)
+                self._reuse = False
+
+            monkeypatch.setattr(solvers.OptimizerStep, "__init__", again)
+        passes.clear()
+        result = train(model, x, d, method="lbfgs", max_epochs=60, tol=1e-12)
+        runs[reuse] = (result, flat(model), len(passes))
+    (fast, w_fast, n_fast), (slow, w_slow, n_slow) = runs[True], runs[False]
+    assert fast.epochs == slow.epochs == 60
+    assert fast.loss_history == slow.loss_history and fast.max_abs_error == slow.max_abs_error
+    assert torch.equal(w_fast, w_slow)
+    assert n_fast <= n_slow - 50, (n_fast, n_slow)  # nearly one pass fewer an epoch
+
+
 @pytest.mark.parametrize("backend", ["manual", "autograd"])
 @pytest.mark.parametrize("chunk_size", [None, 4])
 def test_objective_error_at_given_weights_is_the_error_there_and_leaves_the_model_as_it_was(backend, chunk_size):
