@@ -806,3 +806,32 @@ def test_save_load_keeps_the_parameters_as_given(tmp_path):
     assert (params["hidden"], params["lr"], params["max_epochs"]) == (4, 0.5, 3)
     assert (params["dtype"], params["random_state"]) == ("float64", 2)
     np.testing.assert_array_equal(again.predict(X), reg.predict(X))
+
+
+def test_auto_lbfgs_of_a_large_network_carries_the_weight_decay_and_lbfgs_by_name_none(monkeypatch):
+    """``solver="auto"``'s L-BFGS (chosen above ``AUTO_DENSE_PARAMS`` weights; here for a small network,
+    by a ``choose_method`` that answers ``"lbfgs"``) minimises ``E_s + (α/2)·Σ w²`` with
+    ``α = AUTO_WEIGHT_DECAY``: ``train`` is handed that option, and the weights end smaller than those
+    of ``solver="lbfgs"`` from the same start, which has no decay."""
+    from torch_sigmoid_mlp.estimator import regressor
+    from torch_sigmoid_mlp.training.solvers import AUTO_WEIGHT_DECAY
+
+    monkeypatch.setattr(regressor, "choose_method", lambda *args, **kwargs: "lbfgs")
+    handed = []
+    train = regressor.train
+    monkeypatch.setattr(
+        regressor, "train", lambda *a, **kw: handed.append(kw.get("options")) or train(*a, **kw)
+    )
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, (60, 3))
+    y = np.sin(3 * X[:, 0]) * X[:, 1] + 0.1 * rng.standard_normal(60)
+    fits = {
+        solver: SigmoidMLPRegressor(hidden=(6, 6), solver=solver, seed=0, max_epochs=200, device="cpu").fit(
+            X, y
+        )
+        for solver in ("auto", "lbfgs")
+    }
+    assert handed == [{"weight_decay": AUTO_WEIGHT_DECAY}, None]
+    assert fits["auto"].result_.method == "lbfgs"
+    squares = {k: sum(W.detach().square().sum().item() for W in f.model_.weights) for k, f in fits.items()}
+    assert squares["auto"] < 0.9 * squares["lbfgs"], squares

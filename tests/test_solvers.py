@@ -350,10 +350,42 @@ def test_objective_with_weights_matches_autograd_and_ignores_zero_weight_points_
     torch.testing.assert_close(g, J.T @ (s * e.detach().reshape(-1)), rtol=1e-10, atol=1e-13, msg="JᵀSe")
 
 
-def test_lbfgs_takes_the_line_searchs_last_pass_for_the_next_epoch_and_runs_the_same_run(monkeypatch):
+@pytest.mark.parametrize("unit", [1.0, 4e3])
+def test_lbfgs_with_weight_decay_minimises_E_plus_half_alpha_w_squared_as_autograd_has_it(unit):
+    """``weight_decay = α``: what L-BFGS's closure hands the optimizer is ``E_s/u + (α/2)·Σ w²`` and
+    its gradient ``∇E_s/u + α·w``, against autograd's of that objective in float64 (``u``: the weights'
+    unit, 1 for ordinary sample weights, ``s̄`` for huge ones); ``evaluate()`` still reports ``E_s``."""
+    from torch_sigmoid_mlp.training.solvers import make_step
+
+    model, x, d = problem(T=30, n=2, hidden=(4, 3), noise=0.05)
+    s = torch.full((30,), unit * 1e3 if unit != 1.0 else 1.0, dtype=torch.float64)
+    alpha = 0.03
+    objective = Objective(model, x, d, sample_weight=s if unit != 1.0 else None)
+    step = make_step("lbfgs", objective, lr=None, options={"weight_decay": alpha})
+    E, _ = step.evaluate()
+    F = step._closure()
+    ref = copy.deepcopy(model)
+    ref.backend = "autograd"
+    u = objective.weight_unit()
+    E_ref = 0.5 * ((s[:, None] if unit != 1.0 else 1.0) * (d - ref(x)).square()).sum()
+    F_ref = E_ref / u + alpha / 2 * sum(W.square().sum() for W in ref.weights)
+    F_ref.backward()
+    assert E.item() == pytest.approx(E_ref.item(), rel=1e-12)
+    assert F.item() == pytest.approx(F_ref.item(), rel=1e-12)
+    for W, W_ref in zip(model.weights, ref.weights):
+        torch.testing.assert_close(W.grad, W_ref.grad, rtol=1e-10, atol=1e-14)
+    with pytest.raises(ValueError, match="weight_decay"):
+        make_step("lbfgs", objective, lr=None, options={"weight_decay": -1.0})
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 1e-2])
+def test_lbfgs_takes_the_line_searchs_last_pass_for_the_next_epoch_and_runs_the_same_run(
+    monkeypatch, weight_decay
+):
     """L-BFGS's line search ends, as a rule, at the weights it evaluated last: the next epoch's
     ``E_s``, largest error and gradient are those, not a second pass over the points. The run is the
-    same, number for number, as one that makes the pass again, and makes fewer passes."""
+    same, number for number, as one that makes the pass again, and makes fewer passes; with a weight
+    decay too (its ``α·w`` is in the kept gradient once, not twice)."""
     from torch_sigmoid_mlp.training import solvers
 
     passes = []
@@ -365,13 +397,14 @@ def test_lbfgs_takes_the_line_searchs_last_pass_for_the_next_epoch_and_runs_the_
         if not reuse:  # every epoch evaluates again, as before the reuse
             init = solvers.OptimizerStep.__init__
 
-            def again(self, *args, **kwargs):
+            def again(self, *args, init=init, **kwargs):
                 init(self, *args, **kwargs)
                 self._reuse = False
 
             monkeypatch.setattr(solvers.OptimizerStep, "__init__", again)
         passes.clear()
-        result = train(model, x, d, method="lbfgs", max_epochs=60, tol=1e-12)
+        options = {"weight_decay": weight_decay}
+        result = train(model, x, d, method="lbfgs", max_epochs=60, tol=1e-12, options=options)
         runs[reuse] = (result, flat(model), len(passes))
     (fast, w_fast, n_fast), (slow, w_slow, n_slow) = runs[True], runs[False]
     assert fast.epochs == slow.epochs == 60
@@ -382,7 +415,9 @@ def test_lbfgs_takes_the_line_searchs_last_pass_for_the_next_epoch_and_runs_the_
 
 @pytest.mark.parametrize("backend", ["manual", "autograd"])
 @pytest.mark.parametrize("chunk_size", [None, 4])
-def test_objective_error_at_given_weights_is_the_error_there_and_leaves_the_model_as_it_was(backend, chunk_size):
+def test_objective_error_at_given_weights_is_the_error_there_and_leaves_the_model_as_it_was(
+    backend, chunk_size
+):
     """LM's trials are evaluated at views of the trial vector (``Objective.error(weights=...)``), not
     loaded into the model: the same ``(E_s, max |e|)``, bit for bit, as loading them would give (the
     backend's own forward either way), every point at once and in chunks, with the model's weights
@@ -392,8 +427,12 @@ def test_objective_error_at_given_weights_is_the_error_there_and_leaves_the_mode
     s = torch.tensor([0.5, 0, 1, 2, 0, 1, 1, 3, 0.25, 1], dtype=torch.float64)
     objective = Objective(model, x, d, sample_weight=s, chunk_size=chunk_size)
     before = flat(model)
-    trial = before + 0.1 * torch.randn(before.shape, generator=torch.Generator().manual_seed(3), dtype=before.dtype)
-    parts = [part.view(W.shape) for part, W in zip(trial.split([W.numel() for W in model.weights]), model.weights)]
+    trial = before + 0.1 * torch.randn(
+        before.shape, generator=torch.Generator().manual_seed(3), dtype=before.dtype
+    )
+    parts = [
+        part.view(W.shape) for part, W in zip(trial.split([W.numel() for W in model.weights]), model.weights)
+    ]
     E, max_error = objective.error(weights=parts)
     assert torch.equal(flat(model), before), "the model's weights changed"
     loaded = copy.deepcopy(model)

@@ -79,6 +79,15 @@ _UNSTABLE = (
     "step is stable, tests/test_estimator.py holds the equivalence"
 )
 
+_REGULARISED = (
+    "with 30 inputs the default network has P = 1830 weights, and solver='auto' runs L-BFGS with its "
+    "weight decay (AUTO_WEIGHT_DECAY): the fit stops by its convergence test (93 epochs in both) at "
+    "an iterate of a regularised objective, not at an interpolant of the 9 points, and the rounding "
+    "of the same sums in another order has grown there to predictions 1.1e-6 apart (relative 1.9e-5; "
+    "one thread or two, AMD EPYC), past the check's rtol of 1e-7. Without the decay (solver='lbfgs') "
+    "the fit interpolates and passes"
+)
+
 
 def expected_failed_checks(estimator) -> dict[str, str]:
     """The scikit-learn checks ``estimator``'s setting is expected to fail, each with its reason.
@@ -87,14 +96,15 @@ def expected_failed_checks(estimator) -> dict[str, str]:
     differ by rounding alone (a weight is a repeated point for every decision the fit takes, see
     :class:`~torch_sigmoid_mlp.SigmoidMLPRegressor`) and that rounding grows past the check's
     ``rtol=1e-7``: in float32; and in float64 where the solver that runs on the check's data is
-    ``"br"`` or ``"br_cg"`` without a ``tol`` (it interpolates the data) or steepest descent (its default step
-    loses stability there). Pass it as scikit-learn's ``expected_failed_checks=``; the checks are
+    ``"br"`` or ``"br_cg"`` without a ``tol`` (it interpolates the data), steepest descent (its default step
+    loses stability there), or ``"auto"``'s L-BFGS with its weight decay (it stops at a regularised
+    iterate, not an interpolant). Pass it as scikit-learn's ``expected_failed_checks=``; the checks are
     marked as expected failures, not skipped, and a setting that passes on some CPU passes.
 
     Example::
 
         >>> from torch_sigmoid_mlp import SigmoidMLPRegressor
-        >>> expected_failed_checks(SigmoidMLPRegressor())
+        >>> expected_failed_checks(SigmoidMLPRegressor(solver="lbfgs"))
         {}
         >>> list(expected_failed_checks(SigmoidMLPRegressor(hidden=(4,))))
         ['check_sample_weight_equivalence_on_dense_data']
@@ -107,6 +117,8 @@ def expected_failed_checks(estimator) -> dict[str, str]:
         method = _solver_on_check_data(settings)
         if method in ("br", "br_cg") and settings.tol is None:
             reason = _INTERPOLATED
+        elif method == "lbfgs" and settings.solver == "auto":
+            reason = _REGULARISED
         elif method in ("sgd", "adaptive"):
             reason = _UNSTABLE
     return {} if reason is None else {"check_sample_weight_equivalence_on_dense_data": reason}

@@ -21,6 +21,7 @@ from ..training.distributed import is_distributed, shard
 from ..training.loop import COLLAPSED_R2, ConvergenceWarning, TrainResult, start_dir, train
 from ..training.results import _rank
 from ..training.solvers import (
+    AUTO_WEIGHT_DECAY,
     CONVERGENCE,
     check_dense_size,
     choose_method,
@@ -132,7 +133,8 @@ class SigmoidMLPRegressor:
             :func:`~torch_sigmoid_mlp.choose_method` from the number of weights, of errors, and
             whether a ``tol`` or held-out points are asked for — Levenberg–Marquardt to a bound,
             Bayesian regularisation without one (``"br_cg"`` for wide networks on fewer errors than
-            weights), L-BFGS for large networks, steepest descent with
+            weights), L-BFGS for large networks (with a fixed weight decay,
+            :data:`~torch_sigmoid_mlp.training.solvers.AUTO_WEIGHT_DECAY`), steepest descent with
             ``batch_size``; ``result_.method`` says which ran. Or a name of
             :func:`~torch_sigmoid_mlp.train`'s ``method``: ``"sgd"``, ``"adaptive"``, ``"rprop"``,
             ``"adam"``, ``"lbfgs"``, ``"lm"``, ``"br"``, or ``"lm_cg"`` (LM's step by conjugate gradients
@@ -494,6 +496,7 @@ class SigmoidMLPRegressor:
             sample_weight=s,
             ftol=ftol,
             window=window,
+            options=_auto_options(self.solver, method),
         )
         result = train(self.model_, x, d, **run)
         if auto and wants_second_opinion(result, tol=settings.tol is not None) and before is None:
@@ -703,6 +706,12 @@ def _allocate(n: int, hidden: tuple[int, ...], m: int, settings, generator) -> S
             raise
         sizes = "-".join(map(str, (n, *hidden, m)))
         raise ValueError(f"not enough memory for a {sizes} network on {settings.device}") from exc
+
+
+def _auto_options(solver: str, method: str) -> dict | None:
+    """The solver's options ``"auto"`` adds: the large networks' L-BFGS minimises ``E_s + (α/2)·Σ w²``
+    (``α = AUTO_WEIGHT_DECAY``); a solver given by name runs with its own defaults."""
+    return {"weight_decay": AUTO_WEIGHT_DECAY} if solver == "auto" and method == "lbfgs" else None
 
 
 def _second_opinion(model: SigmoidMLP, x: Tensor, d: Tensor, run: dict, result: TrainResult, seed: int):
