@@ -133,12 +133,17 @@ def solver_variant(solver: str | None):
     ``"br_cg@every"``, ``"br_cg@interval8"``, ``"br_cg@fresh"`` are ``"br_cg"`` as :data:`BR_CG_VARIANTS`
     sets it; ``"br_cg:cg_eta=1e-3"`` (``name[@variant]:key=value,key=value``) sets those keyword
     defaults of the solver's class (on the class of its MRO whose ``__init__`` names the key), each
-    value a Python literal or a bare string."""
+    value a Python literal or a bare string. ``"lbfgs:weight_decay=3e-3"`` is L-BFGS by name with the
+    weight decay ``"auto"`` gives it above 1500 weights, at that ``α``."""
     head, _, given = (solver or "").partition(":")
     name, _, variant = head.partition("@")
     if variant and (name != "br_cg" or variant not in BR_CG_VARIANTS):
         raise ValueError(f"unknown solver variant {variant!r} in {solver!r}")
     options = dict(option_value(item, solver) for item in given.split(",")) if given else {}
+    if name == "lbfgs" and options:
+        with _lbfgs_options(options):
+            yield name
+        return
     module = training.matrix_free_br
     patched = []  # (kwdefaults, the key, its value before)
     for key, value in options.items():
@@ -162,6 +167,20 @@ def solver_variant(solver: str | None):
         module.inverse_trace = inverse_trace
         for kwdefaults, key, value in reversed(patched):
             kwdefaults[key] = value
+
+
+@contextlib.contextmanager
+def _lbfgs_options(options: dict):
+    """The estimator's L-BFGS fits with ``options`` (``weight_decay`` alone) in the ``with`` block."""
+    if set(options) != {"weight_decay"}:
+        raise ValueError(f"lbfgs takes weight_decay alone as a variant option, got {sorted(options)}")
+    regressor = estimator.regressor
+    kept = regressor._auto_options
+    regressor._auto_options = lambda solver, method: dict(options) if method == "lbfgs" else None
+    try:
+        yield
+    finally:
+        regressor._auto_options = kept
 
 
 def option_value(item: str, solver: str) -> tuple[str, object]:
