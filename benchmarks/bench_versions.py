@@ -78,6 +78,7 @@ def main(argv=None) -> None:
     p.add_argument("--fits", action="store_true", help="the estimator's default fits on bench_robust's rows")
     p.add_argument("--seeds", type=int, default=3, help="--fits: seeds per row")
     p.add_argument("--only", nargs="*", default=[], help="--fits: rows whose name contains one of these")
+    p.add_argument("--solver", default=None, help="--fits: solver=S in both (default: the estimator's auto)")
     p.add_argument("--out", default=None, help="results file stem (default versions, or versions_fits)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -170,6 +171,8 @@ def fits(args) -> None:
                 epochs = {}
                 for name in names[seed % 2 :] + names[: seed % 2]:
                     kwargs = {"seed": seed, "device": "cpu", "tol": p.tol, **p.options}
+                    if args.solver is not None:
+                        kwargs["solver"] = args.solver
                     if p.hidden is not None:
                         kwargs["hidden"] = p.hidden
                     model = packages[name].SigmoidMLPRegressor(**kwargs)
@@ -189,7 +192,8 @@ def fits(args) -> None:
             print(json.dumps(row), flush=True)
     totals = {name: sum(row["total_s"][name] for row in report["rows"]) for name in names}
     lines = [
-        f"The default fit (`SigmoidMLPRegressor`, one thread), this checkout against {args.against}: median "
+        f"The default fit (`SigmoidMLPRegressor`{f', solver={args.solver!r}' if args.solver else ''}, one "
+        f"thread), this checkout against {args.against}: median "
         f"wall time over {args.seeds} seeds, the two alternating fit by fit; the fits whose epochs per "
         "start are the same in both.",
         "",

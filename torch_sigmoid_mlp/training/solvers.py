@@ -910,7 +910,7 @@ class LevenbergMarquardt(Step):
                     return
             self.mu, self.nu = reject(self)
             if self.mu > self.mu_max:
-                self._load(w)  # back to w_k
+                self._load(w)  # w_k, where a trial that loads itself (the matrix-free step's) left its own
                 self.stop_reason = "mu_max"
                 return
 
