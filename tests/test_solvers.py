@@ -581,18 +581,30 @@ def test_auto_rule(P, N, tol, validation, batch_size, expected):
     assert choose_method(P, N, tol=tol, validation=validation, batch_size=batch_size) == expected
 
 
-def test_auto_rule_boundary_is_at_auto_dense_params_whatever_the_epoch_costs():
-    """Dense up to AUTO_DENSE_PARAMS weights, L-BFGS past it; the epoch cost N·P² + P³ does not move
-    it: bench_robust's largest (P = 752, N = 2000) and bench_wide's costliest dense epochs stay dense,
-    since the matrix-free "lm_cg" measured worse there (benchmarks/results/wide_lm_cg.md)."""
-    from torch_sigmoid_mlp.training.solvers import AUTO_DENSE_PARAMS
+def test_auto_rule_is_dense_up_to_auto_dense_params_and_without_a_tol_up_to_auto_dense_work():
+    """Dense up to AUTO_DENSE_PARAMS weights, L-BFGS past it. Without a tol, where N ≥ P, dense BR
+    also gives way to L-BFGS past AUTO_LBFGS_PARAMS weights and AUTO_DENSE_WORK flops an epoch
+    (N·P² + P³), both: bench_robust's largest (P = 752, N = 2000) stays dense, and so do bench_wide's
+    P = 840, N = 6000 (4.8e9) and P = 1072, N = 1122 (2.5e9); its P = 1368, N = 3000 (8.2e9) goes to
+    L-BFGS. With a tol, LM whatever the epoch costs."""
+    from torch_sigmoid_mlp.training.solvers import AUTO_DENSE_PARAMS, AUTO_DENSE_WORK, AUTO_LBFGS_PARAMS
 
-    for tol, dense in ((True, "lm"), (False, "br")):
-        assert choose_method(AUTO_DENSE_PARAMS, AUTO_DENSE_PARAMS, tol=tol, validation=False) == dense
+    for tol in (True, False):
         assert choose_method(AUTO_DENSE_PARAMS + 1, 10, tol=tol, validation=False) == "lbfgs"
-        assert choose_method(752, 2000, tol=tol, validation=False) == dense  # 1.6e9 flops an epoch
-        assert choose_method(1368, 3000, tol=tol, validation=False) == dense  # 8.2e9
-        assert choose_method(AUTO_DENSE_PARAMS, 10**6, tol=tol, validation=False) == dense
+        assert choose_method(752, 2000, tol=tol, validation=False) == ("lm" if tol else "br")  # 1.6e9
+    assert choose_method(1368, 3000, tol=True, validation=False) == "lm"  # 8.2e9 flops an epoch
+    assert choose_method(AUTO_DENSE_PARAMS, 10**6, tol=True, validation=False) == "lm"
+    assert choose_method(1368, 3000, tol=False, validation=False) == "lbfgs"
+    assert choose_method(1368, 3000, tol=False, validation=True) == "lbfgs"
+    assert choose_method(840, 6000, tol=False, validation=False) == "br"  # 4.8e9, P ≤ 1000
+    assert choose_method(1072, 1122, tol=False, validation=False) == "br"  # 2.5e9
+    assert choose_method(AUTO_LBFGS_PARAMS, 10**6, tol=False, validation=False) == "br"
+    # the boundary in N: N·P² + P³ = AUTO_DENSE_WORK is dense, one error more is not
+    P = AUTO_LBFGS_PARAMS + 1
+    N = int((AUTO_DENSE_WORK - P**3) // P**2)
+    assert N * P**2 + P**3 <= AUTO_DENSE_WORK < (N + 1) * P**2 + P**3
+    assert choose_method(P, N, tol=False, validation=False) == "br"
+    assert choose_method(P, N + 1, tol=False, validation=False) == "lbfgs"
 
 
 @pytest.mark.parametrize(
@@ -601,7 +613,8 @@ def test_auto_rule_boundary_is_at_auto_dense_params_whatever_the_epoch_costs():
         (820, 100, {}, "br_cg"),  # bench_wide's sinsq n=20: 20-20-20-1 on 100 points
         (1220, 300, {}, "br_cg"),  # teacher n=40
         (1500, 1499, {}, "br_cg"),  # AUTO_DENSE_PARAMS, one error fewer than weights
-        (1500, 1500, {}, "br"),  # as many errors as weights: γ from probes, dense BR
+        (800, 800, {}, "br"),  # as many errors as weights: γ from probes, dense BR
+        (1500, 1500, {}, "lbfgs"),  # the same, past AUTO_DENSE_WORK (6.75e9 flops an epoch)
         (1501, 100, {}, "lbfgs"),  # above AUTO_DENSE_PARAMS
         (300, 256, {}, "br_cg"),  # N·P² + P³ = 5.004e7 > CHEAP_START
         (300, 255, {}, "br"),  # 4.995e7 ≤ CHEAP_START: a cheap dense epoch, 3 starts of "br"

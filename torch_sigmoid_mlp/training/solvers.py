@@ -41,6 +41,8 @@ from .objective import Objective
 from .ranks import is_distributed
 
 __all__ = [
+    "AUTO_DENSE_WORK",
+    "AUTO_LBFGS_PARAMS",
     "AUTO_WEIGHT_DECAY",
     "DATA_SPACE_ROWS",
     "LM_MAX_PARAMS",
@@ -83,6 +85,26 @@ def check_dense_size(method: str, P: int) -> None:
 
 #: ``"auto"`` takes a dense ``P×P`` solver up to this many weights (see :func:`choose_method`).
 AUTO_DENSE_PARAMS = 1500
+#: ``"auto"`` without a ``tol``, where ``N ≥ P``, takes ``"lbfgs"`` (with :data:`AUTO_WEIGHT_DECAY`)
+#: rather than dense ``"br"`` past both of these: ``AUTO_DENSE_WORK`` flops a dense epoch
+#: (``N·P² + P³``) and ``AUTO_LBFGS_PARAMS`` weights (:func:`choose_method`). The estimator's cap
+#: (``DENSE_WORK / MIN_DENSE_EPOCHS = 2·10⁹`` flops an epoch) already holds such a fit to 50 epochs,
+#: and past ``4·10⁹`` those cost more than 10 s. L-BFGS's epoch costs ``O(N·P)`` against BR's
+#: ``O(N·P² + P³)``, so what it saves grows with ``P``. Measured (``benchmarks/bench_wide.py``,
+#: 5 seeds, median test MSE over the better of FANN's RPROP and scikit-learn's L-BFGS, and seconds;
+#: AMD EPYC, one thread) on the six problems with ``N ≥ P`` past ``4·10⁹`` flops, L-BFGS with the
+#: decay against dense BR:
+#:
+#: - ``P > 1000`` (``results/wide_dense_work_large.md``): ``teacher n=30 m=3 σ`` 0.79 in 11.6 s
+#:   against 0.60 in 34.6 s (FANN: 5.3 s), ``sincos n=24 σ`` 1.00 in 21.4 s against 0.90 in 26.9 s
+#:   (13.9 s), ``teacher n=30 m=1`` 1.13 in 12.8 s against 1.34 in 28.6 s (15.3 s).
+#: - ``P ≤ 1000`` (``results/wide_dense_work_small.md``; ``sincos``: ``results/wide_dense_work.md``,
+#:   dense BR ``results/wide_dense_work_sincos.md``):
+#:   ``friedman n=20 m=2 σ`` 1.13 in 28.7 s against 0.99 in 17.1 s (12.1 s), ``teacher n=16 m=2``
+#:   3.08 in 11.8 s against 1.95 in 17.1 s (13.2 s), ``sincos n=20 m=3 σ`` 0.94 in 18.9 s (7.0 s)
+#:   against 0.90 in 34.2 s (two starts; another run): BR stays there, the better fit on all three.
+AUTO_DENSE_WORK = 4e9
+AUTO_LBFGS_PARAMS = 1000
 
 #: The estimator's convergence stop per solver, ``(ftol, window)`` of :func:`~torch_sigmoid_mlp.train`:
 #: ``"converged"`` once the training ``R²`` rose by at most ``ftol`` over ``window`` epochs
@@ -136,6 +158,8 @@ def choose_method(
         P ≤ AUTO_DENSE_PARAMS, no tol     →  "br"    (chooses its own weight decay), or where
             data_space (N, R < P, one process), no validation and N·P² + P³ > CHEAP_START
                                           →  "br_cg" (BR by CG, γ and the evidence exact from R×R)
+            otherwise N·P² + P³ > AUTO_DENSE_WORK
+                                          →  "lbfgs" (a dense epoch dearer than a fit can spend)
         larger networks                   →  "lbfgs" (needs only gradients, O(P) memory; the
                                              estimator adds AUTO_WEIGHT_DECAY)
 
@@ -221,6 +245,14 @@ def choose_method(
     With held-out points (unmeasured for ``br_cg``) and on several processes (the probes then: 10–19×
     dense BR's time) ``"br"`` stays.
 
+    Where ``N ≥ P`` a dense BR epoch past ``2·10⁹`` flops is held to ``MIN_DENSE_EPOCHS = 50`` by the
+    estimator's work cap (``DENSE_WORK``), and past :data:`AUTO_DENSE_WORK` those 50 cost more than
+    10 s. There, in networks of more than :data:`AUTO_LBFGS_PARAMS` weights, ``"lbfgs"`` with
+    :data:`AUTO_WEIGHT_DECAY` runs instead: 1.3–3.0× faster than dense BR on ``bench_wide.py``'s
+    three such problems, within 1.05× of the better of FANN and scikit-learn's L-BFGS on two (BR:
+    two, one of them past 3× FANN's time). Below it BR stays, the better fit on all three
+    (the measurements: :data:`AUTO_DENSE_WORK`).
+
     Example::
 
         >>> from torch_sigmoid_mlp.training.solvers import choose_method
@@ -241,10 +273,10 @@ def choose_method(
         return "lbfgs"
     if tol:
         return "lm"
-    dear = N * P**2 + P**3 > CHEAP_START
-    if dear and not validation and data_space(P, N, rows=rows, distributed=distributed):
+    work = N * P**2 + P**3  # flops of a dense epoch
+    if work > CHEAP_START and not validation and data_space(P, N, rows=rows, distributed=distributed):
         return "br_cg"
-    return "br"
+    return "lbfgs" if work > AUTO_DENSE_WORK and P > AUTO_LBFGS_PARAMS else "br"
 
 
 def data_space(P: int, N: int, *, rows: int | None = None, distributed: bool = False) -> bool:
