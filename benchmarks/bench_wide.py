@@ -193,7 +193,7 @@ def problems() -> list[Problem]:
         Problem("like 14-in 3-out T=2104 (teacher σ)", "teacher", 14, 3, 16, 2104, noise=s),
         Problem("like 10-in 1-out T=2088 (friedman σ)", "friedman", 10, 1, 16, 2088, noise=s, quick=True),
         Problem("like 32-in 1-out T=2048 (sincos σ)", "sincos", 32, 1, 16, 2048, noise=s),
-        # N ≥ P ≤ 1500 and a dense epoch of 4.8·10⁹ and 5.1·10⁹ flops: past AUTO_DENSE_WORK
+        # N ≥ P, P ≤ AUTO_LBFGS_PARAMS and a dense epoch of 4.8·10⁹ and 5.1·10⁹ flops: dense BR
         Problem("friedman n=20 m=2 σ T=3000", "friedman", 20, 2, 20, 3000, noise=s),
         Problem("teacher n=16 m=2 T=4000", "teacher", 16, 2, 20, 4000),
         # the same past P = 1000 (AUTO_LBFGS_PARAMS): 5.8·10⁹ and 7.5·10⁹ flops a dense epoch

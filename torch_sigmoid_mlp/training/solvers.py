@@ -104,6 +104,8 @@ AUTO_DENSE_PARAMS = 1500
 #:   3.08 in 11.8 s against 1.95 in 17.1 s (13.2 s), ``sincos n=20 m=3 σ`` 0.94 in 18.9 s (7.0 s)
 #:   against 0.90 in 34.2 s (two starts; another run): BR stays there, the better fit on all three.
 AUTO_DENSE_WORK = 4e9
+#: With :data:`AUTO_DENSE_WORK`: ``"auto"``'s dense BR gives way to L-BFGS only in networks of more
+#: weights than this (the measurements there).
 AUTO_LBFGS_PARAMS = 1000
 
 #: The estimator's convergence stop per solver, ``(ftol, window)`` of :func:`~torch_sigmoid_mlp.train`:
@@ -158,7 +160,7 @@ def choose_method(
         P ≤ AUTO_DENSE_PARAMS, no tol     →  "br"    (chooses its own weight decay), or where
             data_space (N, R < P, one process), no validation and N·P² + P³ > CHEAP_START
                                           →  "br_cg" (BR by CG, γ and the evidence exact from R×R)
-            otherwise N·P² + P³ > AUTO_DENSE_WORK
+            otherwise N·P² + P³ > AUTO_DENSE_WORK and P > AUTO_LBFGS_PARAMS
                                           →  "lbfgs" (a dense epoch dearer than a fit can spend)
         larger networks                   →  "lbfgs" (needs only gradients, O(P) memory; the
                                              estimator adds AUTO_WEIGHT_DECAY)
@@ -362,18 +364,18 @@ def wants_second_opinion(result, *, tol: bool) -> bool:
     )
 
 
-#: ``"auto"``'s L-BFGS (above :data:`AUTO_DENSE_PARAMS` weights) minimises ``E_s + (α/2)·Σ w²`` with
-#: this ``α`` (``weight_decay`` of :func:`make_step`); ``solver="lbfgs"`` given by name has none. Without
-#: it L-BFGS fits the noise of wide networks, and runs longer fit it worse (``sincos n=30``, P = 1652,
-#: seed 0: test MSE 1.66e-3 after 5000 epochs, 2.14e-3 after 10000). Measured on
-#: ``benchmarks/bench_wide.py``'s four problems above 1500 weights, 2 seeds each, test MSE at α = 0,
-#: 10⁻⁵, 10⁻⁴, 10⁻³, 3·10⁻³, 10⁻²: ``sincos n=30`` 1.66e-3/2.53e-3, …, 1.17e-3/8.77e-4,
-#: 1.21e-3/1.04e-3, 1.39e-3/1.35e-3; ``friedman n=40`` 4.13e-4/2.78e-4, …, 2.90e-4/2.14e-4,
-#: 2.04e-4/1.70e-4, 2.17e-4/3.16e-4; ``teacher n=50 m=3`` 6.65e-3/6.22e-3, …, 2.70e-3/2.92e-3,
-#: 1.34e-3/1.47e-3, 9.75e-4/9.26e-4; ``sincos n=50 σ`` 1.94e-2/2.14e-2, …, 2.29e-2/2.08e-2,
-#: 2.02e-2/1.72e-2, 1.37e-2/1.27e-2 (``benchmarks/results/wide_lbfgs_decay.md`` the whole rule
-#: against scikit-learn and FANN). ``3·10⁻³`` is the lowest or within 1.3× of it on every seed
-#: of the first three; ``10⁻²`` lowers the last two further but raises ``friedman n=40`` to 1.9×.
+#: ``"auto"``'s L-BFGS (above :data:`AUTO_DENSE_PARAMS` weights, or past :data:`AUTO_DENSE_WORK`) minimises
+#: ``E_s + (α/2)·Σ w²`` with this ``α`` (``weight_decay`` of :func:`make_step`); ``solver="lbfgs"`` given by
+#: name has none. Without it L-BFGS fits the noise of wide networks, and runs longer fit it worse
+#: (``sincos n=30``, P = 1652, seed 0: test MSE 1.66e-3 after 5000 epochs, 2.14e-3 after 10000). Measured on
+#: ``benchmarks/bench_wide.py``'s four problems above 1500 weights, 2 seeds each, test MSE at α = 0, 10⁻⁵,
+#: 10⁻⁴, 10⁻³, 3·10⁻³, 10⁻²: ``sincos n=30`` 1.66e-3/2.53e-3, …, 1.17e-3/8.77e-4, 1.21e-3/1.04e-3,
+#: 1.39e-3/1.35e-3; ``friedman n=40`` 4.13e-4/2.78e-4, …, 2.90e-4/2.14e-4, 2.04e-4/1.70e-4, 2.17e-4/3.16e-4;
+#: ``teacher n=50 m=3`` 6.65e-3/6.22e-3, …, 2.70e-3/2.92e-3, 1.34e-3/1.47e-3, 9.75e-4/9.26e-4;
+#: ``sincos n=50 σ`` 1.94e-2/2.14e-2, …, 2.29e-2/2.08e-2, 2.02e-2/1.72e-2, 1.37e-2/1.27e-2
+#: (``benchmarks/results/wide_lbfgs_decay.md`` the whole rule against scikit-learn and FANN). ``3·10⁻³`` is
+#: the lowest or within 1.3× of it on every seed of the first three; ``10⁻²`` lowers the last two further but
+#: raises ``friedman n=40`` to 1.9×.
 AUTO_WEIGHT_DECAY = 3e-3
 #: :func:`wants_second_opinion`: a BR fit below this training ``R²`` gets a start from the minimum.
 SECOND_OPINION_R2 = 0.9
