@@ -368,6 +368,26 @@ def test_the_start_from_the_minimum_is_kept_only_where_the_evidence_agrees():
     assert reg.result_.start < 3 and starts[3].evidence < reg.result_.evidence
 
 
+def test_a_dear_fit_with_fewer_than_two_errors_a_weight_gets_no_start_from_the_minimum(monkeypatch):
+    """Noise for targets, P = 350 weights and N = 400 errors (``N·P² + P³`` past ``CHEAP_START``): the
+    fit explains little, and the start from the minimum would fit the noise (``γ ≈ P``), so none is
+    made; with the rule off the same fit makes one."""
+    from torch_sigmoid_mlp.training import solvers
+
+    rng = np.random.default_rng(3)
+    X, y = rng.uniform(-1, 1, (400, 10)), rng.normal(size=400)
+    settings = {"hidden": (14, 14), "max_epochs": 8, "seed": 0, "device": "cpu"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        reg = SigmoidMLPRegressor(**settings).fit(X, y)
+        P, N = sum(W.numel() for W in reg.model_.weights), 400
+        assert N * P**2 + P**3 > solvers.CHEAP_START and N < solvers.SECOND_OPINION_POINTS * P
+        assert reg.result_.r2 < SECOND_OPINION_R2 and not reg.result_.restarts
+        monkeypatch.setattr(solvers, "SECOND_OPINION_POINTS", 0)
+        again = SigmoidMLPRegressor(**settings).fit(X, y)
+    assert len(again.result_.restarts) == 2 and again.result_.restarts[1].solver_state["start"] == "minimum"
+
+
 def test_evidence_chooses_among_br_starts_and_prefers_the_regularised_fit_on_noisy_data():
     pytest.importorskip("sklearn")
     from sklearn.datasets import load_diabetes

@@ -499,7 +499,8 @@ class SigmoidMLPRegressor:
             options=_auto_options(self.solver, method),
         )
         result = train(self.model_, x, d, **run)
-        if auto and wants_second_opinion(result, tol=settings.tol is not None) and before is None:
+        wanted = wants_second_opinion(result, tol=settings.tol is not None, P=P, N=N)
+        if auto and wanted and before is None:
             result = _second_opinion(self.model_, x, d, run, result, self._generator.initial_seed())
         return result
 

@@ -336,7 +336,7 @@ def choose_restarts(
     return 3 if cheap else 1
 
 
-def wants_second_opinion(result, *, tol: bool) -> bool:
+def wants_second_opinion(result, *, tol: bool, P: int | None = None, N: float | None = None) -> bool:
     r"""Whether ``restarts="auto"`` adds one start from the minimum of ``E`` to a ``"br"`` fit.
 
     BR's ``"trainbr"`` start sets ``α, β`` from ``w_0``, and every start can settle together in an
@@ -354,7 +354,26 @@ def wants_second_opinion(result, *, tol: bool) -> bool:
     Over ``bench_robust.py``'s rows and 10 seeds it ran on that ``tanh`` seed (grid ``R²`` 0.48 →
     1.0) and on diabetes (training ``R²`` 0.41–0.62), where a ``"trainbr"`` start was kept on every
     seed. The other fits, clean and noisy, end at training ``R²`` 0.96 or more and never pay for it.
+
+    Given the weights ``P`` and errors ``N``, it is not made where a start is dear (``N·P² + P³ >``
+    :data:`CHEAP_START`) and there are fewer than :data:`SECOND_OPINION_POINTS` errors a weight: there
+    the minimum of ``E`` fits the noise (``γ ≈ P``) and its evidence is far below the ``"trainbr"``
+    start's. On ``bench_wide.py``'s rows that ask for one, 6 seeds each, it was kept on none of 16 such
+    fits: ``like 48-in 3-out`` (N/P = 1.05; evidence −676 to −387 against 468 to 521; the fit 1.4–3.9×
+    as long: 2.3 → 8.9 s), ``friedman n=50 σ`` (0.14) and ``sincos n=30 m=2 T=150`` (0.29). Where
+    ``N ≥ 2P`` it won on every seed of ``sincos n=20 m=3 σ`` (N/P = 7; test MSE 5.8e-3 → 5.3e-3, 6.2e-3
+    → 5.2e-3, 7.6e-3 → 5.1e-3) and on one of two of ``like 32-in 1-out`` (2.6; training ``R²`` 0.17 →
+    0.94); where a start is cheap it is made whatever ``N/P`` (the ``tanh`` fit above has N/P = 0.375).
+
+    Example::
+
+        >>> from types import SimpleNamespace
+        >>> fit = SimpleNamespace(method="br", r2=0.02, stop_reason="converged")
+        >>> [wants_second_opinion(fit, tol=False, P=P, N=N) for P, N in [(80, 30), (1072, 1122), (860, 6000)]]
+        [True, False, True]
     """
+    if P is not None and N is not None and N * P**2 + P**3 > CHEAP_START and N < SECOND_OPINION_POINTS * P:
+        return False
     return (
         result.method in ("br", "br_cg")
         and not tol
@@ -379,6 +398,8 @@ def wants_second_opinion(result, *, tol: bool) -> bool:
 AUTO_WEIGHT_DECAY = 3e-3
 #: :func:`wants_second_opinion`: a BR fit below this training ``R²`` gets a start from the minimum.
 SECOND_OPINION_R2 = 0.9
+#: :func:`wants_second_opinion`: a dear start gets one only with at least this many errors a weight.
+SECOND_OPINION_POINTS = 2
 #: ``restarts="auto"`` with a ``tol``: at most this many starts, the first to reach it ending the fit.
 MAX_STARTS_TOL = 10
 #: An LM/BR epoch of at most this many flops (``N·P² + P³``) makes a start cheap enough to repeat.
