@@ -10,7 +10,10 @@ data, and the epoch's time. The blocked epoch's peak should be flat in T; the wh
 as ``8·T·m·P`` bytes. The third column is one epoch of ``method="lm_cg"``
 (:class:`~torch_sigmoid_mlp.training.matrix_free.MatrixFreeLM`): no ``J`` and no ``P×P`` matrix, its
 memory the signals of ``w_k`` and of a trial, ``2·8·T·Σ_{l≥1} size_l`` bytes, and vectors of ``P``:
-``O(N + P)``.
+``O(N + P)``. The fourth is one epoch of a population of one
+(:class:`~torch_sigmoid_mlp.training.population_lm.LevenbergMarquardt`, what ``restarts`` run their
+starts as): its ``JᵀJ`` and ``Jᵀe`` summed a block of at most ``JACOBIAN_NUMBERS`` numbers of ``J`` at a
+time, beside the signals of ``w_k`` and of a trial.
 
     python benchmarks/bench_lm_memory.py
     python benchmarks/bench_lm_memory.py --points 1e4 1e5 1e6 -n 8
@@ -31,12 +34,13 @@ import torch
 from machine import describe, summary, vm_kib
 
 from torch_sigmoid_mlp import SigmoidMLP, jacobian
+from torch_sigmoid_mlp.training import population_lm
 from torch_sigmoid_mlp.training.matrix_free import MatrixFreeLM
 from torch_sigmoid_mlp.training.objective import Objective
 from torch_sigmoid_mlp.training.solvers import LevenbergMarquardt
 
 RESULTS = Path(__file__).resolve().parent / "results"
-HOWS = ("blocks", "whole J", "lm_cg")
+HOWS = ("blocks", "whole J", "lm_cg", "population")
 
 
 def _measure(n: int, T: int, how: str, queue) -> None:
@@ -45,17 +49,28 @@ def _measure(n: int, T: int, how: str, queue) -> None:
     model = SigmoidMLP(n, dtype=torch.float64, generator=g)
     x = torch.empty(T, n, dtype=torch.float64).uniform_(-1, 1, generator=g)
     d = torch.empty(T, 1, dtype=torch.float64).uniform_(0.1, 0.9, generator=g)
-    solver = MatrixFreeLM if how == "lm_cg" else LevenbergMarquardt
-    objective = Objective(model, x[:8], d[:8])
-    first = solver(objective)
-    first.evaluate()
-    first.step()  # first-call set-up (kernels, allocator) is not the epoch's
-    objective = Objective(model, x, d)
-    step = solver(objective)
+    if how == "population":
+        model = SigmoidMLP(n, dtype=torch.float64, generator=g, population=1)
+        everyone = torch.ones(1, dtype=torch.bool)
+        first = population_lm.LevenbergMarquardt(list(model.weights), x[:8], d[:8], None)
+        first.evaluate()
+        first.step(everyone)  # first-call set-up (kernels, allocator) is not the epoch's
+        step = population_lm.LevenbergMarquardt(list(model.weights), x, d, None)
+    else:
+        solver = MatrixFreeLM if how == "lm_cg" else LevenbergMarquardt
+        objective = Objective(model, x[:8], d[:8])
+        first = solver(objective)
+        first.evaluate()
+        first.step()  # first-call set-up (kernels, allocator) is not the epoch's
+        objective = Objective(model, x, d)
+        step = solver(objective)
     Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
     before = vm_kib("VmHWM") * 1024
     t0 = time.perf_counter()
-    if how in ("blocks", "lm_cg"):
+    if how == "population":
+        step.evaluate()
+        step.step(everyone)
+    elif how in ("blocks", "lm_cg"):
         step.evaluate()
         step.step()
     else:
@@ -103,8 +118,8 @@ def main(argv=None) -> None:
         f"Extra peak memory (rise of the peak RSS) of one LM epoch, {args.n}-{args.n}-{args.n}-1 "
         f"(P = {P}), float64, one thread; the epoch's time in brackets.",
         "",
-        "| T | JᵀJ, Jᵀe in blocks (train) | the whole J at once | lm_cg: no J, no JᵀJ |",
-        "|---|---|---|---|",
+        "| T | JᵀJ, Jᵀe in blocks (train) | the whole J at once | lm_cg: no J, no JᵀJ | population of one |",
+        "|---|---|---|---|---|",
     ]
     for T in args.points:
         cells = []

@@ -235,6 +235,42 @@ def test_trying_two_damping_values_in_a_round_takes_the_steps_of_trying_them_one
     assert rounds_two < (0.8 if damping == "trainlm" else 1.0) * rounds_one, (rounds_one, rounds_two)
 
 
+@pytest.mark.parametrize("numbers", [None, 300, 1])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_the_members_gauss_newton_products_in_blocks_of_points_are_autograds(monkeypatch, numbers, weighted):
+    """``JᵀSJ`` and ``JᵀSe`` of each member, every point at once and summed in blocks of points
+    (``JACOBIAN_NUMBERS`` of 300: blocks of 3 points, the last of 1; of 1: one point a block, each
+    member alone), against autograd's Jacobian of that member as a single network, with two outputs
+    and with and without sample weights."""
+    from torch_sigmoid_mlp.training import population_lm
+    from torch_sigmoid_mlp.training.population import make_population_step
+
+    if numbers is not None:
+        monkeypatch.setattr(population_lm, "JACOBIAN_NUMBERS", numbers)
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(22, 2, generator=g, dtype=F64) * 2 - 1
+    d = torch.rand(22, 2, generator=g, dtype=F64) * 0.8 + 0.1
+    s = torch.rand(22, generator=g, dtype=F64) * 2 if weighted else None
+    singles = _singles(3, hidden=(4, 3), m=2)  # P = 8 + 12 + 6 = 26: 3 members, 2 rows a point
+    population = SigmoidMLP.stack(singles)
+    step = make_population_step("lm", list(population.weights), x, d, s, lr=None, options=None)
+    A, g_, E = step.gauss_newton(torch.arange(3))
+    for k, single in enumerate(singles):
+        shapes = [W.shape for W in single.weights]
+        w = torch.cat([W.detach().reshape(-1) for W in single.weights])
+
+        def outputs(w, shapes=shapes):
+            parts = [part.reshape(shape) for part, shape in zip(w.split([a * b for a, b in shapes]), shapes)]
+            return sigmoid_mlp(x, parts).reshape(-1)  # rows t·m + i
+
+        J = torch.func.jacrev(outputs)(w)  # (T·m, P)
+        e = (d - single(x)).detach().reshape(-1)
+        rows = torch.ones_like(e) if s is None else s.repeat_interleave(2)
+        torch.testing.assert_close(A[k], J.T @ (rows[:, None] * J), rtol=1e-12, atol=1e-14)
+        torch.testing.assert_close(g_[k], J.T @ (rows * e), rtol=1e-12, atol=1e-14)
+        assert E[k].item() == pytest.approx(0.5 * (rows * e.square()).sum().item(), rel=1e-13)
+
+
 @pytest.mark.parametrize("method", ["lm", "br"])
 def test_the_pass_kept_from_evaluate_is_the_one_at_the_weights_as_they_are(method):
     """The epoch's Gauss–Newton products take the loop's evaluation at ``w_k`` instead of a second

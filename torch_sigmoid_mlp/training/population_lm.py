@@ -4,8 +4,9 @@ Each member ``k`` keeps its own damping ``μ_k`` (and for BR its ``α_{k,l}, β_
 search and its start) and follows the single network's rules of
 :class:`~torch_sigmoid_mlp.solvers.LevenbergMarquardt` and
 :class:`~torch_sigmoid_mlp.solvers.BayesianRegularization` exactly; what is batched is the work:
-the Jacobians ``(k, N, P)``, the Gauss–Newton matrices ``(k, P, P)`` and their Cholesky factors, for
-the ``k`` members still active (a stopped member is left out of every product). The trial steps of
+the Jacobians ``(k, N, P)`` (a block of points at a time where they are large), the Gauss–Newton
+matrices ``(k, P, P)`` and their Cholesky factors, for the ``k`` members still active (a stopped
+member is left out of every product). The trial steps of
 an epoch go on until every active member has accepted one or reached ``μ_max``.
 """
 
@@ -26,7 +27,9 @@ from .solvers import BayesianRegularization as _SingleBR
 
 __all__ = ["BayesianRegularization", "LevenbergMarquardt"]
 
-#: the most numbers of the members' Jacobians formed at once (256 MB in float64)
+#: the most numbers of the members' Jacobians formed at once (256 MB in float64): the members in groups,
+#: and one member's points in blocks where its whole ``J`` is larger (``bench_lm_memory.py``: a population
+#: of one at P = 136 and T = 3·10⁶, 1.1 GB in all against the whole ``J``'s 3.9 GB)
 JACOBIAN_NUMBERS = 1 << 25
 #: A round of trials tries a second damping value for a member only where at most
 #: ``SPECULATE_MEMBERS`` members are still seeking a step and a factorisation is cheap, ``P³`` at most
@@ -158,29 +161,49 @@ class LevenbergMarquardt(PopulationStep):
         return tuple(torch.cat(p) for p in zip(*parts))  # type: ignore[return-value]
 
     def _gauss_newton(self, idx: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """:meth:`gauss_newton` of a group of members, summed a block of points at a time: at most
+        :data:`JACOBIAN_NUMBERS` numbers of ``J`` at once, all the points in one block where they fit.
+        """
         with torch.no_grad():
             weights, ys, E, _ = self._signals(idx)
             k, T, m = ys[-1].shape
-            J = ys[-1].new_empty(k, T, m, self.P)  # ∂y^(L)_i(t)/∂w, rows t·m + i
-            if m == 1:
-                delta = _sigmoid_backward(torch.ones_like(ys[-1]), ys[-1])[..., None]  # δ^(L), (k, T, 1, 1)
-            else:
-                units = torch.eye(m, dtype=ys[-1].dtype, device=ys[-1].device).expand(k, T, m, m)
-                delta = _sigmoid_backward(units, ys[-1][:, :, None, :])  # δ^(L) of each y^(L)_i, (k, T, m, m)
-            ends = self._ends
-            for l in range(len(weights) - 1, -1, -1):
-                # ∂y^(L)_i(t)/∂W^(l) = δ_i^(l+1)(t) · y^(l)(t)ᵀ, written into J's columns of W^(l)
-                block = J[..., ends[l] - self._numels[l] : ends[l]].unflatten(-1, weights[l].shape[1:])
-                torch.mul(delta[..., :, None], ys[l][:, :, None, None, :], out=block)
-                if l > 0:
-                    back = torch.bmm(delta.reshape(k, T * m, -1), weights[l]).reshape(k, T, m, -1)
-                    delta = _sigmoid_backward(back, ys[l][:, :, None, :])  # δ^(l)
-            J = J.reshape(k, T * m, self.P).double()
-            e = (self.d - ys[-1]).double().reshape(k, T * m, 1)
-            if self.s is not None:
-                rows = self.s.double().expand(-1, m).reshape(-1, 1)  # s_t per row, (T·m, 1)
-                return J.mT @ (J * rows), (J.mT @ (rows * e))[..., 0], E
-            return J.mT @ J, (J.mT @ e)[..., 0], E
+            block = max(1, JACOBIAN_NUMBERS // (k * m * self.P))  # points a block
+            A = g = None
+            for t in range(0, T, block):
+                points = slice(t, t + block)
+                J, SJ, Se = self._jacobian(weights, [y[:, points] for y in ys], points)
+                if A is None:
+                    A, g = J.mT @ SJ, (J.mT @ Se)[..., 0]
+                else:
+                    A.baddbmm_(J.mT, SJ)
+                    g.add_((J.mT @ Se)[..., 0])
+            return A, g, E
+
+    def _jacobian(self, weights: list[Tensor], ys: list[Tensor], points: slice) -> tuple[Tensor, ...]:
+        """``(J, SJ, Se)`` of the points ``points`` (their signals ``ys``), in float64: ``(k, R, P)``,
+        ``(k, R, P)``, ``(k, R, 1)`` with ``R`` their rows ``t·m + i``; ``SJ`` is ``J`` itself
+        without sample weights."""
+        k, T, m = ys[-1].shape
+        J = ys[-1].new_empty(k, T, m, self.P)  # ∂y^(L)_i(t)/∂w, rows t·m + i
+        if m == 1:
+            delta = _sigmoid_backward(torch.ones_like(ys[-1]), ys[-1])[..., None]  # δ^(L), (k, T, 1, 1)
+        else:
+            units = torch.eye(m, dtype=ys[-1].dtype, device=ys[-1].device).expand(k, T, m, m)
+            delta = _sigmoid_backward(units, ys[-1][:, :, None, :])  # δ^(L) of each y^(L)_i, (k, T, m, m)
+        ends = self._ends
+        for l in range(len(weights) - 1, -1, -1):
+            # ∂y^(L)_i(t)/∂W^(l) = δ_i^(l+1)(t) · y^(l)(t)ᵀ, written into J's columns of W^(l)
+            block = J[..., ends[l] - self._numels[l] : ends[l]].unflatten(-1, weights[l].shape[1:])
+            torch.mul(delta[..., :, None], ys[l][:, :, None, None, :], out=block)
+            if l > 0:
+                back = torch.bmm(delta.reshape(k, T * m, -1), weights[l]).reshape(k, T, m, -1)
+                delta = _sigmoid_backward(back, ys[l][:, :, None, :])  # δ^(l)
+        J = J.reshape(k, T * m, self.P).double()
+        e = (self.d[points] - ys[-1]).double().reshape(k, T * m, 1)
+        if self.s is None:
+            return J, J, e
+        rows = self.s[points].double().expand(-1, m).reshape(-1, 1)  # s_t per row, (T·m, 1)
+        return J, J * rows, rows * e
 
     # -- the solver's own form, for BR to change ------------------------------------------------------
 
