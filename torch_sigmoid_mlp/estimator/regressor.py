@@ -499,8 +499,7 @@ class SigmoidMLPRegressor:
             options=_auto_options(self.solver, method),
         )
         result = train(self.model_, x, d, **run)
-        wanted = wants_second_opinion(result, tol=settings.tol is not None, P=P, N=N)
-        if auto and wanted and before is None:
+        if auto and before is None and wants_second_opinion(result, tol=settings.tol is not None, P=P, N=N):
             result = _second_opinion(self.model_, x, d, run, result, self._generator.initial_seed())
         return result
 
