@@ -361,10 +361,10 @@ def wants_second_opinion(result, *, tol: bool, P: int | None = None, N: float | 
     start's. On ``bench_wide.py``'s rows that ask for one, 6 seeds each, it was kept on none of the 16
     fits that made one: ``like 48-in 3-out`` (N/P = 1.05; evidence −676 to −387 against 468 to 532; the
     fit 1.7–3.9× as long on three seeds: 2.3 → 8.9 s), ``friedman n=50 σ`` (0.47) and ``sincos n=30 m=2
-    T=150`` (0.29). Where
-    ``N ≥ 2P`` it won on every seed of ``sincos n=20 m=3 σ`` (N/P = 7; test MSE 5.8e-3 → 5.3e-3, 6.2e-3
-    → 5.2e-3, 7.6e-3 → 5.1e-3) and on one of two of ``like 32-in 1-out`` (2.6; training ``R²`` 0.17 →
-    0.94); where a start is cheap it is made whatever ``N/P`` (the ``tanh`` fit above has N/P = 0.375).
+    T=150`` (0.29). Where ``N ≥ 2P`` it won on every seed of ``sincos n=20 m=3 σ`` (N/P = 7; test MSE
+    5.8e-3 → 5.3e-3, 6.2e-3 → 5.2e-3, 7.6e-3 → 5.1e-3) and on one of two of ``like 32-in 1-out`` (2.6;
+    training ``R²`` 0.17 → 0.94); where a start is cheap it is made whatever ``N/P`` (the ``tanh`` fit
+    above has N/P = 0.375).
 
     Example::
 
